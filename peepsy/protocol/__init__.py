@@ -1,0 +1,105 @@
+"""The sans-IO peepsy protocol: framing, message models, encoding and id correlation.
+
+Nothing here starts a process, reads a clock, sleeps or runs an event loop; a test
+holds it to that. The transports and the master and child policies build on it.
+"""
+
+from peepsy._errors import (
+    DuplicateRequestId,
+    EncodeError,
+    InvalidJson,
+    InvalidMessage,
+    Issue,
+    LineTooLong,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+    TruncatedLine,
+    UnexpectedMessage,
+    UnknownMessageType,
+)
+from peepsy.protocol._codec import encode, json_path, parse
+from peepsy.protocol._connection import (
+    Connection,
+    Event,
+    HeartbeatReceived,
+    InitReceived,
+    MessageRejected,
+    ReadyReceived,
+    RequestReceived,
+    ResponseReceived,
+    Role,
+    ShutdownReceived,
+    StreamEnded,
+    UnmatchedResponse,
+)
+from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, MIN_MAX_LINE_BYTES, LineFramer
+from peepsy.protocol._generated import (
+    ErrorPayload,
+    Heartbeat,
+    Init,
+    Ready,
+    RequestBody,
+    RequestLegacy,
+    RequestUnified,
+    Response,
+    Shutdown,
+)
+from peepsy.protocol._messages import (
+    MESSAGE_ADAPTER,
+    ChildMessage,
+    MasterMessage,
+    Message,
+    Request,
+)
+from peepsy.protocol._version import PROTOCOL_VERSION, parse_version, supports
+
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "MESSAGE_ADAPTER",
+    "MIN_MAX_LINE_BYTES",
+    "PROTOCOL_VERSION",
+    "ChildMessage",
+    "Connection",
+    "DuplicateRequestId",
+    "EncodeError",
+    "ErrorPayload",
+    "Event",
+    "Heartbeat",
+    "HeartbeatReceived",
+    "Init",
+    "InitReceived",
+    "InvalidJson",
+    "InvalidMessage",
+    "Issue",
+    "LineFramer",
+    "LineTooLong",
+    "LocalProtocolError",
+    "MasterMessage",
+    "Message",
+    "MessageRejected",
+    "ProtocolError",
+    "Ready",
+    "ReadyReceived",
+    "RemoteProtocolError",
+    "Request",
+    "RequestBody",
+    "RequestLegacy",
+    "RequestReceived",
+    "RequestUnified",
+    "Response",
+    "ResponseReceived",
+    "Role",
+    "Shutdown",
+    "ShutdownReceived",
+    "StreamEnded",
+    "TruncatedLine",
+    "UnexpectedMessage",
+    "UnknownMessageType",
+    "UnmatchedResponse",
+    "encode",
+    "json_path",
+    "parse",
+    "parse_version",
+    "supports",
+]

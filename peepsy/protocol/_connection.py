@@ -1,0 +1,377 @@
+"""The protocol state of one master-child channel, without I/O (spec ID-*, RESP-*, MSG-6).
+
+A :class:`Connection` turns received bytes into events and outgoing messages into bytes.
+It keeps two tables: the requests we sent that await a RESPONSE, and the requests we
+received that we still owe one. It never reads a clock, sleeps, spawns or touches a
+stream: timeouts, processes and the event loop belong to the caller.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+
+from pydantic import MISSING, ValidationError
+
+from peepsy._errors import (
+    DuplicateRequestId,
+    LocalProtocolError,
+    RemoteProtocolError,
+    UnexpectedMessage,
+)
+from peepsy.protocol._codec import encode, parse
+from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, LineFramer
+from peepsy.protocol._generated import (
+    ErrorPayload,
+    Heartbeat,
+    Init,
+    Ready,
+    RequestBody,
+    RequestLegacy,
+    RequestUnified,
+    Response,
+    Shutdown,
+)
+from peepsy.protocol._messages import Message
+
+
+class Role(enum.Enum):
+    MASTER = "master"
+    CHILD = "child"
+
+    @property
+    def peer(self) -> Role:
+        return Role.CHILD if self is Role.MASTER else Role.MASTER
+
+
+# --- events: facts about what the peer sent ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """The peer asks us to run ``action``; answer with :meth:`Connection.send_response`.
+
+    Both REQUEST shapes arrive as this one event (REQ-3); ``legacy`` says which it was.
+    Absent ``data`` arrives as ``None``.
+    """
+
+    id: str
+    action: str
+    data: Any
+    timeout: int | None
+    priority: int
+    legacy: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """The answer to a request we sent (and have not forgotten)."""
+
+    response: Response
+    action: str
+
+    @property
+    def ok(self) -> bool:
+        return self.response.status < 400
+
+
+@dataclass(frozen=True, slots=True)
+class UnmatchedResponse:
+    """A RESPONSE whose id we are not waiting for (ID-4).
+
+    ``late`` is true when the id is one we issued and then forgot (after a timeout): the
+    answer came too late. Otherwise the peer answered a request we never sent.
+    """
+
+    response: Response
+    late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InitReceived:
+    message: Init
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyReceived:
+    message: Ready
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReceived:
+    message: Heartbeat
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownReceived:
+    message: Shutdown
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRejected:
+    """A line that broke the protocol. The stream goes on with the next line.
+
+    When ``error.request_id`` is set, the line was a REQUEST whose id survived: it is now
+    owed an answer, and the receiver SHOULD send a 400 RESPONSE (REQ-7) so that the
+    sender does not wait for its timeout.
+    """
+
+    error: RemoteProtocolError
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """The peer's stream reached end of file. No event follows."""
+
+
+Event: TypeAlias = (
+    RequestReceived
+    | ResponseReceived
+    | UnmatchedResponse
+    | InitReceived
+    | ReadyReceived
+    | HeartbeatReceived
+    | ShutdownReceived
+    | MessageRejected
+    | StreamEnded
+)
+
+# Which message types each role may receive (MSG-6); the rest are rejected.
+_ACCEPTS: Final[dict[Role, tuple[type, ...]]] = {
+    Role.MASTER: (Ready, RequestUnified, RequestLegacy, Response, Heartbeat),
+    Role.CHILD: (Init, RequestUnified, RequestLegacy, Response, Shutdown),
+}
+_SENDS: Final[dict[Role, tuple[type, ...]]] = {
+    Role.MASTER: (Init, Shutdown),
+    Role.CHILD: (Ready, Heartbeat),
+}
+
+
+class Connection:
+    """One side of a peepsy channel.
+
+    ``receive_data(b"")`` means end of stream. Ids of our requests are a role letter and
+    a counter (``m1``, ``m2``, ... or ``c1``, ...): unique on this channel, cheap, and
+    they let a late answer be told from a bogus one.
+    """
+
+    __slots__ = (
+        "_ended",
+        "_framer",
+        "_next_id",
+        "_outstanding",
+        "_owed",
+        "_prefix",
+        "our_role",
+    )
+
+    def __init__(
+        self,
+        our_role: Role,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        id_prefix: str | None = None,
+    ) -> None:
+        self.our_role = our_role
+        self._framer = LineFramer(max_line_bytes)
+        self._prefix = id_prefix if id_prefix is not None else our_role.value[0]
+        self._next_id = 1
+        self._outstanding: dict[str, str] = {}  # our request id -> action
+        self._owed: set[str] = set()  # ids of their requests we have not answered
+        self._ended = False
+
+    @property
+    def their_role(self) -> Role:
+        return self.our_role.peer
+
+    @property
+    def outstanding(self) -> int:
+        """Requests we sent that await a RESPONSE."""
+        return len(self._outstanding)
+
+    @property
+    def owed(self) -> frozenset[str]:
+        """Ids of received requests we have not answered yet."""
+        return frozenset(self._owed)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def lines_received(self) -> int:
+        return self._framer.line_number
+
+    # --- receiving --------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        if self._ended:
+            raise LocalProtocolError("receive_data() after the end of the stream")
+        events: list[Event] = []
+        if not data:
+            self._ended = True
+            events.extend(MessageRejected(err) for err in self._framer.close())
+            events.append(StreamEnded())
+            return events
+        for item in self._framer.feed(data):
+            if isinstance(item, tuple):
+                events.append(self._receive_line(*item))
+            else:
+                events.append(MessageRejected(item))
+        return events
+
+    def _receive_line(self, number: int, line: bytes) -> Event:
+        try:
+            message = parse(line, line_number=number)
+        except RemoteProtocolError as exc:
+            if exc.request_id is not None:
+                if exc.request_id in self._owed:
+                    exc.request_id = None  # the earlier request with this id is answered
+                else:
+                    self._owed.add(exc.request_id)
+            return MessageRejected(exc)
+        return self._dispatch(message, number)
+
+    def _dispatch(self, message: Message, number: int) -> Event:
+        if not isinstance(message, _ACCEPTS[self.our_role]):
+            return MessageRejected(
+                UnexpectedMessage(
+                    f"a {self.our_role.value} does not accept {message.type} messages",
+                    line=number,
+                )
+            )
+        # Hot messages first: a RESPONSE or a REQUEST is nearly every line.
+        if isinstance(message, Response):
+            return self._receive_response(message)
+        if isinstance(message, RequestUnified | RequestLegacy):
+            return self._receive_request(message, number)
+        if isinstance(message, Heartbeat):
+            return HeartbeatReceived(message)
+        if isinstance(message, Init):
+            return InitReceived(message)
+        if isinstance(message, Shutdown):
+            return ShutdownReceived(message)
+        return ReadyReceived(message)
+
+    def _receive_response(self, response: Response) -> Event:
+        action = self._outstanding.pop(response.id, None)
+        if action is None:
+            return UnmatchedResponse(response, late=self._issued(response.id))
+        return ResponseReceived(response, action)
+
+    def _receive_request(self, message: RequestUnified | RequestLegacy, number: int) -> Event:
+        if isinstance(message, RequestLegacy):
+            body = message.request
+            rid, action, data, legacy = body.id, body.action, body.data, True
+        else:
+            rid, action, data, legacy = message.id, message.action, message.data, False
+        if rid in self._owed:
+            return MessageRejected(
+                DuplicateRequestId(
+                    f"request id {rid!r} is already outstanding; this REQUEST is ignored",
+                    line=number,
+                )
+            )
+        self._owed.add(rid)
+        timeout = message.timeout
+        priority = message.priority
+        return RequestReceived(
+            id=rid,
+            action=action,
+            data=None if data is MISSING else data,
+            timeout=None if timeout is MISSING else timeout,
+            priority=0 if priority is MISSING else priority,
+            legacy=legacy,
+        )
+
+    def _issued(self, request_id: str) -> bool:
+        if not request_id.startswith(self._prefix):
+            return False
+        number = request_id[len(self._prefix) :]
+        return number.isdigit() and 0 < int(number) < self._next_id
+
+    # --- sending ----------------------------------------------------------------------
+
+    def send_request(
+        self,
+        action: str,
+        data: Any = None,
+        *,
+        timeout: int | None = None,
+        priority: int | None = None,
+        legacy: bool = False,
+    ) -> tuple[str, bytes]:
+        """Start a request. Returns its id and the line to write."""
+        rid = f"{self._prefix}{self._next_id}"
+        extra: dict[str, int] = {}
+        if timeout is not None:
+            extra["timeout"] = timeout
+        if priority is not None:
+            extra["priority"] = priority
+        try:
+            if legacy:
+                body = RequestBody(id=rid, action=action, data=data)
+                message: RequestUnified | RequestLegacy = RequestLegacy(
+                    type="REQUEST", request=body, **extra
+                )
+            else:
+                message = RequestUnified(type="REQUEST", id=rid, action=action, data=data, **extra)
+        except ValidationError as exc:
+            raise LocalProtocolError(f"invalid REQUEST for {action!r}: {exc}") from exc
+        line = encode(message)
+        self._next_id += 1
+        self._outstanding[rid] = action
+        return rid, line
+
+    def forget(self, request_id: str) -> bool:
+        """Stop waiting for a request (it timed out or was cancelled).
+
+        A RESPONSE that still arrives becomes :class:`UnmatchedResponse` with ``late``.
+        Returns whether the id was outstanding.
+        """
+        return self._outstanding.pop(request_id, None) is not None
+
+    def send_response(
+        self,
+        request_id: str,
+        status: int,
+        data: Any = None,
+        *,
+        error: str | None = None,
+        error_payload: ErrorPayload | None = None,
+    ) -> bytes:
+        """Answer a received request exactly once (RESP-1).
+
+        A success (status < 400) carries ``data`` and no error; a failure carries no
+        ``data``, the legacy ``error`` string (taken from the payload when not given,
+        RESP-3) and the optional structured ``error_payload``.
+        """
+        if request_id not in self._owed:
+            raise LocalProtocolError(f"no received request {request_id!r} awaits an answer")
+        try:
+            if status < 400:
+                if error is not None or error_payload is not None:
+                    raise LocalProtocolError(f"a {status} RESPONSE carries no error")
+                message = Response(type="RESPONSE", id=request_id, status=status, data=data)
+            else:
+                if error is None:
+                    if error_payload is None:
+                        raise LocalProtocolError(f"a {status} RESPONSE needs an error message")
+                    error = error_payload.message
+                extra = {} if error_payload is None else {"error_payload": error_payload}
+                message = Response(
+                    type="RESPONSE", id=request_id, status=status, error=error, **extra
+                )
+        except ValidationError as exc:
+            raise LocalProtocolError(f"invalid RESPONSE to {request_id!r}: {exc}") from exc
+        line = encode(message)
+        self._owed.discard(request_id)
+        return line
+
+    def send(self, message: Init | Ready | Heartbeat | Shutdown) -> bytes:
+        """Write a message that is neither a request nor a response (INIT, READY,
+        HEARTBEAT, SHUTDOWN), checking that our role may send it (MSG-6)."""
+        if not isinstance(message, _SENDS[self.our_role]):
+            raise LocalProtocolError(f"a {self.our_role.value} does not send {message.type}")
+        return encode(message)

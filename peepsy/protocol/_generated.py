@@ -1,0 +1,332 @@
+# GENERATED FILE: DO NOT EDIT.
+# source: schema/bundle.json (bundled from schema/*.json)
+# source sha256: fafbbba5a14d811317df9bd8d6c72f9c3b09cd0b133828d02896926118382492
+# regenerate: python -m tools.generate
+# generator: datamodel-code-generator (flags in tools/generate.py)
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import MISSING
+from typing_extensions import TypeAliasType
+
+PeepsyBundle = TypeAliasType(
+    "PeepsyBundle", Annotated[Any, Field(title="PeepsyBundle")]
+)
+"""
+Root of the codegen input; the message models are the definitions.
+"""
+
+
+ActionName = TypeAliasType(
+    "ActionName",
+    Annotated[StrictStr, Field(max_length=256, min_length=1, title="ActionName")],
+)
+"""
+The name of the handler a REQUEST asks for: any non-empty string of at most 256 characters, compared exactly (case-sensitive, no normalization).
+"""
+
+
+class Heartbeat(BaseModel):
+    """
+    HEARTBEAT: a child's sign of life, sent every heartbeat interval whether or not handlers are busy.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        validate_by_name=True,
+    )
+    type: Literal["HEARTBEAT"]
+    """
+    Message type tag.
+    """
+    pid: Annotated[StrictInt, Field(ge=0, le=9007199254740991, title="ProcessId")]
+    """
+    The child's process id.
+    """
+    timestamp: Annotated[StrictInt, Field(ge=0, le=9007199254740991, title="EpochMs")]
+    """
+    The child's wall clock when it sent this message (informational; the master times health with its own clock).
+    """
+    requests_active: Annotated[
+        StrictInt | MISSING,
+        Field(alias="requestsActive", ge=0, le=9007199254740991, title="Count"),
+    ] = MISSING
+    """
+    Requests the child is running or holding in its queue.
+    """
+
+
+class Init(BaseModel):
+    """
+    INIT: the master's first message to a child it has just started.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        validate_by_name=True,
+    )
+    type: Literal["INIT"]
+    """
+    Message type tag.
+    """
+    mode: Annotated[Literal["sequential", "concurrent"], Field(title="ProcessingMode")]
+    """
+    The processing mode the master spawned the child in.
+    """
+    protocol: Annotated[
+        StrictStr | MISSING,
+        Field(
+            pattern="^(0|[1-9][0-9]{0,5})\\.(0|[1-9][0-9]{0,5})$",
+            title="ProtocolVersion",
+        ),
+    ] = MISSING
+    """
+    The master's protocol version; absent means 1.0.
+    """
+    target: Annotated[StrictStr | MISSING, Field(max_length=256, min_length=1)] = (
+        MISSING
+    )
+    """
+    The name the master knows this child by, for the child's logs.
+    """
+    heartbeat_interval: Annotated[
+        StrictInt | MISSING,
+        Field(alias="heartbeatInterval", ge=1, le=300000, title="TimeoutMs"),
+    ] = MISSING
+    """
+    How often, in ms, the master expects a HEARTBEAT; absent means 2000.
+    """
+
+
+class Ready(BaseModel):
+    """
+    READY: an optional announcement a child MAY send once, after INIT: who it is and what it serves. Node peepsy children never send it; a master never waits for it.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        validate_by_name=True,
+    )
+    type: Literal["READY"]
+    """
+    Message type tag.
+    """
+    pid: Annotated[StrictInt, Field(ge=0, le=9007199254740991, title="ProcessId")]
+    """
+    The child's process id.
+    """
+    protocol: Annotated[
+        StrictStr | MISSING,
+        Field(
+            pattern="^(0|[1-9][0-9]{0,5})\\.(0|[1-9][0-9]{0,5})$",
+            title="ProtocolVersion",
+        ),
+    ] = MISSING
+    """
+    The child's protocol version; absent means 1.0.
+    """
+    mode: Annotated[
+        Literal["sequential", "concurrent"] | MISSING, Field(title="ProcessingMode")
+    ] = MISSING
+    """
+    The processing mode the child actually runs in.
+    """
+    actions: Annotated[list[ActionName] | MISSING, Field(max_length=65536)] = MISSING
+    """
+    The actions the child has handlers for, each an ActionName, each named once.
+    """
+    implementation: Annotated[
+        StrictStr | MISSING, Field(max_length=256, min_length=1)
+    ] = MISSING
+    """
+    Name and version of the peepsy implementation, for logs (for example peepsy-python/0.1.0).
+    """
+
+
+class RequestBody(BaseModel):
+    """
+    The nested part of a legacy REQUEST.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        validate_by_name=True,
+    )
+    id: Annotated[StrictStr, Field(max_length=128, min_length=1, title="RequestId")]
+    """
+    Request id, echoed by the RESPONSE.
+    """
+    action: Annotated[
+        StrictStr, Field(max_length=256, min_length=1, title="ActionName")
+    ]
+    """
+    Name of the handler to run.
+    """
+    data: Any | MISSING = MISSING
+    """
+    The action's argument: any JSON value. Absent and null are different values.
+    """
+
+
+class RequestLegacy(BaseModel):
+    """
+    REQUEST in the legacy nested shape that the Node peepsy master sends: id, action and data sit inside `request`. Receivers accept it beside the unified shape.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        validate_by_name=True,
+    )
+    type: Literal["REQUEST"]
+    """
+    Message type tag.
+    """
+    request: RequestBody
+    """
+    The request proper.
+    """
+    timeout: Annotated[
+        StrictInt | MISSING, Field(ge=1, le=300000, title="TimeoutMs")
+    ] = MISSING
+    """
+    How long the sender will wait for the RESPONSE; absent means the receiver's default (5000 ms).
+    """
+    priority: Annotated[
+        StrictInt | MISSING, Field(ge=-2147483648, le=2147483647, title="Priority")
+    ] = MISSING
+    """
+    Queueing priority at the receiver; absent means 0.
+    """
+
+
+class RequestUnified(BaseModel):
+    """
+    REQUEST in the unified flat shape: asks the receiver to run one action. Sent by children (and by the reference master unless configured otherwise). A message with a `request` member is the legacy nested shape instead.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        validate_by_name=True,
+    )
+    type: Literal["REQUEST"]
+    """
+    Message type tag.
+    """
+    id: Annotated[StrictStr, Field(max_length=128, min_length=1, title="RequestId")]
+    """
+    Request id, echoed by the RESPONSE.
+    """
+    action: Annotated[
+        StrictStr, Field(max_length=256, min_length=1, title="ActionName")
+    ]
+    """
+    Name of the handler to run.
+    """
+    data: Any | MISSING = MISSING
+    """
+    The action's argument: any JSON value. Absent and null are different values.
+    """
+    timeout: Annotated[
+        StrictInt | MISSING, Field(ge=1, le=300000, title="TimeoutMs")
+    ] = MISSING
+    """
+    How long the sender will wait for the RESPONSE; absent means the receiver's default (5000 ms).
+    """
+    priority: Annotated[
+        StrictInt | MISSING, Field(ge=-2147483648, le=2147483647, title="Priority")
+    ] = MISSING
+    """
+    Queueing priority at the receiver; absent means 0.
+    """
+
+
+class ErrorPayload(BaseModel):
+    """
+    Structured description of a failure.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        validate_by_name=True,
+    )
+    name: Annotated[StrictStr, Field(max_length=256, min_length=1)]
+    """
+    Error class name, for example PeepsyNotFoundError or ValueError.
+    """
+    message: StrictStr
+    """
+    Human-readable message; the same text as `error` when both are sent.
+    """
+    code: Annotated[StrictStr | MISSING, Field(max_length=256, min_length=1)] = MISSING
+    """
+    Stable machine-readable code, for example PEEPSY_NOT_FOUND.
+    """
+    details: Any | MISSING = MISSING
+    """
+    Any JSON value that helps diagnose the failure, for example validation errors.
+    """
+    stack: StrictStr | MISSING = MISSING
+    """
+    Stack trace of the failing side. Sent only when that side is configured to disclose it.
+    """
+
+
+class Response(BaseModel):
+    """
+    RESPONSE: the one answer to a REQUEST, sent by whichever side received the REQUEST. A failure (status >= 400) carries the legacy `error` string and, from peepsy 1.0 senders on, the structured `errorPayload`.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        validate_by_name=True,
+    )
+    type: Literal["RESPONSE"]
+    """
+    Message type tag.
+    """
+    id: Annotated[StrictStr, Field(max_length=128, min_length=1, title="RequestId")]
+    """
+    The id of the REQUEST this answers.
+    """
+    status: Annotated[StrictInt, Field(ge=100, le=599, title="StatusCode")]
+    """
+    Outcome: 200 success, 400 malformed request, 404 unknown action, 408 expired before it ran, 422 data rejected by the action's declared type, 500 handler failed, 503 not accepting requests (shutting down).
+    """
+    data: Any | MISSING = MISSING
+    """
+    The handler's result on success: any JSON value. Absent and null are different values.
+    """
+    error: StrictStr | MISSING = MISSING
+    """
+    Human-readable failure message (legacy field, understood by every peepsy peer).
+    """
+    error_payload: Annotated[ErrorPayload | MISSING, Field(alias="errorPayload")] = (
+        MISSING
+    )
+    """
+    Structured failure details.
+    """
+
+
+class Shutdown(BaseModel):
+    """
+    SHUTDOWN: the master asks a child to stop: take no new requests, finish those in flight, then exit with status 0.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        validate_by_name=True,
+    )
+    type: Literal["SHUTDOWN"]
+    """
+    Message type tag.
+    """
+    timeout: Annotated[
+        StrictInt | MISSING, Field(ge=1, le=300000, title="TimeoutMs")
+    ] = MISSING
+    """
+    How long the master will wait before it escalates (closes stdin, then terminates the child); absent means the child's own grace period applies.
+    """

@@ -1,0 +1,1 @@
+"""Developer tools: schema bundling and model generation (not shipped in the wheel)."""
