@@ -1,9 +1,27 @@
-"""peepsy: typed request/response between a master process and its workers.
+"""peepsy: typed request/response between a master process and its worker processes.
 
-The wire protocol (newline-delimited JSON over a child's stdin/stdout) is specified in
-docs/protocol.md and schema/; ``peepsy.protocol`` implements it without I/O.
+Workers ("children") are any executables that speak the peepsy protocol, newline-
+delimited JSON on their stdin and stdout (docs/protocol.md, schema/). This package is
+the Python reference: :class:`Master` spawns and supervises children, :class:`Child`
+is a worker, :class:`Action` types an action's request and response, and
+``peepsy.protocol`` is the protocol itself, without I/O.
+
+Errors::
+
+    PeepsyError                    every error peepsy raises (``.code`` is stable)
+    ├── PeepsyTimeoutError         no answer in time              PEEPSY_TIMEOUT
+    ├── PeepsyProcessError         a child died / is not running  PEEPSY_PROCESS
+    ├── PeepsyNotFoundError        no such target or group        PEEPSY_NOT_FOUND
+    ├── PeepsyValidationError      data does not fit an Action    PEEPSY_VALIDATION
+    ├── PeepsyShutdownError        refused while shutting down    PEEPSY_SHUTTING_DOWN
+    ├── RemoteError                the peer answered status >= 400 PEEPSY_REMOTE
+    ├── HandlerError               raise it in a handler to pick status/code/details
+    └── ProtocolError              a message broke the protocol   PEEPSY_PROTOCOL
+        ├── LocalProtocolError     ... on our side (EncodeError: not JSON-serializable)
+        └── RemoteProtocolError    ... on the peer's side (see peepsy.protocol)
 """
 
+from peepsy._actions import Action
 from peepsy._errors import (
     EncodeError,
     LocalProtocolError,
@@ -11,16 +29,61 @@ from peepsy._errors import (
     ProtocolError,
     RemoteProtocolError,
 )
+from peepsy._failures import (
+    HandlerError,
+    PeepsyNotFoundError,
+    PeepsyProcessError,
+    PeepsyShutdownError,
+    PeepsyTimeoutError,
+    PeepsyValidationError,
+    RemoteError,
+    error_from_wire,
+    error_to_wire,
+)
+from peepsy.child import Child
+from peepsy.master import (
+    AutoRestartEvent,
+    ErrorEvent,
+    ExitEvent,
+    GroupStats,
+    HeartbeatMissedEvent,
+    Master,
+    ProcessStats,
+    Reply,
+    RestartFailedEvent,
+    SpawnEvent,
+)
 from peepsy.protocol import PROTOCOL_VERSION
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "Action",
+    "AutoRestartEvent",
+    "Child",
     "EncodeError",
+    "ErrorEvent",
+    "ExitEvent",
+    "GroupStats",
+    "HandlerError",
+    "HeartbeatMissedEvent",
     "LocalProtocolError",
+    "Master",
     "PeepsyError",
+    "PeepsyNotFoundError",
+    "PeepsyProcessError",
+    "PeepsyShutdownError",
+    "PeepsyTimeoutError",
+    "PeepsyValidationError",
+    "ProcessStats",
     "ProtocolError",
+    "RemoteError",
     "RemoteProtocolError",
+    "Reply",
+    "RestartFailedEvent",
+    "SpawnEvent",
     "__version__",
+    "error_from_wire",
+    "error_to_wire",
 ]

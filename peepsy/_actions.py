@@ -1,0 +1,201 @@
+"""Typed action declarations and the handler registry that master and child share."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from typing import Any, Generic, TypeVar, overload
+
+from pydantic import TypeAdapter, ValidationError
+
+from peepsy._failures import PeepsyValidationError
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+class Action(Generic[Req, Resp]):
+    """An action name with the types of its request and response data.
+
+    ::
+
+        add = Action("add", AddParams, AddResult)
+        result = await master.request(add, "w1", AddParams(a=1, b=2))  # an AddResult
+
+    Any type pydantic can validate works (models, dataclasses, ``list[int]``, ...).
+    ``Req`` is invariant on purpose: passing the wrong request type is a type error.
+    """
+
+    __slots__ = ("_request_adapter", "_response_adapter", "name", "request_type", "response_type")
+
+    def __init__(self, name: str, request: type[Req], response: type[Resp]) -> None:
+        if not name or len(name) > 256:
+            raise ValueError("an action name is 1..256 characters")
+        self.name = name
+        self.request_type = request
+        self.response_type = response
+        self._request_adapter: TypeAdapter[Req] = TypeAdapter(request)
+        self._response_adapter: TypeAdapter[Resp] = TypeAdapter(response)
+
+    def __repr__(self) -> str:
+        req, resp = _type_name(self.request_type), _type_name(self.response_type)
+        return f"Action({self.name!r}, {req}, {resp})"
+
+    def dump_request(self, value: Req) -> Any:
+        return self._request_adapter.dump_python(value, mode="json", by_alias=True)
+
+    def dump_response(self, value: Resp) -> Any:
+        return self._response_adapter.dump_python(value, mode="json", by_alias=True)
+
+    def parse_request(self, data: Any) -> Req:
+        try:
+            return self._request_adapter.validate_python(data)
+        except ValidationError as exc:
+            raise PeepsyValidationError.from_pydantic(
+                exc, action=self.name, what="request data"
+            ) from None
+
+    def parse_response(self, data: Any) -> Resp:
+        try:
+            return self._response_adapter.validate_python(data)
+        except ValidationError as exc:
+            raise PeepsyValidationError.from_pydantic(
+                exc, action=self.name, what="response data"
+            ) from None
+
+
+def _type_name(tp: object) -> str:
+    return getattr(tp, "__name__", repr(tp))
+
+
+SyncHandler = Callable[[Any], Any]
+AsyncHandler = Callable[[Any], Awaitable[Any]]
+AnyHandler = Callable[[Any], Any]
+H = TypeVar("H", bound=AnyHandler)
+
+
+class HandlerEntry:
+    """A registered handler and how to run it."""
+
+    __slots__ = ("action", "fn", "inline", "is_async", "name")
+
+    def __init__(
+        self, name: str, fn: AnyHandler, action: Action[Any, Any] | None, inline: bool
+    ) -> None:
+        self.name = name
+        self.fn = fn
+        self.action = action
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.inline = inline
+
+    async def run(self, data: Any, executor: Executor | None) -> Any:
+        """Run the handler on ``data``; return JSON-ready data or raise.
+
+        Coroutine functions run on the event loop. Plain functions run in ``executor``
+        (the loop's default executor when None), so a long computation never stalls the
+        loop, unless registered ``inline``.
+        """
+        action = self.action
+        arg = action.parse_request(data) if action is not None else data
+        if self.is_async:
+            result = await self.fn(arg)
+        elif self.inline:
+            result = self.fn(arg)
+            if inspect.isawaitable(result):
+                result = await result
+        else:
+            result = await asyncio.get_running_loop().run_in_executor(executor, self.fn, arg)
+        if action is not None:
+            return action.dump_response(result)
+        return result
+
+
+class Handlers:
+    """Handlers for incoming requests, by action name."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[str, HandlerEntry] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def get(self, name: str) -> HandlerEntry | None:
+        return self._entries.get(name)
+
+    def add(self, action: str | Action[Any, Any], fn: AnyHandler, *, inline: bool = False) -> None:
+        if not callable(fn):
+            raise TypeError(f"a handler must be callable, not {type(fn).__name__}")
+        typed = action if isinstance(action, Action) else None
+        name = action.name if isinstance(action, Action) else action
+        if not isinstance(name, str) or not 0 < len(name) <= 256:
+            raise ValueError(f"an action name is a string of 1..256 characters, not {name!r}")
+        self._entries[name] = HandlerEntry(name, fn, typed, inline)
+
+    def remove(self, name: str) -> bool:
+        return self._entries.pop(name, None) is not None
+
+
+class HandlerRegistry:
+    """The registration API of :class:`~peepsy.Master` and :class:`~peepsy.Child`."""
+
+    _handlers: Handlers
+
+    @overload
+    def register_handler(
+        self,
+        action: Action[Req, Resp],
+        fn: Callable[[Req], Resp] | Callable[[Req], Awaitable[Resp]],
+        *,
+        inline: bool = ...,
+    ) -> None: ...
+    @overload
+    def register_handler(self, action: str, fn: AnyHandler, *, inline: bool = ...) -> None: ...
+    def register_handler(
+        self, action: str | Action[Any, Any], fn: AnyHandler, *, inline: bool = False
+    ) -> None:
+        """Register ``fn`` for requests to ``action`` (a name or a typed :class:`Action`).
+
+        ``fn`` takes the request data and returns the response data; it may be a
+        coroutine function. A plain function runs in a worker thread so that it cannot
+        stall the channel, unless ``inline=True`` (for tiny, fast functions).
+        Registering an action again replaces its handler.
+        """
+        self._handlers.add(action, fn, inline=inline)
+
+    @overload
+    def handler(
+        self, action: Action[Req, Resp], *, inline: bool = ...
+    ) -> Callable[[_TypedHandler[Req, Resp]], _TypedHandler[Req, Resp]]: ...
+    @overload
+    def handler(self, action: str, *, inline: bool = ...) -> Callable[[H], H]: ...
+    def handler(
+        self, action: str | Action[Any, Any], *, inline: bool = False
+    ) -> Callable[[Any], Any]:
+        """Decorator form of :meth:`register_handler`."""
+
+        def decorate(fn: Any) -> Any:
+            self._handlers.add(action, fn, inline=inline)
+            return fn
+
+        return decorate
+
+    def unregister_handler(self, action: str | Action[Any, Any]) -> bool:
+        return self._handlers.remove(action.name if isinstance(action, Action) else action)
+
+    @property
+    def actions(self) -> list[str]:
+        """The names of the registered actions, sorted."""
+        return self._handlers.names()
+
+
+_TypedHandler = Callable[[Req], Resp] | Callable[[Req], Awaitable[Resp]]

@@ -1,0 +1,571 @@
+"""The reference child: serves the master's requests, sends heartbeats, calls the master.
+
+Policy only: the protocol core parses and encodes, the channel moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final, Literal, TypeVar, overload
+
+from pydantic import MISSING as _MISSING
+
+from peepsy._actions import Action, HandlerEntry, HandlerRegistry, Handlers
+from peepsy._errors import EncodeError, PeepsyError
+from peepsy._failures import (
+    NOT_FOUND_TEMPLATE,
+    PeepsyShutdownError,
+    PeepsyTimeoutError,
+    error_from_wire,
+    error_to_wire,
+)
+from peepsy.protocol import (
+    DEFAULT_MAX_LINE_BYTES,
+    PROTOCOL_VERSION,
+    Connection,
+    ErrorPayload,
+    Event,
+    Heartbeat,
+    HeartbeatReceived,
+    InitReceived,
+    MessageRejected,
+    Ready,
+    ReadyReceived,
+    RequestReceived,
+    ResponseReceived,
+    Role,
+    ShutdownReceived,
+    StreamEnded,
+    UnmatchedResponse,
+)
+from peepsy.transport import MasterChannel, StdioChannel
+
+Mode = Literal["sequential", "concurrent"]
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+DEFAULT_TIMEOUT_MS: Final = 5000
+DEFAULT_HEARTBEAT_MS: Final = 2000
+DEFAULT_SHUTDOWN_GRACE_MS: Final = 10_000
+IMPLEMENTATION: Final = "peepsy-python/0.1.0"
+
+log = logging.getLogger("peepsy.child")
+
+
+class _Queued:
+    __slots__ = ("done", "entry", "event", "timer")
+
+    def __init__(self, event: RequestReceived, entry: HandlerEntry) -> None:
+        self.event = event
+        self.entry = entry
+        self.done = False
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class Child(HandlerRegistry):
+    """A peepsy worker. Register handlers, then :meth:`run` it::
+
+        child = Child("sequential")
+
+        @child.handler("add")
+        def add(data):
+            return data["a"] + data["b"]
+
+        if __name__ == "__main__":
+            child.run()
+
+    ``mode`` is ``"sequential"`` (one request at a time, SCHED-1) or ``"concurrent"`` (up
+    to ``max_concurrency`` at once, SCHED-2). Left as ``None``, the child takes the mode
+    its master's INIT names (sequential until then). Durations are integer milliseconds,
+    as on the wire.
+    """
+
+    def __init__(
+        self,
+        mode: Mode | None = None,
+        *,
+        max_concurrency: int | None = None,
+        heartbeat_interval: int | None = None,
+        shutdown_grace: int = DEFAULT_SHUTDOWN_GRACE_MS,
+        timeout: int = DEFAULT_TIMEOUT_MS,
+        retries: int = 0,
+        retry_delay: int = 1000,
+        include_stack: bool = False,
+        send_ready: bool = True,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        if mode not in (None, "sequential", "concurrent"):
+            raise ValueError(f"mode is 'sequential' or 'concurrent', not {mode!r}")
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError("max_concurrency is at least 1")
+        _check_ms("timeout", timeout)
+        if heartbeat_interval is not None:
+            _check_ms("heartbeat_interval", heartbeat_interval)
+        self._handlers = Handlers()
+        self._mode: Mode = mode or "sequential"
+        self._mode_explicit = mode is not None
+        self._max_concurrency = max_concurrency
+        self._heartbeat_ms = heartbeat_interval or DEFAULT_HEARTBEAT_MS
+        self._heartbeat_explicit = heartbeat_interval is not None
+        self._shutdown_grace = shutdown_grace
+        self._timeout = timeout
+        self._retries = retries
+        self._retry_delay = retry_delay
+        self._include_stack = include_stack
+        self._send_ready = send_ready
+        self._max_line_bytes = max_line_bytes
+        self.target: str | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._conn = Connection(Role.CHILD, max_line_bytes=self._max_line_bytes)
+        self._channel: MasterChannel | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: list[tuple[int, int, _Queued]] = []
+        self._seq = itertools.count()
+        self._queued = 0
+        self._running = 0
+        self._handled = 0
+        self._rejected = 0
+        self._worker_wakeup: asyncio.Future[_Queued] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: dict[str, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
+        self._stopping = False
+        self._stopped: asyncio.Future[int] | None = None
+        self._idle: asyncio.Event | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._hb_stop = threading.Event()
+        self._hb_thread: threading.Thread | None = None
+
+    # --- introspection ------------------------------------------------------------------
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def requests_handled(self) -> int:
+        """Requests answered after running their handler (successfully or not)."""
+        return self._handled
+
+    @property
+    def requests_in_progress(self) -> int:
+        return self._running
+
+    @property
+    def queue_size(self) -> int:
+        return self._queued
+
+    @property
+    def is_active(self) -> bool:
+        """Serving, and not shutting down."""
+        return self._channel is not None and not self._stopping
+
+    def get_requests_handled(self) -> int:
+        return self._handled
+
+    def get_queue_size(self) -> int:
+        return self._queued
+
+    # --- running ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve on stdin/stdout until SHUTDOWN, SIGTERM or end of input, then return."""
+        asyncio.run(self.serve())
+
+    async def serve(self, channel: MasterChannel | None = None) -> int:
+        """Serve on ``channel`` (stdin/stdout by default) until told to stop. Returns the
+        exit status (0)."""
+        if self._channel is not None:
+            raise RuntimeError("this Child is already serving")
+        self._reset()
+        loop = self._loop = asyncio.get_running_loop()
+        self._stopped = loop.create_future()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        workers = 1 if self._mode == "sequential" else (self._max_concurrency or 32)
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="peepsy-handler"
+        )
+        channel = channel if channel is not None else StdioChannel()
+        self._channel = channel
+        signals = self._install_signals(loop)
+        worker = loop.create_task(self._sequential_worker())
+        try:
+            channel.start(self)
+            self._start_heartbeats()
+            if self._send_ready:
+                self._write(self._conn.send(self._ready()))
+            return await self._stopped
+        finally:
+            worker.cancel()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            self._hb_stop.set()
+            self._fail_pending(PeepsyShutdownError("the child is stopping"))
+            channel.close()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._channel = None
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        try:
+            loop.add_signal_handler(signal.SIGTERM, self.shutdown)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Unix
+            return []
+        return [signal.SIGTERM]
+
+    def _ready(self) -> Ready:
+        return Ready(
+            type="READY",
+            pid=os.getpid(),
+            protocol=PROTOCOL_VERSION,
+            mode=self._mode,
+            actions=self._handlers.names(),
+            implementation=IMPLEMENTATION,
+        )
+
+    def _write(self, line: bytes) -> None:
+        if self._channel is not None:
+            self._channel.write(line)
+
+    # --- heartbeats (HB-1): on their own thread, so no handler can hold them up ---------
+
+    def _start_heartbeats(self) -> None:
+        self._hb_stop.clear()
+        thread = threading.Thread(target=self._heartbeat_loop, name="peepsy-heartbeat", daemon=True)
+        self._hb_thread = thread
+        thread.start()
+
+    def _heartbeat_loop(self) -> None:
+        channel = self._channel
+        pid = os.getpid()
+        while channel is not None:
+            line = self._conn.send(
+                Heartbeat(
+                    type="HEARTBEAT",
+                    pid=pid,
+                    timestamp=int(time.time() * 1000),
+                    requests_active=self._running + self._queued,
+                )
+            )
+            channel.write_now(line)
+            if self._hb_stop.wait(self._heartbeat_ms / 1000):
+                return
+
+    # --- receiving ----------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        for event in self._conn.receive_data(data):
+            self._handle(event)
+
+    def eof_received(self) -> None:
+        for event in self._conn.receive_data(b""):
+            self._handle(event)
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            self._accept(event)
+        elif isinstance(event, ResponseReceived):
+            self._settle(event)
+        elif isinstance(event, MessageRejected):
+            self._rejected_line(event)
+        elif isinstance(event, InitReceived):
+            self._init(event)
+        elif isinstance(event, ShutdownReceived):
+            grace = event.message.timeout
+            self.shutdown(grace if isinstance(grace, int) else None)
+        elif isinstance(event, StreamEnded):
+            # The master is gone (STREAM-3, SHUT-2).
+            log.info("stdin closed: shutting down")
+            self.shutdown()
+        elif isinstance(event, UnmatchedResponse):
+            log.debug("ignored a RESPONSE to %r (late=%s)", event.response.id, event.late)
+        elif isinstance(event, HeartbeatReceived | ReadyReceived):  # pragma: no cover
+            pass  # the core rejects these for a child (MSG-6)
+
+    def _rejected_line(self, event: MessageRejected) -> None:
+        self._rejected += 1
+        err = event.error
+        log.warning("bad line from master: %s", err)
+        if err.request_id is not None:
+            status, payload = error_to_wire(err)
+            self._write(self._conn.send_response(err.request_id, status, error_payload=payload))
+
+    def _init(self, event: InitReceived) -> None:
+        msg = event.message
+        if isinstance(msg.target, str):
+            self.target = msg.target
+        if not self._mode_explicit and msg.mode != self._mode and self._running == 0:
+            self._mode = msg.mode
+            log.info("mode set to %s by INIT", msg.mode)
+        if not self._heartbeat_explicit and isinstance(msg.heartbeat_interval, int):
+            self._heartbeat_ms = msg.heartbeat_interval
+
+    # --- scheduling (SCHED-1..3) --------------------------------------------------------
+
+    @property
+    def _capacity(self) -> int | float:
+        if self._mode == "sequential":
+            return 1
+        return self._max_concurrency or float("inf")
+
+    def _accept(self, event: RequestReceived) -> None:
+        if self._stopping:
+            self._answer_error(event.id, PeepsyShutdownError("the child is shutting down"))
+            return
+        entry = self._handlers.get(event.action)
+        if entry is None:
+            message = NOT_FOUND_TEMPLATE.format(action=event.action)
+            payload = ErrorPayload(
+                name="PeepsyNotFoundError", message=message, code="PEEPSY_NOT_FOUND"
+            )
+            self._write(self._conn.send_response(event.id, 404, error_payload=payload))
+            return
+        if self._mode == "sequential":
+            wakeup = self._worker_wakeup
+            if wakeup is not None and not wakeup.done():
+                # The worker is idle: hand the request over without queueing it.
+                wakeup.set_result(_Queued(event, entry))
+            else:
+                self._enqueue(event, entry)
+        elif self._running < self._capacity and not self._queued:
+            self._start_task(event, entry)
+        else:
+            self._enqueue(event, entry)
+
+    def _enqueue(self, event: RequestReceived, entry: HandlerEntry) -> None:
+        item = _Queued(event, entry)
+        heapq.heappush(self._queue, (-event.priority, next(self._seq), item))
+        self._queued += 1
+        assert self._loop is not None
+        timeout = event.timeout or DEFAULT_TIMEOUT_MS
+        item.timer = self._loop.call_later(timeout / 1000, self._expire, item)
+
+    def _expire(self, item: _Queued) -> None:
+        if item.done:
+            return
+        item.done = True
+        self._queued -= 1
+        timeout = item.event.timeout or DEFAULT_TIMEOUT_MS
+        self._answer_error(
+            item.event.id,
+            PeepsyTimeoutError(
+                f"Request expired in the queue after {timeout}ms", action=item.event.action
+            ),
+        )
+
+    def _pop(self) -> _Queued | None:
+        while self._queue:
+            _, _, item = heapq.heappop(self._queue)
+            if not item.done:
+                item.done = True
+                self._queued -= 1
+                if item.timer is not None:
+                    item.timer.cancel()
+                return item
+        return None
+
+    async def _sequential_worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            item = self._pop()
+            if item is None:
+                self._worker_wakeup = loop.create_future()
+                try:
+                    item = await self._worker_wakeup
+                finally:
+                    self._worker_wakeup = None
+            if self._mode != "sequential":
+                self._start_task(item.event, item.entry)
+                continue
+            await self._execute(item.event, item.entry)
+
+    def _start_task(self, event: RequestReceived, entry: HandlerEntry) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._execute(event, entry))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        while self._running < self._capacity and self._queued:
+            item = self._pop()
+            if item is None:
+                break
+            self._start_task(item.event, item.entry)
+
+    async def _execute(self, event: RequestReceived, entry: HandlerEntry) -> None:
+        self._running += 1
+        assert self._idle is not None
+        self._idle.clear()
+        try:
+            result = await entry.run(event.data, self._executor)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._handled += 1
+            self._answer_error(event.id, exc)
+        else:
+            self._handled += 1
+            try:
+                line = self._conn.send_response(event.id, 200, result)
+            except EncodeError as exc:
+                self._answer_error(event.id, exc)
+            else:
+                self._write(line)
+        finally:
+            self._running -= 1
+            if self._running == 0:
+                self._idle.set()
+
+    def _answer_error(self, request_id: str, exc: BaseException) -> None:
+        status, payload = error_to_wire(exc, include_stack=self._include_stack)
+        self._write(self._conn.send_response(request_id, status, error_payload=payload))
+
+    # --- stopping (SHUT-1, SHUT-2) ------------------------------------------------------
+
+    def shutdown(self, grace: int | None = None) -> None:
+        """Stop taking requests, answer the queued ones with 503, let the running ones
+        finish (at most ``grace`` ms, default ``shutdown_grace``), then stop serving."""
+        if self._stopping or self._loop is None:
+            return
+        self._stopping = True
+        while (item := self._pop()) is not None:
+            self._answer_error(item.event.id, PeepsyShutdownError("the child is shutting down"))
+        self._loop.create_task(self._drain(grace if grace is not None else self._shutdown_grace))
+
+    async def _drain(self, grace_ms: int) -> None:
+        assert self._idle is not None
+        assert self._stopped is not None
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace_ms / 1000)
+        except TimeoutError:
+            log.warning(
+                "%d request(s) still running after %d ms; abandoning them", self._running, grace_ms
+            )
+            for task in list(self._tasks):
+                task.cancel()
+        if not self._stopped.done():
+            self._stopped.set_result(0)
+
+    # --- requests to the master ---------------------------------------------------------
+
+    @overload
+    async def request(
+        self,
+        action: Action[Req, Resp],
+        data: Req,
+        *,
+        timeout: int | None = None,
+        retries: int | None = None,
+        priority: int | None = None,
+    ) -> Resp: ...
+    @overload
+    async def request(
+        self,
+        action: str,
+        data: Any = None,
+        *,
+        timeout: int | None = None,
+        retries: int | None = None,
+        priority: int | None = None,
+    ) -> Any: ...
+    async def request(
+        self,
+        action: str | Action[Any, Any],
+        data: Any = None,
+        *,
+        timeout: int | None = None,
+        retries: int | None = None,
+        priority: int | None = None,
+    ) -> Any:
+        """Ask the master to run ``action``; return its response data.
+
+        Raises :class:`~peepsy.RemoteError` when the master answers with a failure,
+        :class:`~peepsy.PeepsyTimeoutError` when it does not answer in time (retried up
+        to ``retries`` times, ``retry_delay`` ms apart: a timeout is the one failure
+        where the master may not have seen the request).
+        """
+        if self._channel is None or self._loop is None:
+            raise PeepsyError("the child is not serving")
+        timeout = self._timeout if timeout is None else timeout
+        _check_ms("timeout", timeout)
+        name = action.name if isinstance(action, Action) else action
+        payload = action.dump_request(data) if isinstance(action, Action) else data
+        attempts = 1 + (self._retries if retries is None else retries)
+        for attempt in range(attempts):
+            try:
+                result = await self._request_once(name, payload, timeout, priority)
+            except PeepsyTimeoutError:
+                if attempt + 1 >= attempts:
+                    raise
+                await asyncio.sleep(self._retry_delay / 1000)
+                continue
+            if isinstance(action, Action):
+                return action.parse_response(result)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _request_once(
+        self, action: str, data: Any, timeout: int, priority: int | None
+    ) -> Any:
+        assert self._loop is not None
+        if self._stopping:
+            raise PeepsyShutdownError("the child is shutting down")
+        rid, line = self._conn.send_request(action, data, timeout=timeout, priority=priority)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        timer = self._loop.call_later(timeout / 1000, self._timed_out, rid, action, timeout)
+        self._pending[rid] = (future, timer)
+        self._write(line)
+        return await future
+
+    def _timed_out(self, rid: str, action: str, timeout: int) -> None:
+        entry = self._pending.pop(rid, None)
+        self._conn.forget(rid)
+        if entry is not None and not entry[0].done():
+            entry[0].set_exception(
+                PeepsyTimeoutError(
+                    f"Request timed out after {timeout}ms for target: master",
+                    action=action,
+                    target="master",
+                    timeout_ms=timeout,
+                )
+            )
+
+    def _settle(self, event: ResponseReceived) -> None:
+        entry = self._pending.pop(event.response.id, None)
+        if entry is None:  # pragma: no cover - the core only reports ids we await
+            return
+        future, timer = entry
+        timer.cancel()
+        if future.done():  # pragma: no cover - the caller was cancelled
+            return
+        if event.ok:
+            data = event.response.data
+            future.set_result(None if data is _MISSING else data)
+        else:
+            future.set_exception(
+                error_from_wire(event.response, action=event.action, target="master")
+            )
+
+    def _fail_pending(self, exc: PeepsyError) -> None:
+        pending, self._pending = self._pending, {}
+        for future, timer in pending.values():
+            timer.cancel()
+            if not future.done():
+                future.set_exception(exc)
+
+
+def _check_ms(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 300_000:
+        raise ValueError(f"{name} is an integer number of milliseconds, 1..300000, not {value!r}")

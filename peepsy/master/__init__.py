@@ -1,0 +1,31 @@
+"""The reference master implementation."""
+
+from peepsy.master._events import (
+    AutoRestartEvent,
+    ErrorEvent,
+    EventName,
+    ExitEvent,
+    HeartbeatMissedEvent,
+    RestartFailedEvent,
+    SpawnEvent,
+)
+from peepsy.master._master import Master, Mode, RequestShape
+from peepsy.master._stats import GroupStats, ProcessStats, ProcessStatus, Reply, Strategy
+
+__all__ = [
+    "AutoRestartEvent",
+    "ErrorEvent",
+    "EventName",
+    "ExitEvent",
+    "GroupStats",
+    "HeartbeatMissedEvent",
+    "Master",
+    "Mode",
+    "ProcessStats",
+    "ProcessStatus",
+    "Reply",
+    "RequestShape",
+    "RestartFailedEvent",
+    "SpawnEvent",
+    "Strategy",
+]

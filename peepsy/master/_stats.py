@@ -1,0 +1,65 @@
+"""Statistics snapshots (plain, frozen records)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+
+T = TypeVar("T")
+
+ProcessStatus = Literal[
+    "starting", "running", "unhealthy", "restarting", "stopping", "stopped", "failed"
+]
+Strategy = Literal["round-robin", "random", "least-busy"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStats:
+    target: str
+    group: str | None
+    mode: str
+    pid: int | None
+    status: ProcessStatus
+    requests_handled: int
+    """Requests this child answered (any status)."""
+    requests_active: int
+    """Requests sent to it and not yet answered, failed or timed out."""
+    average_response_time: float
+    """Exponential moving average (alpha 0.2) of response times, ms."""
+    last_activity: int | None
+    """Wall-clock ms of the last message from the child."""
+    errors: int
+    """Failed requests: failure answers, timeouts and requests lost with the process."""
+    timeouts: int
+    last_heartbeat_at: int | None
+    """Wall-clock ms of the last HEARTBEAT, None if it never sent one."""
+    restarts: int
+    rejected_lines: int
+    """Lines from the child that broke the protocol (logged and dropped)."""
+    late_responses: int
+    """Answers that arrived after their request had timed out (dropped)."""
+    actions: tuple[str, ...] | None
+    """What the child announced in READY, if it sent one."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStats:
+    group: str
+    strategy: Strategy
+    max_concurrency: int | None
+    auto_restart: bool
+    total_requests: int
+    active_requests: int
+    queued_requests: int
+    processes: dict[str, ProcessStats] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(Generic[T]):
+    """A successful answer: its status (< 400), data, request id, and who answered."""
+
+    status: int
+    data: T
+    id: str
+    target: str
+    action: str

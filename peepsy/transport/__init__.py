@@ -1,0 +1,32 @@
+"""Transports: the only code that touches pipes, processes and the event loop's I/O."""
+
+from peepsy.transport._base import (
+    BatchingWriter,
+    ChannelListener,
+    ChildTransport,
+    Launcher,
+    MasterChannel,
+    SpawnSpec,
+    StderrMode,
+    TransportListener,
+)
+from peepsy.transport._memory import MemoryChannel, MemoryLauncher, MemoryTransport
+from peepsy.transport._process import ProcessLauncher, ProcessTransport
+from peepsy.transport._stdio import StdioChannel
+
+__all__ = [
+    "BatchingWriter",
+    "ChannelListener",
+    "ChildTransport",
+    "Launcher",
+    "MasterChannel",
+    "MemoryChannel",
+    "MemoryLauncher",
+    "MemoryTransport",
+    "ProcessLauncher",
+    "ProcessTransport",
+    "SpawnSpec",
+    "StderrMode",
+    "StdioChannel",
+    "TransportListener",
+]

@@ -1,0 +1,127 @@
+"""The transport interface: the only place where bytes meet pipes, processes and loops.
+
+A master sees each child through a :class:`ChildTransport`, made by a :class:`Launcher`.
+A child sees its master through a :class:`MasterChannel`. Both hand received bytes to a
+listener as they arrive and batch outgoing lines: every ``write`` in one event-loop
+iteration leaves in a single system call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+StderrMode = Literal["inherit", "log", "capture", "discard"]
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnSpec:
+    """How to start one child: the command, its environment and working directory."""
+
+    argv: Sequence[str]
+    env: Mapping[str, str] | None = None
+    cwd: str | None = None
+    stderr: StderrMode = "inherit"
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+class TransportListener(Protocol):
+    """What a transport reports to the master's side of one child."""
+
+    def data_received(self, data: bytes) -> None: ...
+    def stderr_received(self, data: bytes) -> None: ...
+    def eof_received(self) -> None: ...
+    def process_exited(self, returncode: int | None) -> None: ...
+
+
+class BatchingWriter:
+    """Collects the lines written during one loop iteration and sends them together."""
+
+    __slots__ = ("_loop", "_pending", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: list[bytes] = []
+        self._scheduled = False
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._pending:
+            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._pending.clear()
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+
+class ChildTransport(BatchingWriter, ABC):
+    """The master's handle on one child: its input, its output, its process."""
+
+    __slots__ = ()
+
+    @property
+    @abstractmethod
+    def pid(self) -> int | None: ...
+
+    @property
+    @abstractmethod
+    def returncode(self) -> int | None:
+        """The exit status once the child has exited (negative: killed by that signal)."""
+
+    @abstractmethod
+    def close_input(self) -> None:
+        """Close the child's standard input; the child sees end of file."""
+
+    @abstractmethod
+    def terminate(self) -> None: ...
+
+    @abstractmethod
+    def kill(self) -> None: ...
+
+    @abstractmethod
+    async def wait(self) -> int | None:
+        """Wait until the child has exited and its output is drained."""
+
+
+class Launcher(ABC):
+    """Starts children. :class:`~peepsy.transport.ProcessLauncher` runs real processes;
+    :class:`~peepsy.transport.MemoryLauncher` runs Python children in this process."""
+
+    @abstractmethod
+    async def spawn(self, spec: SpawnSpec, listener: TransportListener) -> ChildTransport: ...
+
+
+class ChannelListener(Protocol):
+    """What a channel reports to a child."""
+
+    def data_received(self, data: bytes) -> None: ...
+    def eof_received(self) -> None: ...
+
+
+class MasterChannel(ABC):
+    """A child's link to its master."""
+
+    @abstractmethod
+    def start(self, listener: ChannelListener) -> None: ...
+
+    @abstractmethod
+    def write(self, data: bytes) -> None:
+        """Queue a line; lines written in one loop iteration go out together."""
+
+    @abstractmethod
+    def write_now(self, data: bytes) -> None:
+        """Write a whole line at once from any thread (heartbeats), never interleaved
+        with other lines."""
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,153 @@
+"""Children as operating-system processes speaking on their stdin and stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import subprocess
+from typing import Final
+
+from peepsy.transport._base import ChildTransport, Launcher, SpawnSpec, TransportListener
+
+#: How long to wait, after a child exits, for its stdout to reach end of file (a
+#: grandchild may hold it open) before the exit is reported anyway.
+DRAIN_GRACE_S: Final = 2.0
+
+log = logging.getLogger("peepsy.transport")
+
+
+class _Protocol(asyncio.SubprocessProtocol):
+    def __init__(self, listener: TransportListener) -> None:
+        self.listener = listener
+        self.transport: ProcessTransport | None = None
+        self.stdout_closed = False
+        self.exited = False
+        self.reported = False
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._grace: asyncio.TimerHandle | None = None
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 1:
+            self.listener.data_received(data)
+        else:
+            self.listener.stderr_received(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self.stdout_closed = True
+            self.listener.eof_received()
+            self._maybe_report()
+
+    def process_exited(self) -> None:
+        self.exited = True
+        if not self.stdout_closed:
+            self._grace = asyncio.get_running_loop().call_later(DRAIN_GRACE_S, self._report)
+        self._maybe_report()
+
+    def _maybe_report(self) -> None:
+        if self.exited and self.stdout_closed:
+            self._report()
+
+    def _report(self) -> None:
+        if self.reported:
+            return
+        self.reported = True
+        if self._grace is not None:
+            self._grace.cancel()
+        code = self.transport.returncode if self.transport is not None else None
+        if not self.stdout_closed:
+            self.listener.eof_received()
+        self.listener.process_exited(code)
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class ProcessTransport(ChildTransport):
+    __slots__ = ("_proc", "_protocol", "_stdin")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        proc: asyncio.SubprocessTransport,
+        protocol: _Protocol,
+    ) -> None:
+        super().__init__(loop)
+        self._proc = proc
+        self._protocol = protocol
+        stdin = proc.get_pipe_transport(0)
+        assert isinstance(stdin, asyncio.WriteTransport)
+        self._stdin: asyncio.WriteTransport | None = stdin
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.get_pid()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.get_returncode()
+
+    def _send(self, data: bytes) -> None:
+        stdin = self._stdin
+        if stdin is not None and not stdin.is_closing():
+            stdin.write(data)
+
+    def close_input(self) -> None:
+        self.flush()
+        if self._stdin is not None:
+            self._stdin.close()
+            self._stdin = None
+
+    def terminate(self) -> None:
+        if self._proc.get_returncode() is None:
+            with contextlib.suppress(ProcessLookupError):  # exited in between
+                self._proc.terminate()
+
+    def kill(self) -> None:
+        if self._proc.get_returncode() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+
+    async def wait(self) -> int | None:
+        await asyncio.shield(self._protocol.done)
+        return self._proc.get_returncode()
+
+
+class ProcessLauncher(Launcher):
+    """Runs each child as a process; its stdin and stdout carry the protocol."""
+
+    async def spawn(self, spec: SpawnSpec, listener: TransportListener) -> ChildTransport:
+        loop = asyncio.get_running_loop()
+        stderr = (
+            None
+            if spec.stderr == "inherit"
+            else (subprocess.DEVNULL if spec.stderr == "discard" else subprocess.PIPE)
+        )
+        env = None if spec.env is None else dict(spec.env)
+        protocol = _Protocol(listener)
+        proc, _ = await loop.subprocess_exec(
+            lambda: protocol,
+            *spec.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            cwd=spec.cwd,
+            # A child does not get the master's terminal signals (Ctrl-C goes to the
+            # master, which then shuts its children down in order).
+            start_new_session=True,
+        )
+        transport = ProcessTransport(loop, proc, protocol)
+        protocol.transport = transport
+        log.debug("spawned %s as pid %s", list(spec.argv), transport.pid)
+        return transport
+
+
+def default_env(extra: dict[str, str] | None) -> dict[str, str] | None:
+    """The master's environment with ``extra`` on top, or None for "inherit as is"."""
+    if not extra:
+        return None
+    env = dict(os.environ)
+    env.update(extra)
+    return env

@@ -1,0 +1,105 @@
+"""A child's channel to its master over standard input and output (spec STREAM-1..4)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+
+from peepsy.transport._base import ChannelListener, MasterChannel
+
+
+class _ReadProtocol(asyncio.Protocol):
+    def __init__(self, listener: ChannelListener) -> None:
+        self.listener = listener
+
+    def data_received(self, data: bytes) -> None:
+        self.listener.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        self.listener.eof_received()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
+
+
+class StdioChannel(MasterChannel):
+    """Protocol lines on the original stdin/stdout; everything else kept off them.
+
+    On :meth:`start` the channel takes private copies of file descriptors 0 and 1, then
+    points fd 1 (and ``sys.stdout``) at stderr and fd 0 at ``/dev/null``. A stray
+    ``print()``, a library writing to stdout, even a C extension writing to fd 1, all
+    land on stderr and cannot corrupt the protocol stream (STREAM-1).
+
+    Writes are blocking ``os.write`` calls under a lock, so the heartbeat thread can
+    write a whole line at any moment without interleaving (STREAM-4).
+    """
+
+    def __init__(self, *, protect_stdio: bool = True) -> None:
+        self._protect = protect_stdio
+        self._lock = threading.Lock()
+        self._out_fd = -1
+        self._in_fd = -1
+        self._pending: list[bytes] = []
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reader: asyncio.ReadTransport | None = None
+        self._broken = False
+
+    def start(self, listener: ChannelListener) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        sys.stdout.flush()
+        self._out_fd = os.dup(1)
+        self._in_fd = os.dup(0)
+        if self._protect:
+            os.dup2(2, 1)
+            sys.stdout = sys.stderr
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.close(devnull)
+        reader = os.fdopen(self._in_fd, "rb", buffering=0)
+        task = loop.create_task(loop.connect_read_pipe(lambda: _ReadProtocol(listener), reader))
+        task.add_done_callback(self._connected)
+
+    def _connected(
+        self, task: asyncio.Task[tuple[asyncio.ReadTransport, asyncio.BaseProtocol]]
+    ) -> None:
+        self._reader = task.result()[0]
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        if not self._scheduled and self._loop is not None:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self.write_now(data)
+
+    def write_now(self, data: bytes) -> None:
+        with self._lock:
+            if self._broken or self._out_fd < 0:
+                return
+            view = memoryview(data)
+            try:
+                while view:
+                    written = os.write(self._out_fd, view)
+                    view = view[written:]
+            except (BrokenPipeError, OSError):
+                # The master is gone; stdin EOF will end this child shortly.
+                self._broken = True
+
+    def close(self) -> None:
+        self.flush()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        with self._lock:
+            if self._out_fd >= 0:
+                os.close(self._out_fd)
+                self._out_fd = -1
