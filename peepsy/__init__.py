@@ -6,6 +6,9 @@ the Python reference: :class:`Master` spawns and supervises children, :class:`Ch
 is a worker, :class:`Action` types an action's request and response, and
 ``peepsy.protocol`` is the protocol itself, without I/O.
 
+Names are imported on first use, so ``import peepsy.protocol`` alone loads no event
+loop, process or thread machinery.
+
 Errors::
 
     PeepsyError                    every error peepsy raises (``.code`` is stable)
@@ -21,7 +24,11 @@ Errors::
         └── RemoteProtocolError    ... on the peer's side (see peepsy.protocol)
 """
 
-from peepsy._actions import Action
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from peepsy._errors import (
     EncodeError,
     LocalProtocolError,
@@ -29,33 +36,77 @@ from peepsy._errors import (
     ProtocolError,
     RemoteProtocolError,
 )
-from peepsy._failures import (
-    HandlerError,
-    PeepsyNotFoundError,
-    PeepsyProcessError,
-    PeepsyShutdownError,
-    PeepsyTimeoutError,
-    PeepsyValidationError,
-    RemoteError,
-    error_from_wire,
-    error_to_wire,
-)
-from peepsy.child import Child
-from peepsy.master import (
-    AutoRestartEvent,
-    ErrorEvent,
-    ExitEvent,
-    GroupStats,
-    HeartbeatMissedEvent,
-    Master,
-    ProcessStats,
-    Reply,
-    RestartFailedEvent,
-    SpawnEvent,
-)
 from peepsy.protocol import PROTOCOL_VERSION
 
+if TYPE_CHECKING:
+    from peepsy._actions import Action
+    from peepsy._failures import (
+        HandlerError,
+        PeepsyNotFoundError,
+        PeepsyProcessError,
+        PeepsyShutdownError,
+        PeepsyTimeoutError,
+        PeepsyValidationError,
+        RemoteError,
+        error_from_wire,
+        error_to_wire,
+    )
+    from peepsy.child import Child
+    from peepsy.master import (
+        AutoRestartEvent,
+        ErrorEvent,
+        ExitEvent,
+        GroupStats,
+        HeartbeatMissedEvent,
+        Master,
+        ProcessStats,
+        Reply,
+        RestartFailedEvent,
+        SpawnEvent,
+    )
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Action": "peepsy._actions",
+    "HandlerError": "peepsy._failures",
+    "PeepsyNotFoundError": "peepsy._failures",
+    "PeepsyProcessError": "peepsy._failures",
+    "PeepsyShutdownError": "peepsy._failures",
+    "PeepsyTimeoutError": "peepsy._failures",
+    "PeepsyValidationError": "peepsy._failures",
+    "RemoteError": "peepsy._failures",
+    "error_from_wire": "peepsy._failures",
+    "error_to_wire": "peepsy._failures",
+    "Child": "peepsy.child",
+    "AutoRestartEvent": "peepsy.master",
+    "ErrorEvent": "peepsy.master",
+    "ExitEvent": "peepsy.master",
+    "GroupStats": "peepsy.master",
+    "HeartbeatMissedEvent": "peepsy.master",
+    "Master": "peepsy.master",
+    "ProcessStats": "peepsy.master",
+    "Reply": "peepsy.master",
+    "RestartFailedEvent": "peepsy.master",
+    "SpawnEvent": "peepsy.master",
+}
+
+
+if not TYPE_CHECKING:
+    # Hidden from type checkers, which then see only the names imported above and flag
+    # a misspelt one instead of typing it Any.
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'peepsy' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(__all__)
+
 
 __all__ = [
     "PROTOCOL_VERSION",

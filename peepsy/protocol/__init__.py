@@ -51,6 +51,8 @@ from peepsy.protocol._messages import (
     MasterMessage,
     Message,
     Request,
+    to_legacy,
+    to_unified,
 )
 from peepsy.protocol._version import PROTOCOL_VERSION, parse_version, supports
 
@@ -102,4 +104,6 @@ __all__ = [
     "parse",
     "parse_version",
     "supports",
+    "to_legacy",
+    "to_unified",
 ]

@@ -97,7 +97,8 @@ def json_path(loc: tuple[int | str, ...]) -> str:
 def _raise_for(exc: ValidationError, line: bytes | str, line_number: int | None) -> NoReturn:
     errors = exc.errors(include_url=False, include_context=False, include_input=False)
     first = errors[0]
-    if first["type"] == "json_invalid":
+    # string_unicode: a str line that is not valid Unicode (a lone surrogate), so no JSON.
+    if first["type"] in ("json_invalid", "string_unicode"):
         raise InvalidJson(first["msg"], line=line_number) from None
     if first["type"] == "peepsy_message_type":
         _raise_untyped(line, line_number)

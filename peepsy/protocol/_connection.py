@@ -289,7 +289,13 @@ class Connection:
         if not request_id.startswith(self._prefix):
             return False
         number = request_id[len(self._prefix) :]
-        return number.isdigit() and 0 < int(number) < self._next_id
+        # Only the ids we write: ASCII digits without a leading zero ("m²" and "m01" are not).
+        return (
+            number.isascii()
+            and number.isdigit()
+            and not number.startswith("0")
+            and int(number) < self._next_id
+        )
 
     # --- sending ----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from peepsy._errors import LineTooLong, RemoteProtocolError, TruncatedLine
 DEFAULT_MAX_LINE_BYTES: Final = 16 * 1024 * 1024
 MIN_MAX_LINE_BYTES: Final = 1024 * 1024
 _BOM: Final = b"\xef\xbb\xbf"
+_JSON_SPACE: Final = frozenset(b" \t\r")
 
 
 class LineFramer:
@@ -32,7 +33,7 @@ class LineFramer:
         if max_line_bytes < 2:
             raise ValueError("max_line_bytes must be at least 2")
         self._max = max_line_bytes
-        self._buf = b""
+        self._buf = bytearray()
         self._discarding = False
         self._at_start = True
         self._line_no = 0
@@ -53,49 +54,74 @@ class LineFramer:
 
     def feed(self, data: bytes) -> list[tuple[int, bytes] | RemoteProtocolError]:
         out: list[tuple[int, bytes] | RemoteProtocolError] = []
-        if self._buf:
-            data = self._buf + data
-            self._buf = b""
-        if self._at_start and data:
+        if self._at_start:
+            if self._buf:
+                data = bytes(self._buf) + data
+                self._buf.clear()
             if len(data) < len(_BOM) and _BOM.startswith(data):
-                self._buf = data
+                self._buf += data
                 return out
             self._at_start = False
             if data.startswith(_BOM):
                 data = data[len(_BOM) :]
         limit = self._max - 1  # the limit counts the newline
         start = 0
-        find = data.find
-        while (end := find(b"\n", start)) >= 0:
+        if self._buf or self._discarding:
+            # Finish the pending line. Only the new bytes are searched: what is buffered
+            # holds no newline, so a long line fed in small chunks costs linear time.
+            end = data.find(b"\n")
+            if end < 0:
+                if not self._discarding:
+                    if len(self._buf) + len(data) > limit:
+                        size = len(self._buf) + len(data)
+                        self._buf.clear()
+                        self._discarding = True
+                        out.append(self._too_long(size, self._line_no + 1, so_far=True))
+                    else:
+                        self._buf += data
+                return out
             self._line_no += 1
             if self._discarding:
                 self._discarding = False
-            elif end - start > limit:
+            elif len(self._buf) + end > limit:
+                out.append(self._too_long(len(self._buf) + end + 1))
+                self._buf.clear()
+            else:
+                self._buf += data[:end]
+                line = bytes(self._buf)
+                self._buf.clear()
+                self._emit(line, out)
+            start = end + 1
+        find = data.find
+        while (end := find(b"\n", start)) >= 0:
+            self._line_no += 1
+            if end - start > limit:
                 out.append(self._too_long(end - start + 1))
             else:
-                line = data[start:end]
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if line and not line.isspace():
-                    out.append((self._line_no, line))
+                self._emit(data[start:end], out)
             start = end + 1
         if start < len(data):
-            rest = data[start:]
-            if self._discarding:
-                pass
-            elif len(rest) > limit:
+            if len(data) - start > limit:
                 # Report now, not at the newline that may never come, and stop buffering.
                 self._discarding = True
-                out.append(self._too_long(len(rest), self._line_no + 1, so_far=True))
+                out.append(self._too_long(len(data) - start, self._line_no + 1, so_far=True))
             else:
-                self._buf = rest
+                self._buf += data[start:]
         return out
+
+    def _emit(self, line: bytes, out: list[tuple[int, bytes] | RemoteProtocolError]) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        # Blank means JSON whitespace only (FRAME-5); a form feed is not JSON whitespace.
+        if line and (line[0] not in _JSON_SPACE or line.strip(b" \t\r")):
+            out.append((self._line_no, line))
 
     def close(self) -> list[RemoteProtocolError]:
         """End of stream. Returns an error if it cut a line short (FRAME-2)."""
-        rest, self._buf = self._buf, b""
+        rest = bytes(self._buf)
+        self._buf.clear()
         discarding, self._discarding = self._discarding, False
-        if discarding or not rest.strip():
+        if discarding or not rest.strip(b" \t\r"):
             return []
         return [
             TruncatedLine(

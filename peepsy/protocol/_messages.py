@@ -17,6 +17,7 @@ from peepsy.protocol._generated import (
     Heartbeat,
     Init,
     Ready,
+    RequestBody,
     RequestLegacy,
     RequestUnified,
     Response,
@@ -68,3 +69,28 @@ MESSAGE_ADAPTER: Final[TypeAdapter[Message]] = TypeAdapter(Message)
 MESSAGE_TYPES: Final = frozenset({"INIT", "READY", "REQUEST", "RESPONSE", "HEARTBEAT", "SHUTDOWN"})
 MASTER_MESSAGE_TYPES: Final = (Init, RequestUnified, RequestLegacy, Response, Shutdown)
 CHILD_MESSAGE_TYPES: Final = (Ready, RequestUnified, RequestLegacy, Response, Heartbeat)
+
+
+def to_unified(request: RequestUnified | RequestLegacy) -> RequestUnified:
+    """The same request in the unified flat shape (REQ-3: both shapes mean the same)."""
+    if isinstance(request, RequestUnified):
+        return request
+    body = request.request
+    return RequestUnified(
+        type="REQUEST",
+        id=body.id,
+        action=body.action,
+        data=body.data,
+        timeout=request.timeout,
+        priority=request.priority,
+    )
+
+
+def to_legacy(request: RequestUnified | RequestLegacy) -> RequestLegacy:
+    """The same request in the legacy nested shape, as Node peepsy masters send it."""
+    if isinstance(request, RequestLegacy):
+        return request
+    body = RequestBody(id=request.id, action=request.action, data=request.data)
+    return RequestLegacy(
+        type="REQUEST", request=body, timeout=request.timeout, priority=request.priority
+    )
