@@ -19,6 +19,7 @@ from typing import Any, Final, Literal, TypeVar, overload
 from pydantic import MISSING as _MISSING
 
 from peepsy._actions import Action, HandlerEntry, HandlerRegistry, Handlers
+from peepsy._eager import start_eagerly
 from peepsy._errors import EncodeError, PeepsyError
 from peepsy._failures import (
     NOT_FOUND_TEMPLATE,
@@ -135,7 +136,7 @@ class Child(HandlerRegistry):
         self._running = 0
         self._handled = 0
         self._rejected = 0
-        self._worker_wakeup: asyncio.Future[_Queued] | None = None
+        self._draining = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: dict[str, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
         self._stopping = False
@@ -198,7 +199,6 @@ class Child(HandlerRegistry):
         channel = channel if channel is not None else StdioChannel()
         self._channel = channel
         signals = self._install_signals(loop)
-        worker = loop.create_task(self._sequential_worker())
         try:
             channel.start(self)
             self._start_heartbeats()
@@ -206,7 +206,6 @@ class Child(HandlerRegistry):
                 self._write(self._conn.send(self._ready()))
             return await self._stopped
         finally:
-            worker.cancel()
             for sig in signals:
                 loop.remove_signal_handler(sig)
             self._hb_stop.set()
@@ -331,15 +330,8 @@ class Child(HandlerRegistry):
             )
             self._write(self._conn.send_response(event.id, 404, error_payload=payload))
             return
-        if self._mode == "sequential":
-            wakeup = self._worker_wakeup
-            if wakeup is not None and not wakeup.done():
-                # The worker is idle: hand the request over without queueing it.
-                wakeup.set_result(_Queued(event, entry))
-            else:
-                self._enqueue(event, entry)
-        elif self._running < self._capacity and not self._queued:
-            self._start_task(event, entry)
+        if self._running < self._capacity and not self._queued:
+            self._start(event, entry)
         else:
             self._enqueue(event, entry)
 
@@ -375,37 +367,32 @@ class Child(HandlerRegistry):
                 return item
         return None
 
-    async def _sequential_worker(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            item = self._pop()
-            if item is None:
-                self._worker_wakeup = loop.create_future()
-                try:
-                    item = await self._worker_wakeup
-                finally:
-                    self._worker_wakeup = None
-            if self._mode != "sequential":
-                self._start_task(item.event, item.entry)
-                continue
-            await self._execute(item.event, item.entry)
-
-    def _start_task(self, event: RequestReceived, entry: HandlerEntry) -> None:
+    def _start(self, event: RequestReceived, entry: HandlerEntry) -> None:
+        """Run a request now. The handler is stepped eagerly: one that does not wait is
+        answered before this returns, with no Task; one that waits gets a Task."""
+        self._running += 1
         assert self._loop is not None
-        task = self._loop.create_task(self._execute(event, entry))
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        task = start_eagerly(self._loop, self._execute(event, entry))
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        while self._running < self._capacity and self._queued:
-            item = self._pop()
-            if item is None:
-                break
-            self._start_task(item.event, item.entry)
+    def _start_queued(self) -> None:
+        """Start queued requests while there is capacity. Not re-entered: a request that
+        finishes eagerly inside the loop below only frees its slot."""
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._running < self._capacity and self._queued:
+                item = self._pop()
+                if item is None:  # pragma: no cover - _queued counts live entries
+                    break
+                self._start(item.event, item.entry)
+        finally:
+            self._draining = False
 
     async def _execute(self, event: RequestReceived, entry: HandlerEntry) -> None:
-        self._running += 1
         assert self._idle is not None
         self._idle.clear()
         try:
@@ -427,6 +414,8 @@ class Child(HandlerRegistry):
             self._running -= 1
             if self._running == 0:
                 self._idle.set()
+            if self._queued and not self._stopping:
+                self._start_queued()
 
     def _answer_error(self, request_id: str, exc: BaseException) -> None:
         status, payload = error_to_wire(exc, include_stack=self._include_stack)

@@ -34,6 +34,7 @@ from peepsy._failures import (
     error_from_wire,
     error_to_wire,
 )
+from peepsy.master._deadlines import Deadlines
 from peepsy.master._events import (
     AutoRestartEvent,
     Emitter,
@@ -77,6 +78,10 @@ STRATEGIES: Final = ("round-robin", "random", "least-busy")
 SAFE_RETRY_STATUSES: Final = frozenset({408, 503})
 EMA_ALPHA: Final = 0.2
 _STDERR_LINES: Final = 200
+#: Statuses of a child whose process runs (set on spawn, cleared when it exits).
+_LIVE: Final = frozenset({"starting", "running", "unhealthy", "stopping"})
+_ACCEPTING: Final = frozenset({"starting", "running", "unhealthy"})
+_AVAILABLE: Final = frozenset({"starting", "running"})
 
 log = logging.getLogger("peepsy.master")
 
@@ -88,7 +93,17 @@ def _now_ms() -> int:
 class _Call:
     """One attempt of one request, in flight to one child."""
 
-    __slots__ = ("action", "future", "group", "handle", "id", "started", "timeout", "timer")
+    __slots__ = (
+        "action",
+        "deadline",
+        "future",
+        "group",
+        "handle",
+        "id",
+        "settled",
+        "started",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -105,7 +120,8 @@ class _Call:
         self.future = future
         self.timeout = timeout
         self.started = started
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        self.settled = False
         self.group: _Group | None = None
 
 
@@ -179,20 +195,18 @@ class _ChildHandle:
 
     @property
     def alive(self) -> bool:
-        return (
-            self.transport is not None
-            and self.transport.returncode is None
-            and self.status
-            in (
-                "starting",
-                "running",
-                "unhealthy",
-            )
-        )
+        """The process runs."""
+        return self.status in _LIVE
+
+    @property
+    def accepts(self) -> bool:
+        """It may be sent a request by name (not while it is being stopped)."""
+        return self.status in _ACCEPTING
 
     @property
     def available(self) -> bool:
-        return self.alive and self.status != "unhealthy"
+        """A group may pick it: running and healthy."""
+        return self.status in _AVAILABLE
 
     # TransportListener ---------------------------------------------------------------
 
@@ -300,6 +314,13 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         self._health: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: Deadlines[_Call] | None = None
+
+    def _deadlines_for(self, loop: asyncio.AbstractEventLoop) -> Deadlines[_Call]:
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = Deadlines(loop, self._timed_out)
+        return deadlines
 
     async def __aenter__(self) -> Master[ReqT, RespT]:
         return self
@@ -565,55 +586,56 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
             raise PeepsyShutdownError("the master is shutting down")
         loop = asyncio.get_running_loop()
         started = loop.time()
-        group = self._groups.get(target)
-        if group is None:
-            handle = self._children.get(target)
-            if handle is None:
-                raise PeepsyNotFoundError(f"No process found for target or group: {target}")
-            if not handle.alive:
-                raise PeepsyProcessError(
-                    f"{target} is not running ({handle.status})", target=target
-                )
-            if handle.group is not None:
-                group = self._groups[handle.group]
-        if group is not None and not group.has_capacity():
-            await self._wait_for_capacity(group, timeout, priority, target)
-        elif group is not None:
-            group.active += 1
-        # From here the group slot (if any) is ours until _release.
-        try:
-            if target in self._groups:
-                assert group is not None
-                handle = self._pick(group)
+        remaining = timeout
+        handle = self._children.get(target)
+        group = self._groups.get(target if handle is None else handle.group or "")
+        if handle is None and group is None:
+            raise PeepsyNotFoundError(f"No process found for target or group: {target}")
+        if handle is not None and not handle.accepts:
+            raise PeepsyProcessError(f"{target} is not running ({handle.status})", target=target)
+        if group is not None:
+            # A group's cap counts every request to its members, direct ones included.
+            if group.has_capacity():
+                group.active += 1
             else:
-                handle = self._children[target]
-                if not handle.alive:
+                await self._wait_for_capacity(group, timeout, priority, target)
+                remaining = timeout - int((loop.time() - started) * 1000)
+            # From here the group slot is ours until _finish (or the except below).
+            try:
+                if handle is None:
+                    handle = self._pick(group)
+                elif not handle.accepts:
                     raise PeepsyProcessError(
                         f"{target} is not running ({handle.status})", target=target
                     )
-            remaining = timeout - int((loop.time() - started) * 1000)
-            if remaining < 1:
-                raise PeepsyTimeoutError(
-                    f"Request timed out after {timeout}ms for target: {target}",
-                    action=action,
-                    target=target,
-                    timeout_ms=timeout,
+                if remaining < 1:
+                    raise PeepsyTimeoutError(
+                        f"Request timed out after {timeout}ms for target: {target}",
+                        action=action,
+                        target=target,
+                        timeout_ms=timeout,
+                    )
+                rid, line = handle.conn.send_request(
+                    action, data, timeout=remaining, priority=priority, legacy=handle.legacy
                 )
+            except BaseException:
+                group.active -= 1
+                self._admit(group)
+                raise
+        else:
+            assert handle is not None
             rid, line = handle.conn.send_request(
                 action, data, timeout=remaining, priority=priority, legacy=handle.legacy
             )
-        except BaseException:
-            if group is not None:
-                group.active -= 1
-                self._admit(group)
-            raise
         future: asyncio.Future[Response] = loop.create_future()
         call = _Call(handle, rid, action, future, timeout, started)
         call.group = group
-        call.timer = loop.call_later(remaining / 1000, self._timed_out, call)
+        call.deadline = started + timeout / 1000
+        self._deadlines_for(loop).add(call)
         handle.inflight[rid] = call
-        assert handle.transport is not None
-        handle.transport.write(line)
+        transport = handle.transport
+        assert transport is not None
+        transport.write(line)
         try:
             return await future, handle
         except asyncio.CancelledError:
@@ -676,8 +698,7 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
     def _finish(self, call: _Call) -> None:
         """Release what an attempt holds: the timer, the child's and the group's count
         (whatever ended it: answer, timeout, death, cancel; Node defect 1)."""
-        if call.timer is not None:
-            call.timer.cancel()
+        call.settled = True
         group = call.group
         if group is not None:
             group.active -= 1
