@@ -2,10 +2,12 @@
 
     python -m benchmarks.echo [--seconds 2] [--json out.json]
 
-Four figures: sequential (one request at a time) and pipelined (many in flight) for
-the baseline and for peepsy. The baseline master is the least asyncio code that talks
-NDJSON to a subprocess; the baseline child is a blocking read/answer/flush loop. Only
-the ratios peepsy/baseline are meant to travel between machines.
+Sequential (one request at a time) and pipelined (a window of requests in flight)
+round trips per second for three masters against an echo child: peepsy (master and
+child), a bare asyncio master with the least code that talks NDJSON to a subprocess
+(the baseline with the same I/O model), and a blocking master with no event loop at all
+(the ceiling). Both bare masters talk to the same bare child, a read/answer/write loop.
+Only the ratios are meant to travel between machines.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -66,6 +71,47 @@ async def bare(seconds: float, pipelined: int, child: str = "bare_child.py") -> 
     return rate
 
 
+def bare_blocking(seconds: float, pipelined: int) -> float:
+    """The ceiling: no event loop at all. Write a window of lines, read the answers."""
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "bare_child.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    fd_in, fd_out = proc.stdin.fileno(), proc.stdout.fileno()
+    counter = 0
+
+    def window(size: int) -> None:
+        nonlocal counter
+        lines = []
+        for _ in range(size):
+            counter += 1
+            msg = {"type": "REQUEST", "id": str(counter), "action": "echo", "data": PAYLOAD}
+            lines.append(json.dumps(msg, separators=(",", ":")).encode())
+        os.write(fd_in, b"\n".join(lines) + b"\n")
+        got, buf = 0, b""
+        while got < size:
+            buf += os.read(fd_out, 1 << 20)
+            *done, buf = buf.split(b"\n")
+            for line in done:
+                json.loads(line)
+            got += len(done)
+
+    size = max(1, pipelined)
+    for _ in range(200 // size + 1):
+        window(size)
+    done = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while time.perf_counter() < deadline:
+        window(size)
+        done += size
+    rate = done / (time.perf_counter() - start)
+    proc.stdin.close()
+    proc.wait()
+    return rate
+
+
 async def peepsy_rate(seconds: float, pipelined: int, child: str = "echo_child.py") -> float:
     async with Master() as master:
         await master.spawn_child("echo", [sys.executable, str(HERE / child)], "concurrent")
@@ -94,28 +140,44 @@ async def _measure(one: Any, seconds: float, pipelined: int) -> float:
     return done / (time.perf_counter() - start)
 
 
+def _round(seconds: float, window: int) -> dict[str, float]:
+    out = {
+        "blocking_sequential": bare_blocking(seconds, 1),
+        "blocking_pipelined": bare_blocking(seconds, window),
+        "bare_sequential": asyncio.run(bare(seconds, 1)),
+        "peepsy_sequential": asyncio.run(peepsy_rate(seconds, 1)),
+        "bare_pipelined": asyncio.run(bare(seconds, window)),
+        "peepsy_pipelined": asyncio.run(peepsy_rate(seconds, window)),
+    }
+    out["ratio_sequential"] = out["peepsy_sequential"] / out["bare_sequential"]
+    out["ratio_pipelined"] = out["peepsy_pipelined"] / out["bare_pipelined"]
+    out["ratio_sequential_vs_blocking"] = out["peepsy_sequential"] / out["blocking_sequential"]
+    out["ratio_pipelined_vs_blocking"] = out["peepsy_pipelined"] / out["blocking_pipelined"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     parser.add_argument(
         "--window", type=int, default=1000, help="requests in flight when pipelined"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds; each alternates baseline and peepsy"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results = {
-        "bare_sequential": asyncio.run(bare(args.seconds, 1)),
-        "peepsy_sequential": asyncio.run(peepsy_rate(args.seconds, 1)),
-        "bare_pipelined": asyncio.run(bare(args.seconds, args.window)),
-        "peepsy_pipelined": asyncio.run(peepsy_rate(args.seconds, args.window)),
-    }
-    results["ratio_sequential"] = results["peepsy_sequential"] / results["bare_sequential"]
-    results["ratio_pipelined"] = results["peepsy_pipelined"] / results["bare_pipelined"]
+    rounds = [_round(args.seconds, args.window) for _ in range(args.repeat)]
+    # Medians over rounds; each ratio is taken within its round, so that the baseline and
+    # peepsy it compares ran seconds apart under the same conditions.
+    results = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     for key, value in results.items():
-        print(
-            f"{key:20} {value:12.2f}" if "ratio" in key else f"{key:20} {value:12.0f} round trips/s"
-        )
+        if "ratio" in key:
+            print(f"{key:20} {value:12.2f}  (rounds: {', '.join(f'{r[key]:.2f}' for r in rounds)})")
+        else:
+            print(f"{key:20} {value:12.0f} round trips/s")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps({"median": results, "rounds": rounds}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -105,8 +105,12 @@ class Child(HandlerRegistry):
     ) -> None:
         if mode not in (None, "sequential", "concurrent"):
             raise ValueError(f"mode is 'sequential' or 'concurrent', not {mode!r}")
-        if max_concurrency is not None and max_concurrency < 1:
-            raise ValueError("max_concurrency is at least 1")
+        if max_concurrency is not None and (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or max_concurrency < 1
+        ):
+            raise ValueError(f"max_concurrency is an integer >= 1, not {max_concurrency!r}")
         _check_ms("timeout", timeout)
         if heartbeat_interval is not None:
             _check_ms("heartbeat_interval", heartbeat_interval)

@@ -289,10 +289,11 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
     ) -> None:
         _check_ms("timeout", timeout)
         _check_ms("heartbeat_interval", heartbeat_interval)
-        if max_retries < 0 or retry_delay < 0:
-            raise ValueError("max_retries and retry_delay are >= 0")
-        if heartbeat_miss_threshold < 1:
-            raise ValueError("heartbeat_miss_threshold is at least 1")
+        _check_int("max_retries", max_retries, 0)
+        _check_int("retry_delay", retry_delay, 0)
+        _check_int("heartbeat_miss_threshold", heartbeat_miss_threshold, 1)
+        _check_int("max_restarts", max_restarts, 0)
+        _check_int("restart_window", restart_window, 1)
         if request_shape not in ("unified", "legacy"):
             raise ValueError("request_shape is 'unified' or 'legacy'")
         self._handlers = Handlers()
@@ -471,8 +472,8 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         own timeout) and whether its members restart when they die."""
         if strategy is not None and strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-        if max_concurrency is not None and max_concurrency < 1:
-            raise ValueError("max_concurrency is at least 1")
+        if max_concurrency is not None:
+            _check_int("max_concurrency", max_concurrency, 1)
         if group in self._children:
             raise ValueError(f"{group!r} is a child, not a group")
         g = self._groups.setdefault(group, _Group(group))
@@ -1026,6 +1027,11 @@ def _retryable(exc: PeepsyError, retry_statuses: Collection[int]) -> bool:
     if isinstance(exc, RemoteError):
         return exc.status in SAFE_RETRY_STATUSES or exc.status in retry_statuses
     return True
+
+
+def _check_int(name: str, value: int, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} is an integer >= {minimum}, not {value!r}")
 
 
 def _check_ms(name: str, value: int) -> None:

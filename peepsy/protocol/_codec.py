@@ -100,15 +100,15 @@ def _raise_for(exc: ValidationError, line: bytes | str, line_number: int | None)
     # string_unicode: a str line that is not valid Unicode (a lone surrogate), so no JSON.
     if first["type"] in ("json_invalid", "string_unicode"):
         raise InvalidJson(first["msg"], line=line_number) from None
-    if first["type"] == "peepsy_message_type":
+    if not first["loc"]:
+        # No union member was chosen: not an object, or no known `type`.
         _raise_untyped(line, line_number)
-    issues = tuple(
-        # The first location item is the union tag that routed the message; drop it.
-        Issue(json_path(err["loc"][1:]), err["msg"])
-        for err in errors
-    )
+    # Locations start with the tags that routed the message: its type, and for a
+    # REQUEST its shape. They are not part of the JSON path.
     kind = first["loc"][0]
-    shape = "legacy REQUEST" if kind == LEGACY_TAG else str(kind)
+    skip = 2 if kind == "REQUEST" else 1
+    shape = "legacy REQUEST" if kind == "REQUEST" and first["loc"][1] == LEGACY_TAG else str(kind)
+    issues = tuple(Issue(json_path(err["loc"][skip:]), err["msg"]) for err in errors)
     summary = "; ".join(str(i) for i in issues)
     raise InvalidMessage(
         f"invalid {shape}: {summary}",

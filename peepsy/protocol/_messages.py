@@ -1,17 +1,17 @@
 """The hand-written part of the message models: the discriminated unions.
 
 Everything else is generated from ``schema/`` into ``_generated.py``. Both REQUEST shapes
-carry ``"type": "REQUEST"``, so no generator can discriminate them on ``type``; the
-callable below routes a REQUEST to the legacy model when it has a ``request`` member
-(the rule Node peepsy children apply, spec REQ-3) and every other message by its type.
-One validation pass, one error for one bad message.
+carry ``"type": "REQUEST"``, so no generator can discriminate them on ``type``; a nested
+union routes a REQUEST to the legacy model when it has a ``request`` member (the rule
+Node peepsy children apply, spec REQ-3). One validation pass, one error for one bad
+message.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Final, TypeAlias
 
-from pydantic import Discriminator, Tag, TypeAdapter
+from pydantic import Discriminator, Field, Tag, TypeAdapter
 
 from peepsy.protocol._generated import (
     Heartbeat,
@@ -24,36 +24,26 @@ from peepsy.protocol._generated import (
     Shutdown,
 )
 
-LEGACY_TAG: Final = "REQUEST/legacy"
+LEGACY_TAG: Final = "legacy"
+UNIFIED_TAG: Final = "unified"
 
 
-def _route(value: Any) -> str | None:
-    if isinstance(value, dict):
-        kind = value.get("type")
-        if kind == "REQUEST" and "request" in value:
-            return LEGACY_TAG
-        if isinstance(kind, str):
-            return kind
-    return None
+def _route_request(value: Any) -> str:
+    # REQ-3: a `request` member makes it the legacy shape, whatever else it holds.
+    return LEGACY_TAG if isinstance(value, dict) and "request" in value else UNIFIED_TAG
 
 
-_ROUTE: Final = Discriminator(
-    _route,
-    custom_error_type="peepsy_message_type",
-    custom_error_message="not a peepsy message: no known `type`",
-)
+Request: TypeAlias = Annotated[
+    Annotated[RequestLegacy, Tag(LEGACY_TAG)] | Annotated[RequestUnified, Tag(UNIFIED_TAG)],
+    Discriminator(_route_request),
+]
+"""A REQUEST in either shape."""
 
-Request: TypeAlias = RequestUnified | RequestLegacy
-
+# Every message is routed on its `type` inside pydantic-core; only a REQUEST then calls
+# back into Python to pick its shape, so the RESPONSEs a master mostly reads never do.
 Message: TypeAlias = Annotated[
-    Annotated[Init, Tag("INIT")]
-    | Annotated[Ready, Tag("READY")]
-    | Annotated[RequestUnified, Tag("REQUEST")]
-    | Annotated[RequestLegacy, Tag(LEGACY_TAG)]
-    | Annotated[Response, Tag("RESPONSE")]
-    | Annotated[Heartbeat, Tag("HEARTBEAT")]
-    | Annotated[Shutdown, Tag("SHUTDOWN")],
-    _ROUTE,
+    Init | Ready | Request | Response | Heartbeat | Shutdown,
+    Field(discriminator="type"),
 ]
 """Any peepsy message (``schema/message.json``)."""
 

@@ -38,7 +38,12 @@ class TransportListener(Protocol):
 
 
 class BatchingWriter:
-    """Collects the lines written during one loop iteration and sends them together."""
+    """Writes the first line of a loop iteration at once, and batches the lines that
+    follow it in the same iteration into one write when the iteration ends.
+
+    A lone request (sequential traffic) leaves without waiting a loop pass; a burst
+    (pipelined traffic) costs one system call for the whole burst after its first line.
+    """
 
     __slots__ = ("_loop", "_pending", "_scheduled")
 
@@ -48,10 +53,12 @@ class BatchingWriter:
         self._scheduled = False
 
     def write(self, data: bytes) -> None:
-        self._pending.append(data)
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
+        if self._scheduled:
+            self._pending.append(data)
+            return
+        self._scheduled = True
+        self._loop.call_soon(self.flush)
+        self._send(data)
 
     def flush(self) -> None:
         self._scheduled = False

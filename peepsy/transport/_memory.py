@@ -116,6 +116,10 @@ class MemoryTransport(ChildTransport):
             self.channel._eof()
 
     def _send(self, data: bytes) -> None:
+        # Like a pipe: the bytes arrive in a later loop pass, never inside write().
+        self._loop.call_soon(self._arrive, data)
+
+    def _arrive(self, data: bytes) -> None:
         if not self._input_open or self._returncode is not None:
             return
         if self._started:
@@ -129,10 +133,14 @@ class MemoryTransport(ChildTransport):
 
     def close_input(self) -> None:
         self.flush()
+        # After the bytes already written (call_soon keeps order).
+        self._loop.call_soon(self._close_input)
+
+    def _close_input(self) -> None:
         if self._input_open:
             self._input_open = False
             if self._started:
-                self._loop.call_soon(self.channel._eof)
+                self.channel._eof()
             else:
                 self._eof_pending = True
 

@@ -69,10 +69,16 @@ class StdioChannel(MasterChannel):
         self._reader = task.result()[0]
 
     def write(self, data: bytes) -> None:
-        self._pending.append(data)
-        if not self._scheduled and self._loop is not None:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
+        # As BatchingWriter: the first line of a loop iteration goes at once, the rest of
+        # the iteration's lines together when it ends.
+        if self._scheduled:
+            self._pending.append(data)
+            return
+        if self._loop is None:
+            return
+        self._scheduled = True
+        self._loop.call_soon(self.flush)
+        self.write_now(data)
 
     def flush(self) -> None:
         self._scheduled = False

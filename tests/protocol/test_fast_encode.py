@@ -50,3 +50,12 @@ def test_response_fast_path_matches_the_model(data: Any, rid: str) -> None:
     assert master.outstanding == 0
     out = child.send_response(rid, 200, data)
     assert out == encode(Response(type="RESPONSE", id=rid, status=200, data=data))
+
+
+def test_action_cache_is_bounded_and_stays_correct() -> None:
+    conn = Connection(Role.MASTER)
+    lines = [conn.send_request(f"action-{i}")[1] for i in range(3000)]
+    # Past the cache size the cache is emptied and refilled; lines stay right throughout.
+    for i, line in enumerate(lines):
+        assert f'"action":"action-{i}"'.encode() in line
+    assert len(conn._action_json) <= 1024
