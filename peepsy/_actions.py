@@ -6,14 +6,32 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
 
+from peepsy._errors import EncodeError
 from peepsy._failures import PeepsyValidationError
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+Req_contra = TypeVar("Req_contra", contravariant=True)
+Resp_co = TypeVar("Resp_co", covariant=True)
+
+
+class ActionLike(Protocol[Req_contra, Resp_co]):
+    """What ``request()`` needs of a typed action. :class:`Action` is one.
+
+    Contravariant in the request and covariant in the response, so that the result of
+    ``await master.request(add, ...)`` can go wherever an ``AddResult`` fits (a list of
+    ``BaseModel``, say), while a request model of the wrong type is still refused.
+    """
+
+    @property
+    def name(self) -> str: ...
+    def dump_request(self, value: Req_contra, /) -> Any: ...
+    def parse_response(self, data: Any, /) -> Resp_co: ...
 
 
 class Action(Generic[Req, Resp]):
@@ -30,7 +48,18 @@ class Action(Generic[Req, Resp]):
 
     __slots__ = ("_request_adapter", "_response_adapter", "name", "request_type", "response_type")
 
-    def __init__(self, name: str, request: type[Req], response: type[Resp]) -> None:
+    name: str
+    request_type: type[Req]
+    response_type: type[Resp]
+
+    @overload
+    def __init__(self, name: str, request: type[Req], response: type[Resp]) -> None: ...
+    @overload
+    def __init__(self: Action[Any, Any], name: str, request: object, response: object) -> None:
+        """Special forms (``int | None``, ``Literal[...]``, ``Annotated[...]``) are not
+        classes; such an action is typed ``Action[Any, Any]``."""
+
+    def __init__(self, name: str, request: Any, response: Any) -> None:
         if not name or len(name) > 256:
             raise ValueError("an action name is 1..256 characters")
         self.name = name
@@ -44,10 +73,16 @@ class Action(Generic[Req, Resp]):
         return f"Action({self.name!r}, {req}, {resp})"
 
     def dump_request(self, value: Req) -> Any:
-        return self._request_adapter.dump_python(value, mode="json", by_alias=True)
+        try:
+            return self._request_adapter.dump_python(value, mode="json", by_alias=True)
+        except PydanticSerializationError as exc:
+            raise EncodeError(f"cannot write the request data of {self.name!r}: {exc}") from exc
 
     def dump_response(self, value: Resp) -> Any:
-        return self._response_adapter.dump_python(value, mode="json", by_alias=True)
+        try:
+            return self._response_adapter.dump_python(value, mode="json", by_alias=True)
+        except PydanticSerializationError as exc:
+            raise EncodeError(f"cannot write the response data of {self.name!r}: {exc}") from exc
 
     def parse_request(self, data: Any) -> Req:
         try:
@@ -150,11 +185,18 @@ class HandlerRegistry:
 
     _handlers: Handlers
 
+    # Sync and async each on its own: mypy infers a lambda's parameter type from a plain
+    # Callable but not from a union of them. Sync first, so that a lambda's mistakes are
+    # reported against the signature it was meant for.
+    @overload
+    def register_handler(
+        self, action: Action[Req, Resp], fn: Callable[[Req], Resp], *, inline: bool = ...
+    ) -> None: ...
     @overload
     def register_handler(
         self,
         action: Action[Req, Resp],
-        fn: Callable[[Req], Resp] | Callable[[Req], Awaitable[Resp]],
+        fn: Callable[[Req], Awaitable[Resp]],
         *,
         inline: bool = ...,
     ) -> None: ...
@@ -175,7 +217,7 @@ class HandlerRegistry:
     @overload
     def handler(
         self, action: Action[Req, Resp], *, inline: bool = ...
-    ) -> Callable[[_TypedHandler[Req, Resp]], _TypedHandler[Req, Resp]]: ...
+    ) -> TypedDecorator[Req, Resp]: ...
     @overload
     def handler(self, action: str, *, inline: bool = ...) -> Callable[[H], H]: ...
     def handler(
@@ -198,4 +240,13 @@ class HandlerRegistry:
         return self._handlers.names()
 
 
-_TypedHandler = Callable[[Req], Resp] | Callable[[Req], Awaitable[Resp]]
+class TypedDecorator(Protocol[Req, Resp]):
+    """What ``@handler(action)`` returns for a typed action: the decorated function keeps
+    its sync or async signature."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[[Req], Awaitable[Resp]]
+    ) -> Callable[[Req], Awaitable[Resp]]: ...
+    @overload
+    def __call__(self, fn: Callable[[Req], Resp]) -> Callable[[Req], Resp]: ...

@@ -25,6 +25,8 @@ from peepsy._errors import Issue, PeepsyError, RemoteProtocolError
 from peepsy.protocol import ErrorPayload, Response, json_path
 
 NOT_FOUND_TEMPLATE: Final = "No handler registered for action: {action}"
+#: Statuses that tell the sender its request never ran, so it may go again (RESP-2).
+NOT_RUN_STATUSES: Final = frozenset({408, 503})
 
 
 class PeepsyTimeoutError(PeepsyError):
@@ -114,6 +116,7 @@ class HandlerError(PeepsyError):
     ``raise HandlerError("no such user", status=404, code="E_NO_USER", details={"id": 7})``
     """
 
+    code = "HANDLER_ERROR"
     status = 500
 
     def __init__(
@@ -184,11 +187,15 @@ _BY_CLASS: Final[dict[type[BaseException], tuple[int, str, str]]] = {
 }
 
 
-def error_to_wire(exc: BaseException, *, include_stack: bool = False) -> tuple[int, ErrorPayload]:
+def error_to_wire(
+    exc: BaseException, *, include_stack: bool = False, ran: bool = False
+) -> tuple[int, ErrorPayload]:
     """The status and error payload that answer a request whose handling raised ``exc``.
 
     The stack is left out unless ``include_stack`` (RESP-5). The payload's ``message``
-    is also the RESPONSE's legacy ``error`` text.
+    is also the RESPONSE's legacy ``error`` text. ``ran`` says the handler ran and
+    raised: then the answer is never 408 or 503, which tell the sender the request did
+    not run and may safely be sent again (a handler whose own call timed out has run).
     """
     message = str(exc) or type(exc).__name__
     extra: dict[str, Any] = {}
@@ -223,9 +230,18 @@ def error_to_wire(exc: BaseException, *, include_stack: bool = False) -> tuple[i
         extra = {"name": name, "code": code}
         if isinstance(exc, PeepsyValidationError) and exc.issues:
             extra["details"] = [{"path": i.path, "message": i.message} for i in exc.issues]
+    if ran and status in NOT_RUN_STATUSES:
+        status = 500
     if include_stack and exc.__traceback__ is not None:
         extra["stack"] = "".join(traceback.format_exception(exc))
     return status, ErrorPayload(message=message, **extra)
+
+
+def bare_payload(payload: ErrorPayload) -> ErrorPayload:
+    """The payload without ``details`` and ``stack``: what is left to send when those
+    cannot be written as JSON (a failure must still be answered, RESP-1)."""
+    code = {} if payload.code is MISSING else {"code": payload.code}
+    return ErrorPayload(name=payload.name, message=payload.message, **code)
 
 
 def error_from_wire(

@@ -68,7 +68,7 @@ def test_every_error_has_a_stable_code() -> None:
     }
     assert codes == {
         "EncodeError": "PEEPSY_ENCODE",
-        "HandlerError": "PEEPSY_ERROR",
+        "HandlerError": "HANDLER_ERROR",
         "LocalProtocolError": "PEEPSY_LOCAL_PROTOCOL",
         "PeepsyError": "PEEPSY_ERROR",
         "PeepsyNotFoundError": "PEEPSY_NOT_FOUND",

@@ -18,13 +18,14 @@ from typing import Any, Final, Literal, TypeVar, overload
 
 from pydantic import MISSING as _MISSING
 
-from peepsy._actions import Action, HandlerEntry, HandlerRegistry, Handlers
+from peepsy._actions import ActionLike, HandlerEntry, HandlerRegistry, Handlers
 from peepsy._eager import start_eagerly
 from peepsy._errors import EncodeError, PeepsyError
 from peepsy._failures import (
     NOT_FOUND_TEMPLATE,
     PeepsyShutdownError,
     PeepsyTimeoutError,
+    bare_payload,
     error_from_wire,
     error_to_wire,
 )
@@ -146,7 +147,7 @@ class Child(HandlerRegistry):
         self._stopping = False
         self._stopped: asyncio.Future[int] | None = None
         self._idle: asyncio.Event | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._hb_stop = threading.Event()
         self._hb_thread: threading.Thread | None = None
 
@@ -196,13 +197,10 @@ class Child(HandlerRegistry):
         self._stopped = loop.create_future()
         self._idle = asyncio.Event()
         self._idle.set()
-        workers = 1 if self._mode == "sequential" else (self._max_concurrency or 32)
-        self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="peepsy-handler"
-        )
+        # SIGTERM belongs to the process: only a child serving on its own stdio takes it.
+        signals = self._install_signals(loop) if channel is None else []
         channel = channel if channel is not None else StdioChannel()
         self._channel = channel
-        signals = self._install_signals(loop)
         try:
             channel.start(self)
             self._start_heartbeats()
@@ -215,7 +213,8 @@ class Child(HandlerRegistry):
             self._hb_stop.set()
             self._fail_pending(PeepsyShutdownError("the child is stopping"))
             channel.close()
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
             self._channel = None
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
@@ -311,6 +310,9 @@ class Child(HandlerRegistry):
         if not self._mode_explicit and msg.mode != self._mode and self._running == 0:
             self._mode = msg.mode
             log.info("mode set to %s by INIT", msg.mode)
+            if self._pool is not None:  # sized for the old mode
+                self._pool.shutdown(wait=False)
+                self._pool = None
         if not self._heartbeat_explicit and isinstance(msg.heartbeat_interval, int):
             self._heartbeat_ms = msg.heartbeat_interval
 
@@ -400,18 +402,18 @@ class Child(HandlerRegistry):
         assert self._idle is not None
         self._idle.clear()
         try:
-            result = await entry.run(event.data, self._executor)
+            result = await entry.run(event.data, self._executor())
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._handled += 1
-            self._answer_error(event.id, exc)
+            self._answer_error(event.id, exc, ran=True)
         else:
             self._handled += 1
             try:
                 line = self._conn.send_response(event.id, 200, result)
             except EncodeError as exc:
-                self._answer_error(event.id, exc)
+                self._answer_error(event.id, exc, ran=True)
             else:
                 self._write(line)
         finally:
@@ -421,9 +423,23 @@ class Child(HandlerRegistry):
             if self._queued and not self._stopping:
                 self._start_queued()
 
-    def _answer_error(self, request_id: str, exc: BaseException) -> None:
-        status, payload = error_to_wire(exc, include_stack=self._include_stack)
-        self._write(self._conn.send_response(request_id, status, error_payload=payload))
+    def _executor(self) -> ThreadPoolExecutor:
+        """The threads for sync handlers, made on first use (after INIT has settled the
+        mode): one for sequential mode, ``max_concurrency`` (or 32) for concurrent."""
+        if self._pool is None:
+            workers = 1 if self._mode == "sequential" else (self._max_concurrency or 32)
+            self._pool = ThreadPoolExecutor(
+                max_workers=workers, thread_name_prefix="peepsy-handler"
+            )
+        return self._pool
+
+    def _answer_error(self, request_id: str, exc: BaseException, *, ran: bool = False) -> None:
+        status, payload = error_to_wire(exc, include_stack=self._include_stack, ran=ran)
+        try:
+            line = self._conn.send_response(request_id, status, error_payload=payload)
+        except EncodeError:
+            line = self._conn.send_response(request_id, status, error_payload=bare_payload(payload))
+        self._write(line)
 
     # --- stopping (SHUT-1, SHUT-2) ------------------------------------------------------
 
@@ -456,7 +472,7 @@ class Child(HandlerRegistry):
     @overload
     async def request(
         self,
-        action: Action[Req, Resp],
+        action: ActionLike[Req, Resp],
         data: Req,
         *,
         timeout: int | None = None,
@@ -475,7 +491,7 @@ class Child(HandlerRegistry):
     ) -> Any: ...
     async def request(
         self,
-        action: str | Action[Any, Any],
+        action: str | ActionLike[Any, Any],
         data: Any = None,
         *,
         timeout: int | None = None,
@@ -493,8 +509,8 @@ class Child(HandlerRegistry):
             raise PeepsyError("the child is not serving")
         timeout = self._timeout if timeout is None else timeout
         _check_ms("timeout", timeout)
-        name = action.name if isinstance(action, Action) else action
-        payload = action.dump_request(data) if isinstance(action, Action) else data
+        name = action if isinstance(action, str) else action.name
+        payload = data if isinstance(action, str) else action.dump_request(data)
         attempts = 1 + (self._retries if retries is None else retries)
         for attempt in range(attempts):
             try:
@@ -504,7 +520,7 @@ class Child(HandlerRegistry):
                     raise
                 await asyncio.sleep(self._retry_delay / 1000)
                 continue
-            if isinstance(action, Action):
+            if not isinstance(action, str):
                 return action.parse_response(result)
             return result
         raise AssertionError("unreachable")  # pragma: no cover

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,8 +61,8 @@ class RestartFailedEvent:
 
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
-    """Something went wrong that no caller will see: a garbage line from a child, a
-    failed respawn, a callback that raised."""
+    """Something went wrong that no caller will see: a line from a child that broke the
+    protocol, or a restart that failed."""
 
     target: str | None
     error: BaseException
@@ -78,10 +80,11 @@ AnyEvent: TypeAlias = (
 
 
 class Emitter:
-    __slots__ = ("_listeners",)
+    __slots__ = ("_listeners", "_tasks")
 
     def __init__(self) -> None:
         self._listeners: dict[str, list[Callable[[Any], object]]] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     def on(self, name: str, callback: Callable[[Any], object]) -> Callable[[], None]:
         listeners = self._listeners.setdefault(name, [])
@@ -96,6 +99,16 @@ class Emitter:
     def emit(self, name: str, event: AnyEvent) -> None:
         for callback in list(self._listeners.get(name, ())):
             try:
-                callback(event)
+                result = callback(event)
+                if inspect.isawaitable(result):
+                    # An async callback runs as a task of its own; its failure is logged.
+                    task = asyncio.ensure_future(result)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._task_done)
             except Exception:
                 log.exception("a %r event callback raised", name)
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("an async event callback raised", exc_info=task.exception())

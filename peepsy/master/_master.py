@@ -22,15 +22,17 @@ from typing import Any, Final, Generic, Literal, overload
 from pydantic import MISSING
 from typing_extensions import TypeVar
 
-from peepsy._actions import Action, HandlerRegistry, Handlers
+from peepsy._actions import ActionLike, HandlerRegistry, Handlers
 from peepsy._errors import EncodeError, PeepsyError
 from peepsy._failures import (
     NOT_FOUND_TEMPLATE,
+    NOT_RUN_STATUSES,
     PeepsyNotFoundError,
     PeepsyProcessError,
     PeepsyShutdownError,
     PeepsyTimeoutError,
     RemoteError,
+    bare_payload,
     error_from_wire,
     error_to_wire,
 )
@@ -75,7 +77,7 @@ Resp = TypeVar("Resp")
 
 STRATEGIES: Final = ("round-robin", "random", "least-busy")
 #: Statuses whose answer means the request never ran, so a retry cannot repeat work.
-SAFE_RETRY_STATUSES: Final = frozenset({408, 503})
+SAFE_RETRY_STATUSES: Final = NOT_RUN_STATUSES
 EMA_ALPHA: Final = 0.2
 _STDERR_LINES: Final = 200
 #: Statuses of a child whose process runs (set on spawn, cleared when it exits).
@@ -224,7 +226,7 @@ class _ChildHandle:
         for raw in lines:
             text = raw.decode("utf-8", "replace").rstrip("\r")
             if mode == "log":
-                logging.getLogger(f"peepsy.child.{self.target}").info("%s", text)
+                logging.getLogger(f"peepsy.stderr.{self.target}").info("%s", text)
             self.stderr_tail.append(text)
 
     def eof_received(self) -> None:
@@ -382,6 +384,7 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         group: str | None = None,
         *,
         env: Mapping[str, str] | None = None,
+        inherit_env: bool = True,
         cwd: str | None = None,
         stderr: StderrMode = "inherit",
         auto_restart: bool = True,
@@ -391,10 +394,10 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
 
         ``command`` is any executable speaking the protocol on stdin/stdout: an argv list
         (``["node", "worker.js"]``) or a string split like a shell would
-        (``"./my_worker --fast"``). ``env`` replaces the environment when given (start
-        from ``os.environ`` to extend it). ``stderr`` is ``inherit`` (the master's
-        stderr), ``log`` (lines to the ``peepsy.child.TARGET`` logger), ``capture``
-        (kept, see :meth:`get_stderr`) or ``discard``.
+        (``"./my_worker --fast"``). ``env`` adds variables to the master's environment
+        (with ``inherit_env=False`` the child gets ``env`` alone). ``stderr`` is
+        ``inherit`` (the master's stderr), ``log`` (lines to the ``peepsy.stderr.TARGET``
+        logger), ``capture`` (kept, see :meth:`get_stderr`) or ``discard``.
         """
         if self._closing:
             raise PeepsyShutdownError("the master is shutting down")
@@ -411,7 +414,7 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not argv:
             raise ValueError("command is empty")
-        spec = SpawnSpec(argv=argv, env=env, cwd=cwd, stderr=stderr)
+        spec = SpawnSpec(argv=argv, env=env, inherit_env=inherit_env, cwd=cwd, stderr=stderr)
         handle = _ChildHandle(
             self, target, spec, mode, group, auto_restart, request_shape or self._request_shape
         )
@@ -490,7 +493,7 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
     @overload
     async def request(
         self,
-        action: Action[Req, Resp],
+        action: ActionLike[Req, Resp],
         target: str,
         data: Req,
         *,
@@ -513,7 +516,7 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
     ) -> Reply[RespT]: ...
     async def request(
         self,
-        action: str | Action[Any, Any],
+        action: str | ActionLike[Any, Any],
         target: str,
         data: Any = None,
         *,
@@ -537,11 +540,11 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         answers (the request never ran). Other failure statuses are retried only when
         listed in ``retry_statuses``.
         """
-        if isinstance(action, Action):
+        if isinstance(action, str):
+            name, payload = action, data
+        else:
             name = action.name
             payload = action.dump_request(data)
-        else:
-            name, payload = action, data
         timeout = self._timeout if timeout is None else timeout
         _check_ms("timeout", timeout)
         attempts = 1 + (self._max_retries if retries is None else retries)
@@ -569,7 +572,7 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
                 await asyncio.sleep(self._retry_delay / 1000)
                 continue
             result = None if response.data is MISSING else response.data
-            if isinstance(action, Action):
+            if not isinstance(action, str):
                 return action.parse_response(result)
             return Reply(
                 status=response.status,
@@ -801,9 +804,12 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
             line = conn.send_response(event.id, 200, result)
         except asyncio.CancelledError:
             raise
-        except (Exception, EncodeError) as exc:
-            status, payload = error_to_wire(exc, include_stack=self._include_stack)
-            line = conn.send_response(event.id, status, error_payload=payload)
+        except Exception as exc:
+            status, payload = error_to_wire(exc, include_stack=self._include_stack, ran=True)
+            try:
+                line = conn.send_response(event.id, status, error_payload=payload)
+            except EncodeError:
+                line = conn.send_response(event.id, status, error_payload=bare_payload(payload))
         # Answer on the connection the request came in on; a restarted child is another.
         if transport is not None and transport is handle.transport:
             transport.write(line)

@@ -19,10 +19,15 @@ StderrMode = Literal["inherit", "log", "capture", "discard"]
 
 @dataclass(frozen=True, slots=True)
 class SpawnSpec:
-    """How to start one child: the command, its environment and working directory."""
+    """How to start one child: the command, its environment and working directory.
+
+    ``env`` is added to the master's environment, or replaces it when ``inherit_env`` is
+    false.
+    """
 
     argv: Sequence[str]
     env: Mapping[str, str] | None = None
+    inherit_env: bool = True
     cwd: str | None = None
     stderr: StderrMode = "inherit"
     extra: Mapping[str, object] = field(default_factory=dict)

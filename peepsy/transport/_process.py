@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import subprocess
+from collections.abc import Mapping
 from typing import Final
 
 from peepsy.transport._base import ChildTransport, Launcher, SpawnSpec, TransportListener
@@ -59,6 +60,8 @@ class _Protocol(asyncio.SubprocessProtocol):
         code = self.transport.returncode if self.transport is not None else None
         if not self.stdout_closed:
             self.listener.eof_received()
+        if self.transport is not None:
+            self.transport.release()
         self.listener.process_exited(code)
         if not self.done.done():
             self.done.set_result(None)
@@ -113,6 +116,11 @@ class ProcessTransport(ChildTransport):
         await asyncio.shield(self._protocol.done)
         return self._proc.get_returncode()
 
+    def release(self) -> None:
+        """Close asyncio's transport once the process has exited and been drained."""
+        self._stdin = None
+        self._proc.close()
+
 
 class ProcessLauncher(Launcher):
     """Runs each child as a process; its stdin and stdout carry the protocol."""
@@ -124,7 +132,7 @@ class ProcessLauncher(Launcher):
             if spec.stderr == "inherit"
             else (subprocess.DEVNULL if spec.stderr == "discard" else subprocess.PIPE)
         )
-        env = None if spec.env is None else dict(spec.env)
+        env = child_env(spec.env, spec.inherit_env)
         protocol = _Protocol(listener)
         proc, _ = await loop.subprocess_exec(
             lambda: protocol,
@@ -144,10 +152,11 @@ class ProcessLauncher(Launcher):
         return transport
 
 
-def default_env(extra: dict[str, str] | None) -> dict[str, str] | None:
-    """The master's environment with ``extra`` on top, or None for "inherit as is"."""
-    if not extra:
+def child_env(env: Mapping[str, str] | None, inherit: bool) -> dict[str, str] | None:
+    """The environment a child starts with: the master's (when ``inherit``) with ``env``
+    on top; None means the master's, unchanged."""
+    if inherit and not env:
         return None
-    env = dict(os.environ)
-    env.update(extra)
-    return env
+    merged = dict(os.environ) if inherit else {}
+    merged.update(env or {})
+    return merged
