@@ -102,7 +102,8 @@ class Action(Generic[Req, Resp]):
 
 
 def _type_name(tp: object) -> str:
-    return getattr(tp, "__name__", repr(tp))
+    # A class by its name; list[int], int | None and other forms as they are written.
+    return tp.__name__ if isinstance(tp, type) else repr(tp)
 
 
 SyncHandler = Callable[[Any], Any]
@@ -142,6 +143,8 @@ class HandlerEntry:
                 result = await result
         else:
             result = await asyncio.get_running_loop().run_in_executor(executor, self.fn, arg)
+            if inspect.isawaitable(result):  # a plain callable that returned a coroutine
+                result = await result
         if action is not None:
             return action.dump_response(result)
         return result

@@ -232,6 +232,13 @@ def error_to_wire(
             extra["details"] = [{"path": i.path, "message": i.message} for i in exc.issues]
     if ran and status in NOT_RUN_STATUSES:
         status = 500
+    given = extra.get("code")
+    if given is not None and not (isinstance(given, str) and 0 < len(given) <= 256):
+        # A code the protocol cannot carry (RESP-3 payload bounds) must not cost the
+        # answer itself: leave it out.
+        del extra["code"]
+    if len(str(extra.get("name", ""))) > 256:
+        extra["name"] = str(extra["name"])[:256]
     if include_stack and exc.__traceback__ is not None:
         extra["stack"] = "".join(traceback.format_exception(exc))
     return status, ErrorPayload(message=message, **extra)

@@ -113,6 +113,9 @@ class Child(HandlerRegistry):
         ):
             raise ValueError(f"max_concurrency is an integer >= 1, not {max_concurrency!r}")
         _check_ms("timeout", timeout)
+        for name, value in (("retries", retries), ("retry_delay", retry_delay)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} is an integer >= 0, not {value!r}")
         if heartbeat_interval is not None:
             _check_ms("heartbeat_interval", heartbeat_interval)
         self._handlers = Handlers()
@@ -142,6 +145,7 @@ class Child(HandlerRegistry):
         self._handled = 0
         self._rejected = 0
         self._draining = False
+        self._init_seen = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: dict[str, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
         self._stopping = False
@@ -149,6 +153,7 @@ class Child(HandlerRegistry):
         self._idle: asyncio.Event | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._hb_stop = threading.Event()
+        self._stopping_heartbeats = False
         self._hb_thread: threading.Thread | None = None
 
     # --- introspection ------------------------------------------------------------------
@@ -210,6 +215,7 @@ class Child(HandlerRegistry):
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
+            self._stopping_heartbeats = True
             self._hb_stop.set()
             self._fail_pending(PeepsyShutdownError("the child is stopping"))
             channel.close()
@@ -243,6 +249,7 @@ class Child(HandlerRegistry):
     # --- heartbeats (HB-1): on their own thread, so no handler can hold them up ---------
 
     def _start_heartbeats(self) -> None:
+        self._stopping_heartbeats = False
         self._hb_stop.clear()
         thread = threading.Thread(target=self._heartbeat_loop, name="peepsy-heartbeat", daemon=True)
         self._hb_thread = thread
@@ -251,18 +258,26 @@ class Child(HandlerRegistry):
     def _heartbeat_loop(self) -> None:
         channel = self._channel
         pid = os.getpid()
+        next_at = time.monotonic()
         while channel is not None:
-            line = self._conn.send(
-                Heartbeat(
-                    type="HEARTBEAT",
-                    pid=pid,
-                    timestamp=int(time.time() * 1000),
-                    requests_active=self._running + self._queued,
+            now = time.monotonic()
+            if now >= next_at:
+                line = self._conn.send(
+                    Heartbeat(
+                        type="HEARTBEAT",
+                        pid=pid,
+                        timestamp=int(time.time() * 1000),
+                        requests_active=self._running + self._queued,
+                    )
                 )
-            )
-            channel.write_now(line)
-            if self._hb_stop.wait(self._heartbeat_ms / 1000):
-                return
+                channel.write_now(line)
+                next_at = now + self._heartbeat_ms / 1000
+            # Woken early when INIT changes the interval, so the new one applies at once.
+            if self._hb_stop.wait(max(0.0, next_at - time.monotonic())):
+                if self._stopping_heartbeats:
+                    return
+                self._hb_stop.clear()
+                next_at = min(next_at, time.monotonic() + self._heartbeat_ms / 1000)
 
     # --- receiving ----------------------------------------------------------------------
 
@@ -304,6 +319,10 @@ class Child(HandlerRegistry):
             self._write(self._conn.send_response(err.request_id, status, error_payload=payload))
 
     def _init(self, event: InitReceived) -> None:
+        if self._init_seen:
+            log.info("ignored a repeated INIT (INIT-2)")
+            return
+        self._init_seen = True
         msg = event.message
         if isinstance(msg.target, str):
             self.target = msg.target
@@ -315,6 +334,7 @@ class Child(HandlerRegistry):
                 self._pool = None
         if not self._heartbeat_explicit and isinstance(msg.heartbeat_interval, int):
             self._heartbeat_ms = msg.heartbeat_interval
+            self._hb_stop.set()  # wake the heartbeat thread to apply it now
 
     # --- scheduling (SCHED-1..3) --------------------------------------------------------
 
@@ -509,6 +529,8 @@ class Child(HandlerRegistry):
             raise PeepsyError("the child is not serving")
         timeout = self._timeout if timeout is None else timeout
         _check_ms("timeout", timeout)
+        if retries is not None and (isinstance(retries, bool) or retries < 0):
+            raise ValueError(f"retries is an integer >= 0, not {retries!r}")
         name = action if isinstance(action, str) else action.name
         payload = data if isinstance(action, str) else action.dump_request(data)
         attempts = 1 + (self._retries if retries is None else retries)

@@ -436,8 +436,9 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         handle.last_heartbeat = None
         try:
             handle.transport = await self._launcher.spawn(handle.spec, handle)
-        except OSError as exc:
+        except Exception as exc:  # OSError, or ValueError for a NUL in an argument, ...
             handle.status = "failed"
+            handle.transport = None
             raise PeepsyProcessError(
                 f"could not start {handle.target}: {exc}", target=handle.target
             ) from exc
@@ -547,6 +548,8 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
             payload = action.dump_request(data)
         timeout = self._timeout if timeout is None else timeout
         _check_ms("timeout", timeout)
+        if retries is not None:
+            _check_int("retries", retries, 0)
         attempts = 1 + (self._max_retries if retries is None else retries)
         for attempt in range(1, attempts + 1):
             try:
@@ -672,7 +675,10 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         waiter: asyncio.Future[None] = loop.create_future()
         heapq.heappush(group.waiters, (-(priority or 0), next(group.seq), waiter))
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout / 1000)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+            # arrives in the same loop pass as the slot is granted.
+            async with asyncio.timeout(timeout / 1000):
+                await waiter
         except TimeoutError:
             if waiter.done() and not waiter.cancelled():
                 # Admitted at the last moment: give the slot back.

@@ -1,0 +1,22 @@
+"""The peepsy conformance suite: ``python -m peepsy.conformance -- COMMAND [ARGS...]``.
+
+Replays transcripts (conformance/transcripts/*.ndjson) against a worker in any language
+and reports, check by check and with the requirement id each one enforces, whether it
+speaks the protocol of docs/protocol.md.
+"""
+
+from peepsy.conformance._matchers import MatchContext, Mismatch, match
+from peepsy.conformance._suite import Options, SuiteResult, run_suite
+from peepsy.conformance._transcript import Outcome, Transcript, load_transcript
+
+__all__ = [
+    "MatchContext",
+    "Mismatch",
+    "Options",
+    "Outcome",
+    "SuiteResult",
+    "Transcript",
+    "load_transcript",
+    "match",
+    "run_suite",
+]

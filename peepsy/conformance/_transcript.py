@@ -1,0 +1,274 @@
+"""Transcripts: what the master sends and what it expects back, as data.
+
+A transcript is a newline-delimited JSON file (``conformance/transcript.schema.json``).
+Its first line is the header; every other line is one step::
+
+    {"check": "resp.unknown-action", "requirement": ["RESP-4"], "level": "core",
+     "severity": "MUST", "description": "..."}
+    {"send": {"type": "REQUEST", "id": "c1", "action": "no-such-action"}}
+    {"expect": {"type": "RESPONSE", "id": "c1", "status": 404,
+                "error": {"$type": "string"}}, "within": 2000}
+
+HEARTBEATs interleave freely: ``expect`` steps never see them (each is still validated
+against the schema by the suite), and ``expect_heartbeats`` counts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from peepsy.conformance._matchers import MatchContext, Mismatch, match, resolve, show
+from peepsy.conformance._wire import Session, WireLine
+
+Verdict = Literal["pass", "fail", "warn", "skip", "timeout", "error"]
+Level = Literal["core", "profile"]
+DEFAULT_WITHIN = 2000
+
+
+class TranscriptError(ValueError):
+    """A transcript file that is not valid."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    check: str
+    requirement: tuple[str, ...]
+    level: Level
+    severity: Literal["MUST", "SHOULD"]
+    description: str
+    steps: tuple[dict[str, Any], ...]
+    source: str
+    mode: Literal["any", "sequential", "concurrent"] = "any"
+    init: bool = True
+    timeout: int = 15_000
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one check came to."""
+
+    check: str
+    requirement: tuple[str, ...]
+    level: Level
+    severity: str
+    description: str
+    verdict: Verdict
+    message: str = ""
+    expected: Any = None
+    actual: Any = None
+    mismatches: list[Mismatch] = field(default_factory=list)
+    trace: list[str] = field(default_factory=list)
+    stderr: str = ""
+    duration_ms: float = 0.0
+    source: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in ("fail", "error", "timeout")
+
+
+def load_transcript(path: Path, validate: Callable[[Any], list[str]] | None = None) -> Transcript:
+    # Lines end at \n only: U+2028 and friends are ordinary characters in NDJSON.
+    lines = [ln for ln in path.read_text(encoding="utf-8").split("\n") if ln.strip()]
+    if not lines:
+        raise TranscriptError(f"{path}: empty transcript")
+    try:
+        records = [json.loads(ln) for ln in lines]
+    except ValueError as exc:
+        raise TranscriptError(f"{path}: not NDJSON: {exc}") from exc
+    if validate is not None:
+        problems = validate(records)
+        if problems:
+            raise TranscriptError(f"{path}: " + "; ".join(problems))
+    head, steps = records[0], records[1:]
+    return Transcript(
+        check=head["check"],
+        requirement=tuple(head["requirement"]),
+        level=head.get("level", "core"),
+        severity=head.get("severity", "MUST"),
+        description=head.get("description", ""),
+        steps=tuple(steps),
+        source=str(path),
+        mode=head.get("mode", "any"),
+        init=head.get("init", True),
+        timeout=head.get("timeout", 15_000),
+    )
+
+
+class StepFailed(Exception):
+    def __init__(
+        self,
+        message: str,
+        expected: Any = None,
+        actual: Any = None,
+        mismatches: list[Mismatch] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+        self.mismatches = mismatches or []
+
+
+@dataclass(slots=True)
+class Runner:
+    """Plays one transcript against one fresh session of the worker."""
+
+    session: Session
+    ctx: MatchContext
+    init_message: dict[str, Any] | None
+
+    async def play(self, transcript: Transcript) -> None:
+        if transcript.init and self.init_message is not None:
+            self.session.send(self.init_message)
+        for number, step in enumerate(transcript.steps, start=2):
+            try:
+                await self._step(step)
+            except StepFailed as exc:
+                raise StepFailed(
+                    f"line {number}: {exc}", exc.expected, exc.actual, exc.mismatches
+                ) from None
+
+    async def _step(self, step: dict[str, Any]) -> None:  # noqa: PLR0915 - one branch per op
+        s = self.session
+        within = float(step.get("within", DEFAULT_WITHIN))
+        if "send" in step:
+            s.send(resolve(step["send"], self.ctx))
+            await s.drain()
+        elif "send_raw" in step:
+            tail = "\n" if step.get("newline", True) else ""
+            s.send_raw((step["send_raw"] + tail).encode("utf-8"))
+            await s.drain()
+        elif "send_hex" in step:
+            s.send_raw(bytes.fromhex(step["send_hex"]))
+            await s.drain()
+        elif "send_base64" in step:
+            s.send_raw(base64.b64decode(step["send_base64"]))
+            await s.drain()
+        elif "send_large" in step:
+            spec = step["send_large"]
+            message = {
+                "type": "REQUEST",
+                "id": spec["id"],
+                "action": spec["action"],
+                "data": "x" * spec["bytes"],
+            }
+            s.send(message)
+            await s.drain()
+        elif "send_nested" in step:
+            spec = step["send_nested"]
+            # Written as text: the depth may exceed what a JSON encoder recurses through.
+            leaf = json.dumps(spec.get("leaf", 1))
+            head = json.dumps({"type": "REQUEST", "id": spec["id"], "action": spec["action"]})
+            data = "[" * spec["depth"] + leaf + "]" * spec["depth"]
+            s.send_raw(f'{head[:-1]},"data":{data}}}\n'.encode())
+            await s.drain()
+        elif "expect" in step:
+            await self._expect(step["expect"], within, step.get("allow", ()))
+        elif "expect_unordered" in step:
+            await self._expect_unordered(step["expect_unordered"], within)
+        elif "answer" in step:
+            spec = step["answer"]
+            await self._expect(spec["request"], within)
+            s.send(resolve(spec["response"], self.ctx))
+            await s.drain()
+        elif "expect_silence" in step:
+            line = await s.next_message(float(step["expect_silence"]))
+            if line is not None:
+                raise StepFailed(
+                    f"expected no message for {step['expect_silence']} ms, got one",
+                    "no message (heartbeats aside)",
+                    _payload(line),
+                )
+        elif "expect_heartbeats" in step:
+            spec = step["expect_heartbeats"]
+            start = len(s.heartbeats)
+            deadline = asyncio.get_running_loop().time() + spec["within"] / 1000
+            while len(s.heartbeats) - start < spec["count"]:
+                if asyncio.get_running_loop().time() >= deadline:
+                    got = len(s.heartbeats) - start
+                    raise StepFailed(
+                        f"expected {spec['count']} HEARTBEATs within {spec['within']} ms,"
+                        f" got {got}",
+                        f"{spec['count']} heartbeats",
+                        f"{got} heartbeats",
+                    )
+                await asyncio.sleep(0.02)
+        elif "close_stdin" in step:
+            s.close_stdin()
+        elif "expect_exit" in step:
+            spec = step["expect_exit"]
+            code = await s.wait_exit(float(spec.get("within", 5000)))
+            if code is None:
+                raise StepFailed(
+                    f"expected the worker to exit within {spec.get('within', 5000)} ms;"
+                    " it is still running",
+                    "exit",
+                    "still running",
+                )
+            want = spec.get("code", {"$any": True})
+            problems = match(want, code, self.ctx, "$exit")
+            if problems:
+                raise StepFailed(f"exit status {code}", want, code, problems)
+        elif "wait" in step:
+            await asyncio.sleep(float(step["wait"]) / 1000)
+        else:
+            raise TranscriptError(f"unknown step {sorted(step)}")
+
+    async def _expect(self, expected: Any, within: float, allow: Any = ()) -> WireLine:
+        """The next message must match ``expected``; messages matching one of ``allow``
+        may come before it and are passed over."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within / 1000
+        while True:
+            line = await self.session.next_message((deadline - loop.time()) * 1000)
+            if line is None:
+                raise StepFailed(
+                    f"expected a message within {within:.0f} ms, got none", expected, None
+                )
+            problems = match(expected, _payload(line), self.ctx)
+            if not problems:
+                return line
+            if any(not match(other, _payload(line), self.ctx) for other in allow):
+                continue
+            raise StepFailed("message does not match", expected, _payload(line), problems)
+
+    async def _expect_unordered(self, expected: list[Any], within: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within / 1000
+        waiting = list(expected)
+        while waiting:
+            line = await self.session.next_message((deadline - loop.time()) * 1000)
+            if line is None:
+                raise StepFailed(
+                    f"expected {len(waiting)} more message(s) within {within:.0f} ms, got none",
+                    waiting,
+                    None,
+                )
+            best: list[Mismatch] | None = None
+            for i, want in enumerate(waiting):
+                problems = match(want, _payload(line), self.ctx)
+                if not problems:
+                    del waiting[i]
+                    break
+                if best is None or len(problems) < len(best):
+                    best = problems
+            else:
+                raise StepFailed(
+                    "message matches none of those expected", waiting, _payload(line), best or []
+                )
+
+
+def _payload(line: WireLine) -> Any:
+    if line.message is not None:
+        return line.message
+    return {"(not JSON)": line.raw.decode("utf-8", "replace")}
+
+
+def describe(value: Any) -> str:
+    return show(value)

@@ -1,0 +1,190 @@
+"""A worker under test, seen byte for byte: what goes in, what comes out, and when."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Lines longer than this from a worker are cut short in the trace (not in the checks).
+_TRACE_LIMIT = 2000
+
+
+@dataclass(slots=True)
+class WireLine:
+    """One line that crossed the pipe. ``t`` is ms since the worker started."""
+
+    t: float
+    direction: str  # "to-worker" or "from-worker"
+    raw: bytes
+    message: Any = None
+    problem: str | None = None
+
+    def render(self) -> str:
+        arrow = "->" if self.direction == "to-worker" else "<-"
+        text = self.raw.decode("utf-8", "replace")
+        if len(text) > _TRACE_LIMIT:
+            text = text[:_TRACE_LIMIT] + f"... ({len(self.raw)} bytes)"
+        note = f"   !! {self.problem}" if self.problem else ""
+        return f"{self.t:9.1f} ms {arrow} {text}{note}"
+
+
+@dataclass(slots=True)
+class Session:
+    """One run of the worker command, with everything it wrote."""
+
+    argv: Sequence[str]
+    env: dict[str, str] | None = None
+    cwd: str | None = None
+    trace: list[WireLine] = field(default_factory=list)
+    stderr: bytearray = field(default_factory=bytearray)
+    messages: asyncio.Queue[WireLine] = field(default_factory=asyncio.Queue)
+    heartbeats: list[WireLine] = field(default_factory=list)
+    ready: list[WireLine] = field(default_factory=list)
+    partial: bytes = b""
+    _proc: asyncio.subprocess.Process | None = None
+    _start: float = 0.0
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        self._start = time.monotonic()
+        self._proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+            limit=64 * 1024 * 1024,
+        )
+        self._tasks = [
+            asyncio.create_task(self._read_stdout()),
+            asyncio.create_task(self._read_stderr()),
+        ]
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def now(self) -> float:
+        return (time.monotonic() - self._start) * 1000
+
+    async def _read_stdout(self) -> None:
+        assert self._proc is not None
+        assert self._proc.stdout is not None
+        stream = self._proc.stdout
+        while True:
+            try:
+                raw = await stream.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:
+                self.partial = exc.partial
+                return
+            except asyncio.LimitOverrunError:
+                raw = await stream.read(64 * 1024 * 1024)
+            line = WireLine(self.now(), "from-worker", raw)
+            self._classify(line)
+            self.trace.append(line)
+            kind = line.message.get("type") if isinstance(line.message, dict) else None
+            # HEARTBEAT and READY come whenever the worker likes (HB-1, READY-1): steps do
+            # not see them; the suite still validates every one.
+            if kind == "HEARTBEAT":
+                self.heartbeats.append(line)
+            elif kind == "READY":
+                self.ready.append(line)
+            else:
+                self.messages.put_nowait(line)
+
+    def _classify(self, line: WireLine) -> None:
+        body = line.raw[:-1] if line.raw.endswith(b"\n") else line.raw
+        if body.endswith(b"\r"):
+            line.problem = "line ends with CR LF (FRAME-4)"
+        if body.startswith(b"\xef\xbb\xbf"):
+            line.problem = "line starts with a byte-order mark (FRAME-7)"
+        try:
+            value = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
+        except (UnicodeDecodeError, ValueError) as exc:
+            line.problem = line.problem or f"not a JSON line: {exc}"
+            return
+        if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+            line.problem = line.problem or "not a protocol message (an object with a type)"
+        line.message = value
+
+    async def _read_stderr(self) -> None:
+        assert self._proc is not None
+        assert self._proc.stderr is not None
+        while chunk := await self._proc.stderr.read(65536):
+            if len(self.stderr) < 1 << 20:
+                self.stderr += chunk
+
+    def send(self, message: Any) -> None:
+        self.send_raw(
+            json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        )
+
+    def send_raw(self, data: bytes) -> None:
+        assert self._proc is not None
+        assert self._proc.stdin is not None
+        self.trace.append(WireLine(self.now(), "to-worker", data))
+        if not self._proc.stdin.is_closing():
+            self._proc.stdin.write(data)
+
+    async def drain(self) -> None:
+        assert self._proc is not None
+        assert self._proc.stdin is not None
+        with contextlib.suppress(ConnectionError):
+            await self._proc.stdin.drain()
+
+    def close_stdin(self) -> None:
+        assert self._proc is not None
+        assert self._proc.stdin is not None
+        self.trace.append(WireLine(self.now(), "to-worker", b"(end of input)\n"))
+        self._proc.stdin.close()
+
+    async def next_message(self, timeout_ms: float) -> WireLine | None:
+        try:
+            return await asyncio.wait_for(self.messages.get(), max(timeout_ms, 0) / 1000)
+        except TimeoutError:
+            return None
+
+    async def wait_exit(self, timeout_ms: float) -> int | None:
+        assert self._proc is not None
+        try:
+            code = await asyncio.wait_for(self._proc.wait(), timeout_ms / 1000)
+        except TimeoutError:
+            return None
+        # Let the readers take in what the worker wrote before it exited.
+        await asyncio.wait(self._tasks, timeout=1.0)
+        return code
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.returncode
+
+    async def stop(self) -> None:
+        """End the worker however it is: close its input, then kill its process group."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            if proc.stdin is not None and not proc.stdin.is_closing():
+                proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 1.0)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
