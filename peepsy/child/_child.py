@@ -48,7 +48,7 @@ from peepsy.protocol import (
     StreamEnded,
     UnmatchedResponse,
 )
-from peepsy.transport import MasterChannel, StdioChannel
+from peepsy.transport import MasterChannel, NodeIpcChannel, StdioChannel
 
 Mode = Literal["sequential", "concurrent"]
 Req = TypeVar("Req")
@@ -189,7 +189,8 @@ class Child(HandlerRegistry):
     # --- running ------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Serve on stdin/stdout until SHUTDOWN, SIGTERM or end of input, then return."""
+        """Serve until SHUTDOWN, SIGTERM or end of input, then return: on stdin/stdout,
+        or on Node's IPC channel when a Node peepsy master forked this process."""
         asyncio.run(self.serve())
 
     async def serve(self, channel: MasterChannel | None = None) -> int:
@@ -202,9 +203,16 @@ class Child(HandlerRegistry):
         self._stopped = loop.create_future()
         self._idle = asyncio.Event()
         self._idle.set()
-        # SIGTERM belongs to the process: only a child serving on its own stdio takes it.
+        # SIGTERM belongs to the process: only a child on its own channel takes it.
         signals = self._install_signals(loop) if channel is None else []
-        channel = channel if channel is not None else StdioChannel()
+        if channel is None:
+            # Forked by a Node peepsy master: its IPC channel; otherwise stdin/stdout.
+            node = NodeIpcChannel.from_environment()
+            if node is not None:
+                self._conn = Connection(
+                    Role.CHILD, max_line_bytes=self._max_line_bytes, node_ipc=True
+                )
+            channel = node if node is not None else StdioChannel()
         self._channel = channel
         try:
             channel.start(self)

@@ -66,7 +66,14 @@ from peepsy.protocol import (
     StreamEnded,
     UnmatchedResponse,
 )
-from peepsy.transport import ChildTransport, Launcher, ProcessLauncher, SpawnSpec, StderrMode
+from peepsy.transport import (
+    ChildTransport,
+    Launcher,
+    ProcessLauncher,
+    SpawnSpec,
+    StderrMode,
+    TransportKind,
+)
 
 Mode = Literal["sequential", "concurrent"]
 RequestShape = Literal["unified", "legacy"]
@@ -389,6 +396,7 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         stderr: StderrMode = "inherit",
         auto_restart: bool = True,
         request_shape: RequestShape | None = None,
+        transport: TransportKind = "stdio",
     ) -> ProcessStats:
         """Start a child and send it INIT.
 
@@ -398,6 +406,11 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         (with ``inherit_env=False`` the child gets ``env`` alone). ``stderr`` is
         ``inherit`` (the master's stderr), ``log`` (lines to the ``peepsy.stderr.TARGET``
         logger), ``capture`` (kept, see :meth:`get_stderr`) or ``discard``.
+
+        ``transport="node-ipc"`` runs a Node peepsy worker unchanged: the protocol goes
+        over Node's IPC channel (``child_process.fork``'s), and the worker's stdout and
+        stderr are both logs, handled as ``stderr`` says. Use ``request_shape="legacy"``
+        for workers older than the unified shape.
         """
         if self._closing:
             raise PeepsyShutdownError("the master is shutting down")
@@ -409,12 +422,21 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
             raise ValueError(f"target {target!r} has the name of a group")
         if mode not in ("sequential", "concurrent"):
             raise ValueError(f"mode is 'sequential' or 'concurrent', not {mode!r}")
+        if transport not in ("stdio", "node-ipc"):
+            raise ValueError(f"transport is 'stdio' or 'node-ipc', not {transport!r}")
         if stderr not in ("inherit", "log", "capture", "discard"):
             raise ValueError(f"stderr is inherit, log, capture or discard, not {stderr!r}")
         argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not argv:
             raise ValueError("command is empty")
-        spec = SpawnSpec(argv=argv, env=env, inherit_env=inherit_env, cwd=cwd, stderr=stderr)
+        spec = SpawnSpec(
+            argv=argv,
+            env=env,
+            inherit_env=inherit_env,
+            cwd=cwd,
+            stderr=stderr,
+            transport=transport,
+        )
         handle = _ChildHandle(
             self, target, spec, mode, group, auto_restart, request_shape or self._request_shape
         )
@@ -431,7 +453,11 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
 
     async def _start(self, handle: _ChildHandle, *, restart: bool) -> None:
         self._loop = asyncio.get_running_loop()
-        handle.conn = Connection(Role.MASTER, max_line_bytes=self._max_line_bytes)
+        handle.conn = Connection(
+            Role.MASTER,
+            max_line_bytes=self._max_line_bytes,
+            node_ipc=handle.spec.transport == "node-ipc",
+        )
         handle.status = "starting"
         handle.last_heartbeat = None
         try:
@@ -450,6 +476,7 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
             heartbeat_interval=self._heartbeat_interval,
         )
         handle.transport.write(handle.conn.send(init))
+        handle.status = "running"  # the process is up; it owes us no message to prove it
         log.info("spawned %s (pid %s)", handle.target, handle.transport.pid)
         self._emitter.emit(
             "spawn", SpawnEvent(handle.target, handle.transport.pid, handle.group, restart)

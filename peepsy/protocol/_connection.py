@@ -153,7 +153,9 @@ _SENDS: Final[dict[Role, tuple[type, ...]]] = {
 class Connection:
     """One side of a peepsy channel.
 
-    ``receive_data(b"")`` means end of stream. Ids of our requests are a role letter and
+    ``receive_data(b"")`` means end of stream. With ``node_ipc``, the lines Node.js puts on
+    its IPC channel for itself (``{"cmd":"NODE_...`` objects) are dropped silently.
+    Ids of our requests are a role letter and
     a counter (``m1``, ``m2``, ... or ``c1``, ...): unique on this channel, cheap, and
     they let a late answer be told from a bogus one.
     """
@@ -163,6 +165,7 @@ class Connection:
         "_ended",
         "_framer",
         "_next_id",
+        "_node_ipc",
         "_outstanding",
         "_owed",
         "_prefix",
@@ -176,8 +179,10 @@ class Connection:
         *,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         id_prefix: str | None = None,
+        node_ipc: bool = False,
     ) -> None:
         self.our_role = our_role
+        self._node_ipc = node_ipc
         self._framer = LineFramer(max_line_bytes)
         self._prefix = id_prefix if id_prefix is not None else our_role.value[0]
         self._prefix_json = to_json(self._prefix)[1:-1]  # escaped, without its quotes
@@ -222,6 +227,8 @@ class Connection:
             return events
         for item in self._framer.feed(data):
             if isinstance(item, tuple):
+                if self._node_ipc and item[1].startswith(_NODE_INTERNAL):
+                    continue  # Node's own message on its IPC channel, not ours (NODE-1)
                 events.append(self._receive_line(*item))
             else:
                 events.append(MessageRejected(item))
@@ -435,6 +442,8 @@ class Connection:
 
 
 _ACTION_CACHE: Final = 1024
+# How Node.js writes its internal messages (JSON.stringify of {cmd: "NODE_...", ...}).
+_NODE_INTERNAL: Final = b'{"cmd":"NODE_'
 _INT32: Final = 2**31
 
 

@@ -8,9 +8,11 @@ from peepsy.transport._base import (
     MasterChannel,
     SpawnSpec,
     StderrMode,
+    TransportKind,
     TransportListener,
 )
 from peepsy.transport._memory import MemoryChannel, MemoryLauncher, MemoryTransport
+from peepsy.transport._node_ipc import NodeIpcChannel, NodeIpcTransport
 from peepsy.transport._process import ProcessLauncher, ProcessTransport
 from peepsy.transport._stdio import StdioChannel
 
@@ -23,10 +25,13 @@ __all__ = [
     "MemoryChannel",
     "MemoryLauncher",
     "MemoryTransport",
+    "NodeIpcChannel",
+    "NodeIpcTransport",
     "ProcessLauncher",
     "ProcessTransport",
     "SpawnSpec",
     "StderrMode",
     "StdioChannel",
+    "TransportKind",
     "TransportListener",
 ]

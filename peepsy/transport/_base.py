@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 StderrMode = Literal["inherit", "log", "capture", "discard"]
+TransportKind = Literal["stdio", "node-ipc"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,9 @@ class SpawnSpec:
     """How to start one child: the command, its environment and working directory.
 
     ``env`` is added to the master's environment, or replaces it when ``inherit_env`` is
-    false.
+    false. ``transport`` is ``stdio`` (the protocol on the child's stdin/stdout) or
+    ``node-ipc`` (on Node's IPC channel, for Node peepsy workers; their stdout and
+    stderr are then both logs, handled as ``stderr`` says).
     """
 
     argv: Sequence[str]
@@ -30,6 +33,7 @@ class SpawnSpec:
     inherit_env: bool = True
     cwd: str | None = None
     stderr: StderrMode = "inherit"
+    transport: TransportKind = "stdio"
     extra: Mapping[str, object] = field(default_factory=dict)
 
 

@@ -126,6 +126,10 @@ class ProcessLauncher(Launcher):
     """Runs each child as a process; its stdin and stdout carry the protocol."""
 
     async def spawn(self, spec: SpawnSpec, listener: TransportListener) -> ChildTransport:
+        if spec.transport == "node-ipc":
+            from peepsy.transport._node_ipc import spawn_node_ipc  # noqa: PLC0415 - cycle
+
+            return await spawn_node_ipc(spec, listener)
         loop = asyncio.get_running_loop()
         stderr = (
             None

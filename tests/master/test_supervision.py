@@ -37,7 +37,9 @@ def test_fresh_child_stats() -> None:
         async with farm.master() as master:
             stats = await master.spawn_child("w1", ["peer", "w1"], "concurrent", "g")
             assert stats.target == "w1"
-            assert (stats.group, stats.mode, stats.status) == ("g", "concurrent", "starting")
+            # Running once the process is up: a child owes no message to prove it (a Node
+            # peepsy worker says nothing until asked).
+            assert (stats.group, stats.mode, stats.status) == ("g", "concurrent", "running")
             assert stats.pid is not None
             assert (stats.requests_handled, stats.requests_active, stats.errors) == (0, 0, 0)
             assert (stats.timeouts, stats.restarts, stats.rejected_lines) == (0, 0, 0)
@@ -54,16 +56,17 @@ def test_fresh_child_stats() -> None:
     run(main())
 
 
-def test_status_is_running_once_the_child_speaks() -> None:
+def test_ready_records_actions_and_activity() -> None:
     async def main() -> None:
         farm = Farm()
         async with farm.master() as master:
             peer = await farm.spawn(master, "w1")
             await settle()
-            assert master.get_process_stats("w1").status == "starting"
+            assert master.get_process_stats("w1").status == "running"
+            assert master.get_process_stats("w1").actions is None
             before = now_ms()
             peer.ready(["add", "echo"])
-            await until(lambda: master.get_process_stats("w1").status == "running")
+            await until(lambda: master.get_process_stats("w1").actions is not None)
             stats = master.get_process_stats("w1")
             assert stats.actions == ("add", "echo")
             assert stats.last_activity is not None
