@@ -23,7 +23,7 @@ from pydantic import MISSING
 from typing_extensions import TypeVar
 
 from peepsy._actions import ActionLike, HandlerRegistry, Handlers
-from peepsy._errors import EncodeError, PeepsyError
+from peepsy._errors import EncodeError, PeepsyError, RemoteProtocolError
 from peepsy._failures import (
     NOT_FOUND_TEMPLATE,
     NOT_RUN_STATUSES,
@@ -88,9 +88,11 @@ SAFE_RETRY_STATUSES: Final = NOT_RUN_STATUSES
 EMA_ALPHA: Final = 0.2
 _STDERR_LINES: Final = 200
 #: Statuses of a child whose process runs (set on spawn, cleared when it exits).
-_LIVE: Final = frozenset({"starting", "running", "unhealthy", "stopping"})
-_ACCEPTING: Final = frozenset({"starting", "running", "unhealthy"})
-_AVAILABLE: Final = frozenset({"starting", "running"})
+# "starting" and "restarting" are neither: until the new process is up and its
+# transport in place, a request would be written to nothing.
+_LIVE: Final = frozenset({"running", "unhealthy", "stopping"})
+_ACCEPTING: Final = frozenset({"running", "unhealthy"})
+_AVAILABLE: Final = frozenset({"running"})
 
 log = logging.getLogger("peepsy.master")
 
@@ -323,6 +325,7 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         self._closing = False
         self._health: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._restarts: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deadlines: Deadlines[_Call] | None = None
 
@@ -780,9 +783,9 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
                 log.debug("%s: dropped a late answer to %s", handle.target, event.response.id)
             else:
                 handle.rejected_lines += 1
-                log.warning(
-                    "%s: answer to a request never sent (%r)", handle.target, event.response.id
-                )
+                err = RemoteProtocolError(f"answer to a request never sent: {event.response.id!r}")
+                log.warning("%s sent a bad line: %s (ID-4)", handle.target, err)
+                self._emitter.emit("error", ErrorEvent(handle.target, err))
         elif isinstance(event, ReadyReceived):
             actions = event.message.actions
             handle.actions = None if actions is MISSING else tuple(actions)
@@ -906,8 +909,8 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
             AutoRestartEvent(handle.target, returncode, sig, len(handle.restart_times)),
         )
         task = self._loop.create_task(self._restart(handle))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._restarts.add(task)
+        task.add_done_callback(self._restarts.discard)
 
     async def _restart(self, handle: _ChildHandle) -> None:
         if self._closing or handle.stop_requested:
@@ -1053,6 +1056,10 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
                 _, _, waiter = heapq.heappop(group.waiters)
                 if not waiter.done():
                     waiter.set_exception(PeepsyShutdownError("the master is shutting down"))
+        if self._restarts:
+            # A respawn under way finishes first, so that its new process is stopped below
+            # like the others instead of outliving the master.
+            await asyncio.gather(*self._restarts, return_exceptions=True)
         targets = list(self._children)
         if targets:
             await asyncio.gather(

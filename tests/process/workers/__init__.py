@@ -1,0 +1,1 @@
+"""Small worker programs that the real-process tests spawn (one per behaviour)."""
