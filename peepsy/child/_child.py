@@ -145,6 +145,7 @@ class Child(HandlerRegistry):
         self._handled = 0
         self._rejected = 0
         self._draining = False
+        self._batch: list[bytes] | None = None
         self._init_seen = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: dict[str, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
@@ -251,7 +252,9 @@ class Child(HandlerRegistry):
         )
 
     def _write(self, line: bytes) -> None:
-        if self._channel is not None:
+        if self._batch is not None:
+            self._batch.append(line)
+        elif self._channel is not None:
             self._channel.write(line)
 
     # --- heartbeats (HB-1): on their own thread, so no handler can hold them up ---------
@@ -290,8 +293,16 @@ class Child(HandlerRegistry):
     # --- receiving ----------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        for event in self._conn.receive_data(data):
-            self._handle(event)
+        # The answers written while this chunk is handled (every eager one) leave in one
+        # write when it is done: no per-line system call, no extra loop pass to flush.
+        batch = self._batch = []
+        try:
+            for event in self._conn.receive_data(data):
+                self._handle(event)
+        finally:
+            self._batch = None
+            if batch and self._channel is not None:
+                self._channel.write_now(batch[0] if len(batch) == 1 else b"".join(batch))
 
     def eof_received(self) -> None:
         for event in self._conn.receive_data(b""):
