@@ -178,7 +178,7 @@ def test_a_node_master_uses_a_python_child_like_a_node_worker() -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"IDLE_MS": "1500", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(HERE.parents[1])},
+        env={**os.environ, "IDLE_MS": "1500", "PYTHONPATH": str(HERE.parents[1])},
         check=True,
     )
     report = json.loads(out.stdout)
