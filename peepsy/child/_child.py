@@ -242,13 +242,16 @@ class Child(HandlerRegistry):
         return [signal.SIGTERM]
 
     def _ready(self) -> Ready:
+        # READY goes out before INIT is read; a child that takes its mode from INIT does
+        # not know it yet, and READY's mode is the one it actually runs in: leave it out.
+        mode = {"mode": self._mode} if self._mode_explicit else {}
         return Ready(
             type="READY",
             pid=os.getpid(),
             protocol=PROTOCOL_VERSION,
-            mode=self._mode,
             actions=self._handlers.names(),
             implementation=IMPLEMENTATION,
+            **mode,
         )
 
     def _write(self, line: bytes) -> None:

@@ -1,7 +1,18 @@
 """``python -m peepsy.conformance [options] [--] COMMAND [ARGS...]``
 
 Runs the peepsy conformance suite against a worker: any executable that speaks the
-protocol on its stdin and stdout (docs/protocol.md). Exit status 0 when no check fails.
+protocol on its stdin and stdout (docs/protocol.md). Exit status 0 when no check fails,
+1 when one does, 2 when the suite cannot run (bad arguments, an invalid transcript, a
+worker that cannot be started).
+
+Two more commands, chosen by the first argument:
+
+``python -m peepsy.conformance record -o FILE [--raw] -- COMMAND [ARGS...]``
+    a tap to run in place of a worker: it runs COMMAND, relays the master's and the
+    worker's lines, and writes what crossed as a transcript (or a raw recording);
+
+``python -m peepsy.conformance generalize RAW -o FILE``
+    turns a raw recording into a transcript.
 """
 
 from __future__ import annotations
@@ -12,6 +23,14 @@ import json
 import sys
 from pathlib import Path
 
+from peepsy.conformance._record import (
+    HeaderFields,
+    generalize,
+    read_events,
+    run_tap,
+    validate_records,
+    write_records,
+)
 from peepsy.conformance._report import (
     exit_code,
     listing,
@@ -21,10 +40,11 @@ from peepsy.conformance._report import (
     to_json,
     to_junit,
 )
+from peepsy.conformance._schemas import builtin_transcripts
 from peepsy.conformance._suite import (
     GLOBAL_CHECKS,
     Options,
-    builtin_transcripts,
+    WorkerNotStarted,
     load_all,
     run_suite,
     selected,
@@ -36,7 +56,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m peepsy.conformance",
         description="Check that a worker speaks the peepsy protocol (docs/protocol.md).",
-        epilog="Example: python -m peepsy.conformance -- node my_worker.js",
+        epilog="Example: python -m peepsy.conformance -- node my_worker.js. To record a"
+        " master and a worker as a transcript: python -m peepsy.conformance record --help;"
+        " to turn a raw recording into one: python -m peepsy.conformance generalize --help."
+        " Exit status: 0 passed, 1 a check failed, 2 the suite could not run.",
     )
     p.add_argument("command", nargs="*", help="the worker command and its arguments (after --)")
     p.add_argument("--list", action="store_true", help="list the checks and exit")
@@ -71,14 +94,15 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         type=Path,
         metavar="DIR",
-        help="more transcripts (*.ndjson) to run; repeatable",
+        help="more transcripts to run: a directory (every *.ndjson under it) or a file; repeatable",
     )
     p.add_argument("--no-builtin", action="store_true", help="run only the --transcripts given")
     p.add_argument(
         "--expected-failures",
         type=Path,
         metavar="FILE",
-        help="check ids expected to fail, one per line; one that passes fails the run",
+        help="check ids expected to fail, one per line (# comments); a listed check that"
+        " fails is tolerated, one that passes is STALE and fails the run",
     )
     p.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
     p.add_argument(
@@ -98,11 +122,112 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _header_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("the transcript's header (edit it afterwards in any case)")
+    g.add_argument("--check", help="check id (default: recorded.NAME, from the output file)")
+    g.add_argument(
+        "--requirement",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="requirement id of docs/protocol.md it checks (repeatable; default RESP-1)",
+    )
+    g.add_argument("--description", help="what it checks")
+    g.add_argument("--level", choices=["core", "profile"], help="core or profile")
+    g.add_argument(
+        "--mode",
+        choices=["any", "sequential", "concurrent"],
+        help="the worker mode it needs (default: INIT's mode when the master had two"
+        " requests out at once, else any)",
+    )
+    g.add_argument("--recorded", metavar="TEXT", help='the header\'s "recorded" text')
+    g.add_argument(
+        "--exact",
+        action="store_true",
+        help='expect data objects exactly ("$exact": true): no member more',
+    )
+
+
+def record_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m peepsy.conformance record",
+        description="A tap: run it in place of a worker. It runs COMMAND, relays stdin and"
+        " stdout byte for byte, and writes what crossed the pipe as a transcript.",
+        epilog="Example: master spawns `python -m peepsy.conformance record -o add.ndjson --"
+        " python worker.py` instead of `python worker.py`.",
+    )
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+    p.add_argument("--raw", action="store_true", help="write the raw recording, not a transcript")
+    _header_options(p)
+    p.add_argument("command", nargs="+", help="the worker command and its arguments (after --)")
+    return p
+
+
+def generalize_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m peepsy.conformance generalize",
+        description="Turn a raw recording (record --raw) into a transcript.",
+    )
+    p.add_argument("recording", type=Path, help="the raw recording")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the transcript; - for stdout",
+    )
+    _header_options(p)
+    return p
+
+
+def _fields(args: argparse.Namespace) -> HeaderFields:
+    return HeaderFields(
+        check=args.check,
+        requirement=args.requirement,
+        description=args.description,
+        level=args.level,
+        mode=args.mode,
+        recorded=args.recorded,
+        exact_data=args.exact,
+    )
+
+
+def _record(argv: list[str]) -> int:
+    args = record_parser().parse_args(argv)
+    return run_tap(args.command, args.output, raw=args.raw, header=_fields(args))
+
+
+def _generalize(argv: list[str]) -> int:
+    args = generalize_parser().parse_args(argv)
+    try:
+        events = read_events(args.recording)
+    except (OSError, ValueError) as exc:
+        print(f"peepsy.conformance generalize: {exc}", file=sys.stderr)
+        return 2
+    output = None if str(args.output) == "-" else args.output
+    records = generalize(events, **_fields(args).options(output))
+    problems = validate_records(records)
+    if problems:  # pragma: no cover - the generalizer makes valid transcripts
+        print(f"peepsy.conformance generalize: {'; '.join(problems)}", file=sys.stderr)
+        return 2
+    write_records(records, output)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "record":
+        return _record(argv[1:])
+    if argv and argv[0] == "generalize":
+        return _generalize(argv[1:])
     try:
         return _main(argv)
     except TranscriptError as exc:
-        print(f"peepsy.conformance: invalid transcript: {exc}", file=sys.stderr)
+        print(f"peepsy.conformance: invalid transcript:\n{exc}", file=sys.stderr)
+        return 2
+    except WorkerNotStarted as exc:
+        print(f"peepsy.conformance: {exc}", file=sys.stderr)
         return 2
 
 
@@ -124,9 +249,19 @@ def _main(argv: list[str] | None) -> int:
         return 0
     if not args.command:
         parser().error("give the worker command, for example: -- node my_worker.js")
-    expectations = load_expectations(
-        args.expected_failures.read_text(encoding="utf-8") if args.expected_failures else ""
-    )
+    expectations = load_expectations("")
+    if args.expected_failures:
+        try:
+            expectations = load_expectations(args.expected_failures.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"peepsy.conformance: --expected-failures: {exc}", file=sys.stderr)
+            return 2
+        known = {t.check for t in load_all(dirs)} | {g.check for g in GLOBAL_CHECKS}
+        for unknown in sorted(expectations.ids - known):
+            print(
+                f"peepsy.conformance: {args.expected_failures}: no check is called {unknown!r}",
+                file=sys.stderr,
+            )
     options = Options(
         argv=args.command,
         mode=args.mode,
@@ -140,13 +275,17 @@ def _main(argv: list[str] | None) -> int:
     progress = None if args.quiet else progress_line
     result = asyncio.run(run_suite(options, progress))
     summary(result, expectations, args.trace)
-    if args.json:
-        args.json.write_text(
-            json.dumps(to_json(result, expectations), indent=2, ensure_ascii=False) + "\n",
-            encoding="utf-8",
-        )
-    if args.junit:
-        args.junit.write_bytes(to_junit(result, expectations))
+    try:
+        if args.json:
+            args.json.write_text(
+                json.dumps(to_json(result, expectations), indent=2, ensure_ascii=False) + "\n",
+                encoding="utf-8",
+            )
+        if args.junit:
+            args.junit.write_bytes(to_junit(result, expectations))
+    except OSError as exc:
+        print(f"peepsy.conformance: cannot write the report: {exc}", file=sys.stderr)
+        return 2
     return exit_code(result, expectations)
 
 

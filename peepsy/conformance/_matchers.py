@@ -10,12 +10,20 @@ matcher::
     {"$regex": "^m[0-9]+$"}              a string matching the regex (search semantics)
     {"$range": [1, 300000]}              a number within the bounds (inclusive; null: open)
     {"$schema": "heartbeat.json"}        valid against a schema of schema/
-    {"$oneOf": [EXPECTED, ...]}          any of the alternatives
+    {"$oneOf": [EXPECTED, ...]}          any of the alternatives ({"$absent": true} among
+                                         them makes the member optional)
     {"$capture": "req", "match": M}      matches M (default: anything) and remembers the value
     {"$ref": "req"}                      equals a value captured earlier
+    {"$literal": VALUE}                  equals VALUE, taken as plain JSON: for data that
+                                         itself looks like a matcher ({"$type": 1})
 
 Objects match when every expected member matches (other members are allowed unless the
-expected object has ``"$exact": true``); arrays match element by element.
+expected object has ``"$exact": true``); arrays match element by element, and must be
+as long as the expected one. Scalars compare as JSON values: ``1`` equals ``1.0``, but
+``true`` is not ``1``.
+
+In a message to send, ``{"$ref": name}`` is replaced by the captured value and
+``{"$literal": VALUE}`` by VALUE (see :func:`resolve`).
 """
 
 from __future__ import annotations
@@ -69,7 +77,12 @@ def show(value: Any) -> str:
 
 
 def is_matcher(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value) and all(k.startswith("$") for k in value)
+    """An object that names a matcher, or whose keys all start with ``$`` (an unknown
+    matcher, reported as such). ``{"$exact": true}`` alone is not one: it is an object
+    pattern, "an empty object and nothing more"."""
+    if not isinstance(value, dict) or not value or set(value) == {"$exact"}:
+        return False
+    return any(k in MATCHERS for k in value) or all(k.startswith("$") for k in value)
 
 
 def match(expected: Any, actual: Any, ctx: MatchContext, path: str = "$") -> list[Mismatch]:
@@ -125,6 +138,11 @@ def _same(a: Any, b: Any) -> bool:
 def _matcher(spec: dict[str, Any], actual: Any, ctx: MatchContext, path: str) -> list[Mismatch]:
     if "$absent" in spec:
         return [] if actual is _MISSING else [Mismatch(path, "no member", show(actual))]
+    if "$oneOf" in spec:
+        for alternative in spec["$oneOf"]:
+            if not match(alternative, actual, ctx, path):
+                return []
+        return [Mismatch(path, _describe(spec), show(actual))]
     if actual is _MISSING:
         return [Mismatch(path, _describe(spec), show(actual))]
     if "$any" in spec:
@@ -149,11 +167,11 @@ def _matcher(spec: dict[str, Any], actual: Any, ctx: MatchContext, path: str) ->
             return []
         errors = ctx.schema_check(spec["$schema"], actual)
         return [Mismatch(path, f"valid against {spec['$schema']}", e) for e in errors]
-    if "$oneOf" in spec:
-        for alternative in spec["$oneOf"]:
-            if not match(alternative, actual, ctx, path):
-                return []
-        return [Mismatch(path, _describe(spec), show(actual))]
+    if "$literal" in spec:
+        want = spec["$literal"]
+        if _equal_json(want, actual):
+            return []
+        return [Mismatch(path, show(want), show(actual))]
     if "$capture" in spec:
         problems = _match(spec.get("match", {"$any": True}), actual, ctx, path)
         if not problems:
@@ -172,6 +190,25 @@ def _matcher(spec: dict[str, Any], actual: Any, ctx: MatchContext, path: str) ->
     raise ValueError(f"unknown matcher {sorted(spec)} at {path}")
 
 
+def _equal_json(a: Any, b: Any) -> bool:
+    """Deep JSON equality, with the scalar rules of :func:`_same`."""
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(_equal_json(v, b[k]) for k, v in a.items())
+        )
+    if isinstance(a, list):
+        return (
+            isinstance(b, list)
+            and len(a) == len(b)
+            and all(_equal_json(x, y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(b, dict | list):
+        return False
+    return _same(a, b)
+
+
 def _describe(spec: dict[str, Any]) -> str:
     if "$oneOf" in spec:
         return "one of " + ", ".join(show(a) for a in spec["$oneOf"])
@@ -179,8 +216,11 @@ def _describe(spec: dict[str, Any]) -> str:
 
 
 def resolve(template: Any, ctx: MatchContext) -> Any:
-    """A message to send, with ``{"$ref": name}`` replaced by captured values."""
+    """A message to send, with ``{"$ref": name}`` replaced by captured values and
+    ``{"$literal": VALUE}`` by VALUE, as it is."""
     if isinstance(template, dict):
+        if set(template) == {"$literal"}:
+            return template["$literal"]
         if set(template) == {"$ref"}:
             name = template["$ref"]
             if name not in ctx.captures:
@@ -190,3 +230,109 @@ def resolve(template: Any, ctx: MatchContext) -> Any:
     if isinstance(template, list):
         return [resolve(v, ctx) for v in template]
     return template
+
+
+#: Every matcher there is.
+MATCHERS = frozenset(
+    (
+        "$any",
+        "$absent",
+        "$type",
+        "$regex",
+        "$range",
+        "$schema",
+        "$oneOf",
+        "$capture",
+        "$ref",
+        "$literal",
+    )
+)
+_TYPE_NAMES = frozenset(_TYPES)
+
+
+def pattern_names(
+    pattern: Any, path: str = "$"
+) -> tuple[set[str], list[tuple[str, str]], list[str]]:
+    """What an expected value captures, the ``$ref``s it uses (name, path), and what is
+    wrong with its matchers: for checking a transcript before it runs."""
+    captures: set[str] = set()
+    refs: list[tuple[str, str]] = []
+    problems: list[str] = []
+
+    def walk(value: Any, at: str) -> None:
+        if is_matcher(value):
+            problems.extend(_matcher_problems(value, at))
+            if "$capture" in value:
+                if "match" in value:
+                    walk(value["match"], at)
+                if isinstance(value["$capture"], str):
+                    captures.add(value["$capture"])
+            elif "$ref" in value and isinstance(value["$ref"], str):
+                refs.append((value["$ref"], at))
+            elif "$oneOf" in value and isinstance(value["$oneOf"], list):
+                for i, alternative in enumerate(value["$oneOf"]):
+                    walk(alternative, f"{at}.$oneOf[{i}]")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if key != "$exact":
+                    walk(item, f"{at}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{at}[{i}]")
+
+    walk(pattern, path)
+    return captures, refs, problems
+
+
+def _matcher_problems(spec: dict[str, Any], at: str) -> list[str]:
+    keys = set(spec)
+    known = keys & MATCHERS
+    if not known:
+        names = ", ".join(sorted(MATCHERS))
+        return [f"{at}: unknown matcher {', '.join(sorted(keys))} (known: {names})"]
+    if len(known) > 1:
+        return [f"{at}: one matcher per object, not {', '.join(sorted(known))}"]
+    (name,) = known
+    extra = keys - {name} - ({"match"} if name == "$capture" else set())
+    if extra:
+        return [f"{at}: {name} takes no {', '.join(sorted(extra))}"]
+    arg = spec[name]
+    if name == "$type":
+        kinds = arg if isinstance(arg, list) else [arg]
+        bad = [n for n in kinds if not isinstance(n, str) or n not in _TYPE_NAMES]
+        if bad or not kinds:
+            return [f"{at}: $type takes {', '.join(sorted(_TYPE_NAMES))} or a list of them"]
+    elif name == "$regex":
+        try:
+            re.compile(arg)
+        except (re.error, TypeError) as exc:
+            return [f"{at}: $regex is not a valid regular expression: {exc}"]
+    elif name == "$range":
+        if (
+            not isinstance(arg, list)
+            or len(arg) != 2
+            or not all(x is None or _TYPES["number"](x) for x in arg)
+        ):
+            return [f"{at}: $range takes [LOW, HIGH], numbers or null"]
+    elif name == "$oneOf":
+        if not isinstance(arg, list) or not arg:
+            return [f"{at}: $oneOf takes a non-empty list of alternatives"]
+    elif name in ("$capture", "$ref", "$schema") and (not isinstance(arg, str) or not arg):
+        return [f"{at}: {name} takes a name (a non-empty string)"]
+    return []
+
+
+def template_refs(template: Any, path: str = "$") -> list[tuple[str, str]]:
+    """The ``$ref`` names a message to send uses, with their paths."""
+    out: list[tuple[str, str]] = []
+    if isinstance(template, dict):
+        if set(template) == {"$literal"}:
+            return out
+        if set(template) == {"$ref"}:
+            return [(str(template["$ref"]), path)]
+        for key, value in template.items():
+            out += template_refs(value, f"{path}.{key}")
+    elif isinstance(template, list):
+        for i, value in enumerate(template):
+            out += template_refs(value, f"{path}[{i}]")
+    return out

@@ -13,7 +13,11 @@ from xml.etree import ElementTree as ET
 
 from peepsy.conformance._suite import SuiteResult
 from peepsy.conformance._transcript import Outcome
+from peepsy.protocol import PROTOCOL_VERSION
 
+#: The version of the JSON report's shape (conformance/report.schema.json).
+REPORT_VERSION = 1
+VERDICTS = ("pass", "fail", "warn", "skip", "timeout", "error")
 MARKS = {
     "pass": "PASS",
     "fail": "FAIL",
@@ -31,13 +35,16 @@ class Expectations:
     ids: frozenset[str]
 
     def judge(self, outcome: Outcome) -> str | None:
-        """None, 'expected' (listed and failing: tolerated) or 'stale' (listed, passing)."""
-        if outcome.check not in self.ids:
+        """None (not listed, or skipped: it says nothing either way), 'expected' (listed
+        and failing or warning: tolerated) or 'stale' (listed, but it passes)."""
+        if outcome.check not in self.ids or outcome.verdict == "skip":
             return None
         return "expected" if outcome.verdict in ("fail", "error", "timeout", "warn") else "stale"
 
 
 def load_expectations(text: str) -> Expectations:
+    """One check id per line; ``#`` starts a comment (the reason, say); blank lines are
+    ignored."""
     ids = {line.split("#", 1)[0].strip() for line in text.splitlines()}
     return Expectations(frozenset(i for i in ids if i))
 
@@ -111,67 +118,119 @@ def summary(
     stale = [o.check for o in result.outcomes if expectations.judge(o) == "stale"]
     for check in stale:
         out.write(f"\n=== STALE {check}: listed as an expected failure, but it passes; remove it\n")
-    counts = Counter(o.verdict for o in result.outcomes)
+    counts: Counter[str] = Counter(o.verdict for o in result.outcomes)
     levels = _levels(result)
     out.write("\n")
     out.write(f"worker: {' '.join(result.worker)}\n")
     out.write(f"mode:   {result.mode} (from {result.mode_source})\n")
     out.write(f"levels: {levels}\n")
     out.write("+---------+-------+\n| verdict | count |\n+---------+-------+\n")
-    for verdict in ("pass", "fail", "warn", "skip", "timeout", "error"):
-        out.write(f"| {verdict:<7} | {counts.get(verdict, 0):5} |\n")
+    for verdict in VERDICTS:
+        out.write(f"| {verdict:<7} | {counts[verdict]:5} |\n")
     out.write("+---------+-------+\n")
+    if all(o.verdict == "skip" for o in result.outcomes):
+        out.write("warning: no check ran: look at the levels line and --only/--skip\n")
     code = exit_code(result, expectations)
     out.write("result: " + ("FAILED" if code else "PASSED") + "\n")
 
 
-def _levels(result: SuiteResult) -> str:
-    def reached(level: str) -> str:
+def level_states(result: SuiteResult) -> dict[str, str]:
+    """Each level: ``reached`` (its checks ran and none failed), ``not-reached`` (one
+    failed) or ``not-run`` (none of its checks ran)."""
+    states = {}
+    for level in ("core", "profile"):
         mine = [o for o in result.outcomes if o.level == level and o.verdict != "skip"]
         if not mine:
-            return f"{level}: not run"
-        bad = [o for o in mine if o.failed]
-        return f"{level}: {'reached' if not bad else f'not reached ({len(bad)} failing)'}"
+            states[level] = "not-run"
+        else:
+            states[level] = "not-reached" if any(o.failed for o in mine) else "reached"
+    return states
 
-    note = "" if result.profile else f" ({result.profile_note})"
-    return f"{reached('core')}; {reached('profile')}{note}"
+
+def _levels(result: SuiteResult) -> str:
+    def reached(level: str, state: str) -> str:
+        if state == "not-run":
+            return f"{level}: not run"
+        bad = [o for o in result.outcomes if o.level == level and o.failed]
+        return (
+            f"{level}: {'reached' if state == 'reached' else f'not reached ({len(bad)} failing)'}"
+        )
+
+    parts = [reached(level, state) for level, state in level_states(result).items()]
+    note = "" if result.profile or not result.profile_note else f" ({result.profile_note})"
+    return "; ".join(parts) + note
+
+
+def report_summary(result: SuiteResult, expectations: Expectations) -> dict[str, Any]:
+    counts: Counter[str] = Counter(o.verdict for o in result.outcomes)
+    judged = [(o.check, expectations.judge(o)) for o in result.outcomes]
+    return {
+        "total": len(result.outcomes),
+        **{verdict: counts[verdict] for verdict in VERDICTS},
+        "expectedFailures": [check for check, status in judged if status == "expected"],
+        "stale": [check for check, status in judged if status == "stale"],
+        "levels": level_states(result),
+        "exitCode": exit_code(result, expectations),
+    }
+
+
+#: A value in the JSON report longer than this (as JSON text) is cut to a string.
+_REPORT_VALUE_LIMIT = 20_000
+
+
+def _bounded(value: Any) -> Any:
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    if len(text) <= _REPORT_VALUE_LIMIT:
+        return json.loads(text)
+    return text[:_REPORT_VALUE_LIMIT] + f"... ({len(text)} characters)"
 
 
 def to_json(result: SuiteResult, expectations: Expectations) -> dict[str, Any]:
+    """The report of conformance/report.schema.json."""
+    checks = []
+    for o in result.outcomes:
+        entry: dict[str, Any] = {
+            "check": o.check,
+            "requirement": list(o.requirement),
+            "level": o.level,
+            "severity": o.severity,
+            "description": o.description,
+            "verdict": o.verdict,
+            "expectedFailure": expectations.judge(o),
+            "message": o.message,
+            "mismatches": [
+                {"path": m.path, "expected": m.expected, "actual": m.actual} for m in o.mismatches
+            ],
+            "durationMs": round(o.duration_ms, 1),
+            "source": o.source,
+        }
+        if o.verdict in ("fail", "warn", "timeout", "error"):
+            entry["expected"] = _bounded(o.expected)
+            entry["actual"] = _bounded(o.actual)
+            entry["trace"] = o.trace[-200:]
+            entry["stderr"] = o.stderr
+        checks.append(entry)
     return {
+        "reportVersion": REPORT_VERSION,
+        "protocol": PROTOCOL_VERSION,
         "worker": list(result.worker),
         "mode": result.mode,
         "modeSource": result.mode_source,
         "profile": result.profile,
+        "profileNote": result.profile_note,
         "passed": exit_code(result, expectations) == 0,
-        "checks": [
-            {
-                "check": o.check,
-                "requirement": list(o.requirement),
-                "level": o.level,
-                "severity": o.severity,
-                "description": o.description,
-                "verdict": o.verdict,
-                "expectedFailure": expectations.judge(o),
-                "message": o.message,
-                "mismatches": [
-                    {"path": m.path, "expected": m.expected, "actual": m.actual}
-                    for m in o.mismatches
-                ],
-                "durationMs": round(o.duration_ms, 1),
-                "source": o.source,
-            }
-            for o in result.outcomes
-        ],
+        "summary": report_summary(result, expectations),
+        "checks": checks,
     }
 
 
 def to_junit(result: SuiteResult, expectations: Expectations) -> bytes:
+    """JUnit XML: a failed or timed-out check is a ``failure``, one that could not run
+    an ``error``; skipped checks and tolerated expected failures are ``skipped``; a stale
+    expected failure (it passes) is a ``failure``; a warning passes, with its message in
+    ``system-out``. The counts of the ``testsuite`` are those of these elements."""
     suite = ET.Element("testsuite", name="peepsy-conformance", tests=str(len(result.outcomes)))
-    counts = Counter(o.verdict for o in result.outcomes)
-    suite.set("failures", str(counts["fail"] + counts["timeout"]))
-    suite.set("errors", str(counts["error"]))
-    suite.set("skipped", str(counts["skip"]))
+    failures = errors = skipped = 0
     for o in result.outcomes:
         case = ET.SubElement(
             suite,
@@ -182,20 +241,32 @@ def to_junit(result: SuiteResult, expectations: Expectations) -> bytes:
         )
         status = expectations.judge(o)
         if o.verdict == "skip":
+            skipped += 1
             ET.SubElement(case, "skipped", message=o.message)
+        elif status == "expected":
+            skipped += 1
+            ET.SubElement(case, "skipped", message=f"expected failure ({o.verdict}): {o.message}")
         elif status == "stale":
+            failures += 1
             ET.SubElement(
                 case, "failure", message="expected to fail, but passes: remove it from the list"
             )
-        elif o.verdict in ("fail", "timeout") and status != "expected":
+        elif o.verdict in ("fail", "timeout"):
+            failures += 1
             failure = ET.SubElement(case, "failure", message=o.message or o.verdict)
             failure.text = "\n".join(
-                f"{m.path}: expected {m.expected}, got {m.actual}" for m in o.mismatches
+                [f"{m.path}: expected {m.expected}, got {m.actual}" for m in o.mismatches]
+                + (["wire log:", *o.trace] if o.trace else [])
             )
-        elif o.verdict == "error" and status != "expected":
+        elif o.verdict == "error":
+            errors += 1
             ET.SubElement(case, "error", message=o.message)
         elif o.verdict == "warn":
             ET.SubElement(case, "system-out").text = f"WARN ({o.severity}): {o.message}"
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", str(skipped))
+    suite.set("time", f"{sum(o.duration_ms for o in result.outcomes) / 1000:.3f}")
     return bytes(ET.tostring(suite, encoding="utf-8", xml_declaration=True))
 
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from peepsy.conformance._matchers import MatchContext
+from peepsy.conformance._schemas import builtin_transcripts, schema_errors
 from peepsy.conformance._transcript import (
     Outcome,
     Runner,
@@ -29,64 +27,19 @@ HEARTBEAT_MS = 500
 PROFILE_ACTIONS = ("echo", "fail", "sleep", "callMaster")
 
 
-def data_dir() -> Path:
-    """schema/ and conformance/ as shipped (symlinked into the package in a checkout)."""
-    return Path(str(files("peepsy"))) / "_data"
-
-
-def builtin_transcripts() -> Path:
-    return data_dir() / "conformance" / "transcripts"
-
-
-@cache
-def _validators() -> tuple[Any, Any]:
-    try:
-        # Imported here: jsonschema is the `conformance` extra, not a core dependency.
-        from jsonschema import Draft202012Validator  # noqa: PLC0415
-        from referencing import Registry, Resource  # noqa: PLC0415
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise SystemExit(
-            "the conformance suite needs jsonschema: pip install 'peepsy[conformance]'"
-        ) from exc
-    schema_dir = data_dir() / "schema"
-    resources = [
-        Resource.from_contents(json.loads(p.read_text(encoding="utf-8")))
-        for p in sorted(schema_dir.glob("*.json"))
-    ]
-    registry: Any = Registry().with_resources((r.id() or "", r) for r in resources)
-    transcript_schema = json.loads(
-        (data_dir() / "conformance" / "transcript.schema.json").read_text(encoding="utf-8")
-    )
-    return registry, (Draft202012Validator, transcript_schema)
-
-
-def schema_errors(name: str, value: Any) -> list[str]:
-    """Problems of ``value`` against ``schema/NAME`` (empty when valid)."""
-    registry, (validator_cls, _) = _validators()
-    validator = validator_cls({"$ref": f"https://peepsy.dev/schema/1/{name}"}, registry=registry)
-    return [
-        f"{'$' + ''.join(f'[{p}]' if isinstance(p, int) else f'.{p}' for p in e.absolute_path)}: "
-        f"{e.message}"
-        for e in validator.iter_errors(value)
-    ][:5]
-
-
-def transcript_problems(records: list[Any]) -> list[str]:
-    _, (validator_cls, schema) = _validators()
-    validator = validator_cls(schema)
-    out = []
-    for number, record in enumerate(records, start=1):
-        kind = "header" if number == 1 else "step"
-        wrapped = {kind: record}
-        out += [f"line {number}: {e.message}" for e in validator.iter_errors(wrapped)][:3]
-    return out
-
-
 def load_all(dirs: Iterable[Path]) -> list[Transcript]:
+    """Every transcript (``*.ndjson``) under each directory, or each file given itself.
+    Check ids must be unique across all of them."""
     found: dict[str, Transcript] = {}
     for directory in dirs:
-        for path in sorted(directory.rglob("*.ndjson")):
-            transcript = load_transcript(path, transcript_problems)
+        if directory.is_file():
+            paths = [directory]
+        elif directory.is_dir():
+            paths = sorted(directory.rglob("*.ndjson"))
+        else:
+            raise TranscriptError(f"{directory}: no such file or directory")
+        for path in paths:
+            transcript = load_transcript(path)
             if transcript.check in found:
                 raise TranscriptError(
                     f"{path}: check id {transcript.check!r} is also in "
@@ -136,10 +89,17 @@ def init_message(mode: str) -> dict[str, Any]:
     }
 
 
+class WorkerNotStarted(RuntimeError):
+    """The worker command could not be started at all."""
+
+
 async def probe(options: Options, mode: str) -> tuple[bool, str, str | None, Session]:
     """Does the worker serve the conformance profile? Also learns its READY mode."""
     session = Session(options.argv, options.env, options.cwd)
-    await session.start()
+    try:
+        await session.start()
+    except OSError as exc:
+        raise WorkerNotStarted(f"could not start the worker {list(options.argv)}: {exc}") from exc
     session.send(init_message(mode))
     session.send(
         {"type": "REQUEST", "id": "probe-1", "action": "echo", "data": {"probe": [1, "é"]}}
@@ -230,7 +190,8 @@ async def run_suite(
         result.profile_note = note + " (--level profile: profile checks run and fail)"
         result.profile = True
     sessions: list[Session] = []
-    total = len(transcripts) + len(GLOBAL_CHECKS)
+    global_checks = [g for g in GLOBAL_CHECKS if selected(g.check, options.only, options.skip)]
+    total = len(transcripts) + len(global_checks)
     for index, transcript in enumerate(transcripts, start=1):
         if transcript.level == "profile" and not result.profile:
             outcome = _skipped(transcript, f"profile level not offered: {result.profile_note}")
@@ -244,9 +205,7 @@ async def run_suite(
         result.outcomes.append(outcome)
         if progress is not None:
             progress(outcome, index, total)
-    for offset, check in enumerate(GLOBAL_CHECKS, start=len(transcripts) + 1):
-        if not selected(check.check, options.only, options.skip):
-            continue
+    for offset, check in enumerate(global_checks, start=len(transcripts) + 1):
         outcome = check.judge(sessions)
         result.outcomes.append(outcome)
         if progress is not None:
@@ -350,17 +309,59 @@ _KNOWN = {
 }
 
 
+_KNOWN_NESTED = {
+    ("RESPONSE", "errorPayload"): {"name", "message", "code", "details", "stack"},
+    ("REQUEST", "request"): {"id", "action", "data"},
+}
+# Members the schema types as integers: JSON Schema counts 404.0 as one, MSG-7 does not.
+_INTEGERS = {
+    "READY": ("pid",),
+    "REQUEST": ("timeout", "priority"),
+    "RESPONSE": ("status",),
+    "HEARTBEAT": ("pid", "timestamp", "requestsActive"),
+}
+
+
+def _extra(members: dict[str, Any], known: set[str]) -> list[str]:
+    return sorted(k for k in members if k not in known and not k.startswith("x-"))
+
+
 def _unknown_members(session: Session) -> list[str]:
     out = []
     for line in _from_worker(session):
         msg = line.message
-        if isinstance(msg, dict) and msg.get("type") in _KNOWN:
-            extra = sorted(
-                k for k in msg if k not in _KNOWN[msg["type"]] and not k.startswith("x-")
-            )
-            if extra:
-                out.append(f"{msg['type']} with {', '.join(extra)}")
+        if not isinstance(msg, dict) or msg.get("type") not in _KNOWN:
+            continue
+        kind = msg["type"]
+        extra = _extra(msg, _KNOWN[kind])
+        for (owner, member), known in _KNOWN_NESTED.items():
+            if kind == owner and isinstance(msg.get(member), dict):
+                extra += [f"{member}.{k}" for k in _extra(msg[member], known)]
+        if extra:
+            out.append(f"{kind} with {', '.join(extra)}")
     return out
+
+
+def _fractional_integers(session: Session) -> list[str]:
+    out = []
+    for line in _from_worker(session):
+        msg = line.message
+        if isinstance(msg, dict) and msg.get("type") in _INTEGERS:
+            for member in _INTEGERS[msg["type"]]:
+                if isinstance(msg.get(member), float):
+                    out.append(f"{msg['type']} {member} written as {msg[member]!r}")
+    return out
+
+
+def _stacks(session: Session) -> list[str]:
+    return [
+        f"RESPONSE {line.message.get('id')!r} carries errorPayload.stack"
+        for line in _from_worker(session)
+        if isinstance(line.message, dict)
+        and line.message.get("type") == "RESPONSE"
+        and isinstance(line.message.get("errorPayload"), dict)
+        and "stack" in line.message["errorPayload"]
+    ]
 
 
 def _failure_error_text(session: Session) -> list[str]:
@@ -425,7 +426,7 @@ GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (
     GlobalCheck(
         "msg.no-unknown-members",
         ("MSG-3",),
-        "SHOULD",
+        "MUST",
         "the worker sends only members the protocol defines (or x- extensions)",
         _unknown_members,
     ),
@@ -442,5 +443,19 @@ GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (
         "SHOULD",
         "failures carry a structured errorPayload",
         _failure_payload,
+    ),
+    GlobalCheck(
+        "msg.integers-without-fraction",
+        ("MSG-7",),
+        "MUST",
+        "integers are written without a fraction (404, never 404.0)",
+        _fractional_integers,
+    ),
+    GlobalCheck(
+        "resp.no-stack-by-default",
+        ("RESP-5",),
+        "MUST",
+        "no errorPayload.stack unless the worker was configured to send it",
+        _stacks,
     ),
 )

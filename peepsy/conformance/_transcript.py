@@ -18,12 +18,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Callable
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from peepsy.conformance._matchers import MatchContext, Mismatch, match, resolve, show
+from peepsy.conformance._matchers import (
+    MatchContext,
+    Mismatch,
+    match,
+    pattern_names,
+    resolve,
+    show,
+    template_refs,
+)
+from peepsy.conformance._schemas import record_problems
 from peepsy.conformance._wire import Session, WireLine
 
 Verdict = Literal["pass", "fail", "warn", "skip", "timeout", "error"]
@@ -47,6 +56,8 @@ class Transcript:
     mode: Literal["any", "sequential", "concurrent"] = "any"
     init: bool = True
     timeout: int = 15_000
+    #: The file's line number of each step (blank lines are skipped, not counted out).
+    step_lines: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -73,32 +84,95 @@ class Outcome:
         return self.verdict in ("fail", "error", "timeout")
 
 
-def load_transcript(path: Path, validate: Callable[[Any], list[str]] | None = None) -> Transcript:
-    # Lines end at \n only: U+2028 and friends are ordinary characters in NDJSON.
-    lines = [ln for ln in path.read_text(encoding="utf-8").split("\n") if ln.strip()]
-    if not lines:
-        raise TranscriptError(f"{path}: empty transcript")
+def load_transcript(path: Path, validate: bool = True) -> Transcript:
+    """Read and check one transcript file. Every problem is reported as ``FILE:LINE:
+    what is wrong`` in a :class:`TranscriptError`: lines that are not JSON, lines that
+    break conformance/transcript.schema.json (with ``validate``), unknown matchers and
+    ``$ref``s to captures that no earlier step makes."""
     try:
-        records = [json.loads(ln) for ln in lines]
-    except ValueError as exc:
-        raise TranscriptError(f"{path}: not NDJSON: {exc}") from exc
-    if validate is not None:
-        problems = validate(records)
-        if problems:
-            raise TranscriptError(f"{path}: " + "; ".join(problems))
-    head, steps = records[0], records[1:]
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TranscriptError(f"{path}: cannot read it: {exc}") from exc
+    records: list[tuple[int, Any]] = []
+    problems: list[str] = []
+    # Lines end at \n only: U+2028 and friends are ordinary characters in NDJSON.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            # Strict JSON (RFC 8259), as on the wire: a transcript must not send NaN,
+            # Infinity or a number no double holds.
+            records.append(
+                (number, json.loads(line, parse_constant=_not_json, parse_float=_finite))
+            )
+        except ValueError as exc:
+            problems.append(f"{path}:{number}: not JSON: {exc}")
+    if not records and not problems:
+        raise TranscriptError(f"{path}: empty transcript (the first line is the header)")
+    if validate and not problems:
+        for index, (number, record) in enumerate(records):
+            problems += [
+                f"{path}:{number}: {p}" for p in record_problems(record, header=index == 0)
+            ]
+    if not problems:
+        problems += [f"{path}:{n}: {p}" for n, p in _matcher_problems(records[1:])]
+    if problems:
+        raise TranscriptError("\n".join(problems[:10]))
+    (_, head), steps = records[0], records[1:]
+    if not isinstance(head, dict) or not {"check", "requirement"} <= set(head):
+        raise TranscriptError(f"{path}:{records[0][0]}: the header needs check and requirement")
     return Transcript(
         check=head["check"],
         requirement=tuple(head["requirement"]),
         level=head.get("level", "core"),
         severity=head.get("severity", "MUST"),
         description=head.get("description", ""),
-        steps=tuple(steps),
+        steps=tuple(step for _, step in steps),
         source=str(path),
         mode=head.get("mode", "any"),
         init=head.get("init", True),
         timeout=head.get("timeout", 15_000),
+        step_lines=tuple(number for number, _ in steps),
     )
+
+
+def _matcher_problems(steps: list[tuple[int, Any]]) -> list[tuple[int, str]]:
+    """Unknown matchers, and ``$ref``s to names that no step up to this one captures."""
+    captured: set[str] = set()
+    out: list[tuple[int, str]] = []
+    for number, step in steps:
+        if not isinstance(step, dict):
+            continue
+        patterns: list[tuple[str, Any]] = []
+        templates: list[tuple[str, Any]] = []
+        if "expect" in step:
+            patterns.append(("$expect", step["expect"]))
+            patterns += [(f"$allow[{i}]", a) for i, a in enumerate(step.get("allow", []))]
+        if "expect_unordered" in step:
+            patterns += [
+                (f"$expect_unordered[{i}]", e) for i, e in enumerate(step["expect_unordered"])
+            ]
+        if isinstance(step.get("answer"), dict):
+            patterns.append(("$answer.request", step["answer"].get("request")))
+            templates.append(("$answer.response", step["answer"].get("response")))
+        if isinstance(step.get("expect_exit"), dict) and "code" in step["expect_exit"]:
+            patterns.append(("$expect_exit.code", step["expect_exit"]["code"]))
+        if "send" in step:
+            templates.append(("$send", step["send"]))
+        for where, pattern in patterns:
+            names, refs, problems = pattern_names(pattern, where)
+            captured |= names
+            out += [(number, p) for p in problems]
+            out += [
+                (number, f"{at}: $ref {name!r} names no capture made before it")
+                for name, at in refs
+                if name not in captured
+            ]
+        for where, template in templates:
+            for name, at in template_refs(template, where):
+                if name not in captured:
+                    out.append((number, f"{at}: $ref {name!r} names no capture made before it"))
+    return out
 
 
 class StepFailed(Exception):
@@ -126,7 +200,8 @@ class Runner:
     async def play(self, transcript: Transcript) -> None:
         if transcript.init and self.init_message is not None:
             self.session.send(self.init_message)
-        for number, step in enumerate(transcript.steps, start=2):
+        lines = transcript.step_lines or range(2, len(transcript.steps) + 2)
+        for number, step in zip(lines, transcript.steps, strict=True):
             try:
                 await self._step(step)
             except StepFailed as exc:
@@ -229,7 +304,7 @@ class Runner:
             line = await self.session.next_message((deadline - loop.time()) * 1000)
             if line is None:
                 raise StepFailed(
-                    f"expected a message within {within:.0f} ms, got none", expected, None
+                    self._nothing(f"expected a message within {within:.0f} ms"), expected, None
                 )
             problems = match(expected, _payload(line), self.ctx)
             if not problems:
@@ -237,6 +312,11 @@ class Runner:
             if any(not match(other, _payload(line), self.ctx) for other in allow):
                 continue
             raise StepFailed("message does not match", expected, _payload(line), problems)
+
+    def _nothing(self, what: str) -> str:
+        if self.session.output_closed:
+            return f"{what}; the worker closed its output (exited?) first"
+        return f"{what}, got none"
 
     async def _expect_unordered(self, expected: list[Any], within: float) -> None:
         loop = asyncio.get_running_loop()
@@ -246,7 +326,9 @@ class Runner:
             line = await self.session.next_message((deadline - loop.time()) * 1000)
             if line is None:
                 raise StepFailed(
-                    f"expected {len(waiting)} more message(s) within {within:.0f} ms, got none",
+                    self._nothing(
+                        f"expected {len(waiting)} more message(s) within {within:.0f} ms"
+                    ),
                     waiting,
                     None,
                 )
@@ -262,6 +344,17 @@ class Runner:
                 raise StepFailed(
                     "message matches none of those expected", waiting, _payload(line), best or []
                 )
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is beyond what a JSON peer holds")
+    return value
 
 
 def _payload(line: WireLine) -> Any:

@@ -47,6 +47,7 @@ class Session:
     messages: asyncio.Queue[WireLine] = field(default_factory=asyncio.Queue)
     heartbeats: list[WireLine] = field(default_factory=list)
     ready: list[WireLine] = field(default_factory=list)
+    output_closed: bool = False
     partial: bytes = b""
     _proc: asyncio.subprocess.Process | None = None
     _start: float = 0.0
@@ -85,6 +86,8 @@ class Session:
                 raw = await stream.readuntil(b"\n")
             except asyncio.IncompleteReadError as exc:
                 self.partial = exc.partial
+                self.output_closed = True
+                self.messages.put_nowait(_CLOSED)
                 return
             except asyncio.LimitOverrunError:
                 raw = await stream.read(64 * 1024 * 1024)
@@ -148,10 +151,16 @@ class Session:
         self._proc.stdin.close()
 
     async def next_message(self, timeout_ms: float) -> WireLine | None:
+        """The next message (heartbeats and READY aside), or None when none comes in
+        time or the worker has closed its output (then without waiting)."""
         try:
-            return await asyncio.wait_for(self.messages.get(), max(timeout_ms, 0) / 1000)
+            line = await asyncio.wait_for(self.messages.get(), max(timeout_ms, 0) / 1000)
         except TimeoutError:
             return None
+        if line is _CLOSED:
+            self.messages.put_nowait(_CLOSED)  # for whoever asks next
+            return None
+        return line
 
     async def wait_exit(self, timeout_ms: float) -> int | None:
         assert self._proc is not None
@@ -184,6 +193,9 @@ class Session:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+_CLOSED = WireLine(0.0, "from-worker", b"")
 
 
 def _no_constants(name: str) -> Any:

@@ -1,0 +1,81 @@
+"""The reference worker passes the profile level in each mode, with the checks of the
+other mode skipped; and the --transcripts example passes against its worker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conformance._cli import EXAMPLE_WORKER, PYTHON, REFERENCE, ROOT, run_cli
+
+SEQUENTIAL_ONLY = {
+    "profile.sequential-one-at-a-time",
+    "profile.sequential-priority",
+    "profile.queue-expiry-408",
+}
+CONCURRENT_ONLY = {"profile.concurrent-overlap"}
+ANY_MODE = {
+    "profile.echo",
+    "profile.echo-legacy",
+    "profile.fail-500",
+    "profile.shutdown-finishes-work",
+    "profile.call-master",
+    "profile.call-master-failure",
+}
+
+
+def profile_run(tmp_path: Path, *options: str) -> dict[str, dict[str, str]]:
+    report = tmp_path / "report.json"
+    run = run_cli("--only", "profile.*", "--json", str(report), *options, *REFERENCE)
+    assert run.returncode == 0, run.stdout + run.stderr
+    data = json.loads(report.read_text(encoding="utf-8"))
+    return {c["check"]: c for c in data["checks"]}
+
+
+def verdicts(checks: dict[str, dict[str, str]]) -> dict[str, str]:
+    return {check: c["verdict"] for check, c in checks.items()}
+
+
+def test_sequential(tmp_path: Path) -> None:
+    checks = profile_run(tmp_path)
+    assert verdicts(checks) == {
+        **dict.fromkeys(ANY_MODE | SEQUENTIAL_ONLY, "pass"),
+        **dict.fromkeys(CONCURRENT_ONLY, "skip"),
+    }
+    assert checks["profile.concurrent-overlap"]["message"] == (
+        "for concurrent workers; this one is sequential"
+    )
+
+
+def test_concurrent(tmp_path: Path) -> None:
+    checks = profile_run(tmp_path, "--mode", "concurrent")
+    assert verdicts(checks) == {
+        **dict.fromkeys(ANY_MODE | CONCURRENT_ONLY, "pass"),
+        **dict.fromkeys(SEQUENTIAL_ONLY, "skip"),
+    }
+    assert checks["profile.sequential-priority"]["message"] == (
+        "for sequential workers; this one is concurrent"
+    )
+
+
+def test_level_core_skips_the_profile(tmp_path: Path) -> None:
+    checks = profile_run(tmp_path, "--level", "core")
+    assert set(verdicts(checks).values()) == {"skip"}
+    assert all(c["message"].startswith("profile level not offered") for c in checks.values())
+
+
+def test_the_user_example_passes_against_its_worker(tmp_path: Path) -> None:
+    mine = ROOT / "conformance" / "examples" / "my-actions"
+    run = run_cli(
+        "--no-builtin",
+        "--transcripts",
+        str(mine),
+        "--",
+        PYTHON,
+        str(EXAMPLE_WORKER),
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "PASS  example.add" in run.stdout
+    # The example worker has no profile: the probe says so.
+    assert "profile: not run (echo answered status 404" in run.stdout

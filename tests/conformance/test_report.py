@@ -1,0 +1,231 @@
+"""The reports: JSON against conformance/report.schema.json, JUnit counts, expected failures."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from peepsy.conformance._matchers import Mismatch
+from peepsy.conformance._report import (
+    Expectations,
+    exit_code,
+    load_expectations,
+    summary,
+    to_json,
+    to_junit,
+)
+from peepsy.conformance._suite import SuiteResult
+from peepsy.conformance._transcript import Outcome, Verdict
+from tests.conformance._cli import REPORT_SCHEMA
+
+SCHEMA = json.loads(REPORT_SCHEMA.read_text(encoding="utf-8"))
+VALIDATOR = Draft202012Validator(SCHEMA)
+
+
+def outcome(check: str, verdict: Verdict, level: str = "core", **kw: Any) -> Outcome:
+    return Outcome(
+        check=check,
+        requirement=("RESP-1",),
+        level=level,  # type: ignore[arg-type]
+        severity="SHOULD" if verdict == "warn" else "MUST",
+        description=f"{check} does its thing",
+        verdict=verdict,
+        duration_ms=kw.pop("duration_ms", 12.5),
+        source="/x/case.ndjson",
+        **kw,
+    )
+
+
+def result(*outcomes: Outcome) -> SuiteResult:
+    return SuiteResult(
+        outcomes=list(outcomes), mode="sequential", mode_source="READY", worker=["./w", "-v"]
+    )
+
+
+MIXED = result(
+    outcome("a.pass", "pass"),
+    outcome(
+        "a.fail",
+        "fail",
+        message="line 3: message does not match",
+        expected={"status": 200},
+        actual={"status": 500, "data": "x" * 30_000},
+        mismatches=[Mismatch("$.status", "200", "500")],
+        trace=["    1.0 ms -> {...}", "    2.0 ms <- {...}"],
+        stderr="Traceback...",
+    ),
+    outcome("a.warn", "warn", message="no heartbeat"),
+    outcome("a.skip", "skip", level="profile", message="for concurrent workers"),
+    outcome("a.timeout", "timeout", message="the case did not finish"),
+    outcome("a.error", "error", message="could not start the worker"),
+    outcome("p.pass", "pass", level="profile"),
+)
+NONE = Expectations(frozenset())
+
+
+def test_the_schema_is_valid_2020_12() -> None:
+    Draft202012Validator.check_schema(SCHEMA)
+    assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_json_report_validates_and_sums_up() -> None:
+    report = to_json(MIXED, NONE)
+    VALIDATOR.validate(report)
+    assert report["passed"] is False
+    assert report["summary"] == {
+        "total": 7,
+        "pass": 2,
+        "fail": 1,
+        "warn": 1,
+        "skip": 1,
+        "timeout": 1,
+        "error": 1,
+        "expectedFailures": [],
+        "stale": [],
+        "levels": {"core": "not-reached", "profile": "reached"},
+        "exitCode": 1,
+    }
+    by_id = {c["check"]: c for c in report["checks"]}
+    failed = by_id["a.fail"]
+    assert failed["mismatches"] == [{"path": "$.status", "expected": "200", "actual": "500"}]
+    assert failed["trace"] == ["    1.0 ms -> {...}", "    2.0 ms <- {...}"]
+    assert failed["stderr"] == "Traceback..."
+    assert failed["expected"] == {"status": 200}
+    assert isinstance(failed["actual"], str)  # too long: cut to a string
+    assert failed["actual"].endswith("characters)")
+    assert "trace" not in by_id["a.pass"]
+    assert "expected" not in by_id["a.skip"]
+
+
+def test_json_report_of_a_passing_run() -> None:
+    report = to_json(result(outcome("x.a", "pass"), outcome("x.b", "skip", level="profile")), NONE)
+    VALIDATOR.validate(report)
+    assert report["passed"] is True
+    assert report["summary"]["levels"] == {"core": "reached", "profile": "not-run"}
+    assert report["summary"]["exitCode"] == 0
+
+
+def test_the_schema_rejects_what_it_should() -> None:
+    report = to_json(MIXED, NONE)
+    broken = json.loads(json.dumps(report))
+    broken["checks"][0]["verdict"] = "passed"
+    assert not VALIDATOR.is_valid(broken)
+    broken = json.loads(json.dumps(report))
+    del broken["summary"]["levels"]
+    assert not VALIDATOR.is_valid(broken)
+
+
+def test_expectations() -> None:
+    expectations = load_expectations(
+        "# known problems\n\na.fail   # issue 1\na.pass\n  a.timeout\na.skip\na.warn\n"
+    )
+    assert expectations.ids == {"a.fail", "a.pass", "a.timeout", "a.skip", "a.warn"}
+    judged = {o.check: expectations.judge(o) for o in MIXED.outcomes}
+    assert judged == {
+        "a.pass": "stale",
+        "a.fail": "expected",
+        "a.warn": "expected",
+        "a.skip": None,
+        "a.timeout": "expected",
+        "a.error": None,
+        "p.pass": None,
+    }
+
+
+def test_exit_code() -> None:
+    passing = result(outcome("a", "pass"), outcome("w", "warn"), outcome("s", "skip"))
+    assert exit_code(passing, NONE) == 0
+    for bad in ("fail", "timeout", "error"):
+        assert exit_code(result(outcome("a", "pass"), outcome("b", bad)), NONE) == 1
+        tolerated = Expectations(frozenset({"b"}))
+        assert exit_code(result(outcome("a", "pass"), outcome("b", bad)), tolerated) == 0
+    stale = Expectations(frozenset({"a"}))
+    assert exit_code(passing, stale) == 1
+    skipped_listed = Expectations(frozenset({"s"}))
+    assert exit_code(passing, skipped_listed) == 0
+
+
+def test_expected_and_stale_in_the_json_summary() -> None:
+    expectations = Expectations(frozenset({"a.fail", "a.timeout", "a.error", "p.pass"}))
+    report = to_json(MIXED, expectations)
+    VALIDATOR.validate(report)
+    assert report["summary"]["expectedFailures"] == ["a.fail", "a.timeout", "a.error"]
+    assert report["summary"]["stale"] == ["p.pass"]
+    assert report["summary"]["exitCode"] == 1
+    by_id = {c["check"]: c["expectedFailure"] for c in report["checks"]}
+    assert by_id["a.fail"] == "expected"
+    assert by_id["p.pass"] == "stale"
+    assert by_id["a.pass"] is None
+
+
+def junit(res: SuiteResult, expectations: Expectations = NONE) -> ET.Element:
+    data = to_junit(res, expectations)
+    assert data.startswith(b"<?xml version='1.0' encoding='utf-8'?>")
+    return ET.fromstring(data)
+
+
+def counts_of(suite: ET.Element) -> dict[str, int]:
+    return {k: int(suite.attrib[k]) for k in ("tests", "failures", "errors", "skipped")}
+
+
+def children(suite: ET.Element, tag: str) -> int:
+    return sum(1 for case in suite.iter("testcase") for _ in case.iter(tag))
+
+
+def test_junit_counts_match_its_elements() -> None:
+    suite = junit(MIXED)
+    assert suite.tag == "testsuite"
+    assert counts_of(suite) == {"tests": 7, "failures": 2, "errors": 1, "skipped": 1}
+    for tag, attr in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
+        assert children(suite, tag) == int(suite.attrib[attr])
+    assert len(suite.findall("testcase")) == 7
+    cases = {c.attrib["name"]: c for c in suite.findall("testcase")}
+    assert cases["a.pass"].attrib == {"classname": "peepsy.core", "name": "a.pass", "time": "0.013"}
+    failure = cases["a.fail"].find("failure")
+    assert failure is not None
+    assert failure.attrib["message"] == "line 3: message does not match"
+    assert "$.status: expected 200, got 500" in (failure.text or "")
+    warn_out = cases["a.warn"].find("system-out")
+    assert warn_out is not None
+    assert warn_out.text == "WARN (SHOULD): no heartbeat"
+    assert cases["a.skip"].attrib["classname"] == "peepsy.profile"
+    assert float(suite.attrib["time"]) == pytest.approx(7 * 0.0125, abs=0.002)
+
+
+def test_junit_with_expected_failures() -> None:
+    expectations = Expectations(frozenset({"a.fail", "a.error", "p.pass"}))
+    suite = junit(MIXED, expectations)
+    # a.fail and a.error tolerated (skipped), p.pass stale (a failure), a.timeout still fails
+    assert counts_of(suite) == {"tests": 7, "failures": 2, "errors": 0, "skipped": 3}
+    for tag, attr in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
+        assert children(suite, tag) == int(suite.attrib[attr])
+    cases = {c.attrib["name"]: c for c in suite.findall("testcase")}
+    skipped = cases["a.fail"].find("skipped")
+    assert skipped is not None
+    assert skipped.attrib["message"].startswith("expected failure (fail)")
+    stale = cases["p.pass"].find("failure")
+    assert stale is not None
+    assert "remove it from the list" in stale.attrib["message"]
+
+
+def test_terminal_summary() -> None:
+    out = io.StringIO()
+    expectations = Expectations(frozenset({"a.fail", "p.pass"}))
+    summary(MIXED, expectations, trace=True, out=out)
+    text = out.getvalue()
+    assert "=== FAIL a.fail (expected failure): a.fail does its thing" in text
+    assert "    at $.status: expected 200, got 500" in text
+    assert "wire log:" in text
+    assert "=== STALE p.pass: listed as an expected failure, but it passes; remove it" in text
+    assert "levels: core: not reached (3 failing); profile: reached" in text
+    assert "| fail    |     1 |" in text
+    assert text.endswith("result: FAILED\n")
+    out = io.StringIO()
+    summary(result(outcome("s", "skip")), NONE, trace=False, out=out)
+    assert "warning: no check ran" in out.getvalue()
+    assert out.getvalue().endswith("result: PASSED\n")
