@@ -83,6 +83,13 @@ def parser() -> argparse.ArgumentParser:
         help="the worker's mode (default: from READY, else sequential)",
     )
     p.add_argument(
+        "--transport",
+        choices=["stdio", "node-ipc"],
+        default="stdio",
+        help="stdio: the protocol on the worker's stdin/stdout (default); node-ipc: on "
+        "Node's IPC channel, as child_process.fork gives it (Node peepsy workers as they are)",
+    )
+    p.add_argument(
         "--level",
         choices=["auto", "core", "profile"],
         default="auto",
@@ -271,6 +278,7 @@ def _main(argv: list[str] | None) -> int:
         transcript_dirs=args.transcripts,
         builtin=not args.no_builtin,
         timeout_scale=args.timeout_scale,
+        transport=args.transport,
     )
     progress = None if args.quiet else progress_line
     result = asyncio.run(run_suite(options, progress))

@@ -67,6 +67,7 @@ class Options:
     timeout_scale: float = 1.0
     env: dict[str, str] | None = None
     cwd: str | None = None
+    transport: str = "stdio"
 
 
 @dataclass(slots=True)
@@ -95,7 +96,7 @@ class WorkerNotStarted(RuntimeError):
 
 async def probe(options: Options, mode: str) -> tuple[bool, str, str | None, Session]:
     """Does the worker serve the conformance profile? Also learns its READY mode."""
-    session = Session(options.argv, options.env, options.cwd)
+    session = Session(options.argv, options.env, options.cwd, transport=options.transport)
     try:
         await session.start()
     except OSError as exc:
@@ -136,7 +137,7 @@ async def run_one(transcript: Transcript, options: Options, mode: str) -> tuple[
         verdict="pass",
         source=transcript.source,
     )
-    session = Session(options.argv, options.env, options.cwd)
+    session = Session(options.argv, options.env, options.cwd, transport=options.transport)
     ctx = MatchContext(schema_check=schema_errors)
     started = time.monotonic()
     try:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,12 +50,18 @@ class Session:
     ready: list[WireLine] = field(default_factory=list)
     output_closed: bool = False
     partial: bytes = b""
+    transport: str = "stdio"
     _proc: asyncio.subprocess.Process | None = None
+    _reader: asyncio.StreamReader | None = None
+    _writer: asyncio.StreamWriter | None = None
     _start: float = 0.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         self._start = time.monotonic()
+        if self.transport == "node-ipc":
+            await self._start_node_ipc()
+            return
         self._proc = await asyncio.create_subprocess_exec(
             *self.argv,
             stdin=asyncio.subprocess.PIPE,
@@ -63,11 +70,38 @@ class Session:
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,
-            limit=64 * 1024 * 1024,
+            limit=_LIMIT,
         )
+        self._reader, self._writer = self._proc.stdout, self._proc.stdin
         self._tasks = [
             asyncio.create_task(self._read_stdout()),
-            asyncio.create_task(self._read_stderr()),
+            asyncio.create_task(self._read_logs(self._proc.stderr)),
+        ]
+
+    async def _start_node_ipc(self) -> None:
+        """The worker gets Node's IPC channel (NODE_CHANNEL_FD), as child_process.fork
+        gives it; its stdout and stderr are then both logs."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = dict(self.env if self.env is not None else os.environ)
+        env.update(NODE_CHANNEL_FD=str(theirs.fileno()), NODE_CHANNEL_SERIALIZATION_MODE="json")
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=self.cwd,
+                start_new_session=True,
+                pass_fds=(theirs.fileno(),),
+            )
+        finally:
+            theirs.close()
+        self._reader, self._writer = await asyncio.open_connection(sock=ours, limit=_LIMIT)
+        self._tasks = [
+            asyncio.create_task(self._read_stdout()),
+            asyncio.create_task(self._read_logs(self._proc.stdout)),
+            asyncio.create_task(self._read_logs(self._proc.stderr)),
         ]
 
     @property
@@ -78,9 +112,9 @@ class Session:
         return (time.monotonic() - self._start) * 1000
 
     async def _read_stdout(self) -> None:
-        assert self._proc is not None
-        assert self._proc.stdout is not None
-        stream = self._proc.stdout
+        """The protocol stream: the worker's stdout, or the Node IPC channel."""
+        assert self._reader is not None
+        stream = self._reader
         while True:
             try:
                 raw = await stream.readuntil(b"\n")
@@ -119,10 +153,9 @@ class Session:
             line.problem = line.problem or "not a protocol message (an object with a type)"
         line.message = value
 
-    async def _read_stderr(self) -> None:
-        assert self._proc is not None
-        assert self._proc.stderr is not None
-        while chunk := await self._proc.stderr.read(65536):
+    async def _read_logs(self, stream: asyncio.StreamReader | None) -> None:
+        assert stream is not None
+        while chunk := await stream.read(65536):
             if len(self.stderr) < 1 << 20:
                 self.stderr += chunk
 
@@ -132,23 +165,21 @@ class Session:
         )
 
     def send_raw(self, data: bytes) -> None:
-        assert self._proc is not None
-        assert self._proc.stdin is not None
+        assert self._writer is not None
         self.trace.append(WireLine(self.now(), "to-worker", data))
-        if not self._proc.stdin.is_closing():
-            self._proc.stdin.write(data)
+        if not self._writer.is_closing():
+            self._writer.write(data)
 
     async def drain(self) -> None:
-        assert self._proc is not None
-        assert self._proc.stdin is not None
+        assert self._writer is not None
         with contextlib.suppress(ConnectionError):
-            await self._proc.stdin.drain()
+            await self._writer.drain()
 
     def close_stdin(self) -> None:
-        assert self._proc is not None
-        assert self._proc.stdin is not None
+        """End the worker's input: close its stdin, or disconnect the Node channel."""
+        assert self._writer is not None
         self.trace.append(WireLine(self.now(), "to-worker", b"(end of input)\n"))
-        self._proc.stdin.close()
+        self._writer.close()
 
     async def next_message(self, timeout_ms: float) -> WireLine | None:
         """The next message (heartbeats and READY aside), or None when none comes in
@@ -182,8 +213,8 @@ class Session:
         if proc is None:
             return
         if proc.returncode is None:
-            if proc.stdin is not None and not proc.stdin.is_closing():
-                proc.stdin.close()
+            if self._writer is not None and not self._writer.is_closing():
+                self._writer.close()
             try:
                 await asyncio.wait_for(proc.wait(), 1.0)
             except TimeoutError:
@@ -193,9 +224,12 @@ class Session:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._writer is not None:
+            self._writer.close()
 
 
 _CLOSED = WireLine(0.0, "from-worker", b"")
+_LIMIT = 64 * 1024 * 1024
 
 
 def _no_constants(name: str) -> Any:

@@ -211,3 +211,29 @@ def test_an_idle_node_worker_is_alive_and_serving_after_a_minute() -> None:
             assert (await master.request("echo", "n1", "still here")).data == "still here"
 
     run(main())
+
+
+def test_the_conformance_suite_validates_a_node_worker_over_its_ipc_channel(
+    tmp_path: Path,
+) -> None:
+    """--transport node-ipc: a Node peepsy worker is checked as it is. It passes
+    everything but the known departures of 1.0.1, listed in an expected-failures file;
+    an entry that started passing would fail the run as stale."""
+    assert NODE is not None
+    report = tmp_path / "report.json"
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "peepsy.conformance", "--quiet", "--transport", "node-ipc",
+            "--expected-failures", str(HERE / "node-worker-expected-failures.txt"),
+            "--json", str(report), "--", NODE, WORKER,
+        ],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:]
+    data = json.loads(report.read_text(encoding="utf-8"))
+    verdicts = {c["check"]: c["verdict"] for c in data["checks"]}
+    assert verdicts["profile.echo"] == "pass"
+    assert verdicts["req.legacy-shape"] == "pass"
+    assert verdicts["profile.call-master"] == "pass"
+    assert verdicts["resp.unknown-action-text"] == "pass"
+    assert verdicts["frame.invalid-json-survived"] == "fail"
