@@ -41,7 +41,11 @@ def test_quick_start_prints_what_the_readme_says(script: str) -> None:
     assert out.stdout == "3\n"
 
 
-def test_first_lines_are_install_and_test_commands() -> None:
+def test_first_lines_are_the_conformance_and_test_commands() -> None:
     first = README.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
-    assert first[0].startswith("python3 -m venv .venv && .venv/bin/pip install -e '.[dev]'")
-    assert first[1].startswith(".venv/bin/python -m pytest")
+    assert first[0].startswith("python3 -m venv .venv && .venv/bin/pip install -e '.[dev]' && ")
+    assert first[0].endswith(
+        ".venv/bin/python -m peepsy.conformance -- "
+        ".venv/bin/python conformance/workers/python_worker.py"
+    )
+    assert first[1] == ".venv/bin/python -m pytest"
