@@ -19,6 +19,7 @@ from typing import Any, Final, Literal, TypeVar, overload
 from pydantic import MISSING as _MISSING
 
 from peepsy._actions import ActionLike, HandlerEntry, HandlerRegistry, Handlers
+from peepsy._checks import check_int, check_ms
 from peepsy._eager import start_eagerly
 from peepsy._errors import EncodeError, PeepsyError
 from peepsy._failures import (
@@ -106,18 +107,13 @@ class Child(HandlerRegistry):
     ) -> None:
         if mode not in (None, "sequential", "concurrent"):
             raise ValueError(f"mode is 'sequential' or 'concurrent', not {mode!r}")
-        if max_concurrency is not None and (
-            isinstance(max_concurrency, bool)
-            or not isinstance(max_concurrency, int)
-            or max_concurrency < 1
-        ):
-            raise ValueError(f"max_concurrency is an integer >= 1, not {max_concurrency!r}")
-        _check_ms("timeout", timeout)
-        for name, value in (("retries", retries), ("retry_delay", retry_delay)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} is an integer >= 0, not {value!r}")
+        if max_concurrency is not None:
+            check_int("max_concurrency", max_concurrency, 1)
+        check_ms("timeout", timeout)
+        check_int("retries", retries, 0)
+        check_int("retry_delay", retry_delay, 0)
         if heartbeat_interval is not None:
-            _check_ms("heartbeat_interval", heartbeat_interval)
+            check_ms("heartbeat_interval", heartbeat_interval)
         self._handlers = Handlers()
         self._mode: Mode = mode or "sequential"
         self._mode_explicit = mode is not None
@@ -550,9 +546,9 @@ class Child(HandlerRegistry):
         if self._channel is None or self._loop is None:
             raise PeepsyError("the child is not serving")
         timeout = self._timeout if timeout is None else timeout
-        _check_ms("timeout", timeout)
-        if retries is not None and (isinstance(retries, bool) or retries < 0):
-            raise ValueError(f"retries is an integer >= 0, not {retries!r}")
+        check_ms("timeout", timeout)
+        if retries is not None:
+            check_int("retries", retries, 0)
         name = action if isinstance(action, str) else action.name
         payload = data if isinstance(action, str) else action.dump_request(data)
         attempts = 1 + (self._retries if retries is None else retries)
@@ -617,8 +613,3 @@ class Child(HandlerRegistry):
             timer.cancel()
             if not future.done():
                 future.set_exception(exc)
-
-
-def _check_ms(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 300_000:
-        raise ValueError(f"{name} is an integer number of milliseconds, 1..300000, not {value!r}")

@@ -23,6 +23,7 @@ from pydantic import MISSING
 from typing_extensions import TypeVar
 
 from peepsy._actions import ActionLike, HandlerRegistry, Handlers
+from peepsy._checks import check_int, check_ms
 from peepsy._errors import EncodeError, PeepsyError, RemoteProtocolError
 from peepsy._failures import (
     NOT_FOUND_TEMPLATE,
@@ -298,13 +299,13 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         launcher: Launcher | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
-        _check_ms("timeout", timeout)
-        _check_ms("heartbeat_interval", heartbeat_interval)
-        _check_int("max_retries", max_retries, 0)
-        _check_int("retry_delay", retry_delay, 0)
-        _check_int("heartbeat_miss_threshold", heartbeat_miss_threshold, 1)
-        _check_int("max_restarts", max_restarts, 0)
-        _check_int("restart_window", restart_window, 1)
+        check_ms("timeout", timeout)
+        check_ms("heartbeat_interval", heartbeat_interval)
+        check_int("max_retries", max_retries, 0)
+        check_int("retry_delay", retry_delay, 0)
+        check_int("heartbeat_miss_threshold", heartbeat_miss_threshold, 1)
+        check_int("max_restarts", max_restarts, 0)
+        check_int("restart_window", restart_window, 1)
         if request_shape not in ("unified", "legacy"):
             raise ValueError("request_shape is 'unified' or 'legacy'")
         self._handlers = Handlers()
@@ -507,7 +508,7 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         if strategy is not None and strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
         if max_concurrency is not None:
-            _check_int("max_concurrency", max_concurrency, 1)
+            check_int("max_concurrency", max_concurrency, 1)
         if group in self._children:
             raise ValueError(f"{group!r} is a child, not a group")
         g = self._groups.setdefault(group, _Group(group))
@@ -577,9 +578,9 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
             name = action.name
             payload = action.dump_request(data)
         timeout = self._timeout if timeout is None else timeout
-        _check_ms("timeout", timeout)
+        check_ms("timeout", timeout)
         if retries is not None:
-            _check_int("retries", retries, 0)
+            check_int("retries", retries, 0)
         attempts = 1 + (self._max_retries if retries is None else retries)
         for attempt in range(1, attempts + 1):
             try:
@@ -1073,13 +1074,3 @@ def _retryable(exc: PeepsyError, retry_statuses: Collection[int]) -> bool:
     if isinstance(exc, RemoteError):
         return exc.status in SAFE_RETRY_STATUSES or exc.status in retry_statuses
     return True
-
-
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} is an integer >= {minimum}, not {value!r}")
-
-
-def _check_ms(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 300_000:
-        raise ValueError(f"{name} is an integer number of milliseconds, 1..300000, not {value!r}")

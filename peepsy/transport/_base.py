@@ -9,6 +9,7 @@ iteration leaves in a single system call.
 from __future__ import annotations
 
 import asyncio
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -141,3 +142,51 @@ class MasterChannel(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+class LockedChannel(MasterChannel):
+    """A child's channel whose writes are whole, blocking and locked, so that the
+    heartbeat thread can write a line at any moment without interleaving (STREAM-4).
+
+    ``write`` sends the first line of a loop iteration at once and the iteration's
+    further lines together when it ends, like :class:`BatchingWriter`. Subclasses
+    provide ``_write_all``; an ``OSError`` there means the master is gone, and the
+    channel then drops what it is given (end of input will stop the child).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        if self._scheduled:
+            self._pending.append(data)
+            return
+        if self._loop is None:
+            return
+        self._scheduled = True
+        self._loop.call_soon(self.flush)
+        self.write_now(data)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self.write_now(data)
+
+    def write_now(self, data: bytes) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._write_all(memoryview(data))
+            except OSError:
+                self._closed = True
+
+    @abstractmethod
+    def _write_all(self, view: memoryview) -> None:
+        """Write every byte of ``view`` (called with the lock held)."""

@@ -16,17 +16,16 @@ import os
 import select
 import socket
 import subprocess
-import threading
 from typing import Final
 
 from peepsy.transport._base import (
     ChannelListener,
     ChildTransport,
-    MasterChannel,
+    LockedChannel,
     SpawnSpec,
     TransportListener,
 )
-from peepsy.transport._process import DRAIN_GRACE_S, child_env
+from peepsy.transport._process import ExitWatch, child_env
 
 CHANNEL_ENV: Final = "NODE_CHANNEL_FD"
 MODE_ENV: Final = "NODE_CHANNEL_SERIALIZATION_MODE"
@@ -52,52 +51,12 @@ class _ChannelProtocol(asyncio.Protocol):
         self.owner.channel_closed()
 
 
-class _ProcessWatch(asyncio.SubprocessProtocol):
-    """Exit and log streams of a Node worker; the protocol is on the socket instead."""
-
-    def __init__(self, listener: TransportListener) -> None:
-        self.listener = listener
-        self.transport: NodeIpcTransport | None = None
-        self.closed = False
-        self.exited = False
-        self.reported = False
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._grace: asyncio.TimerHandle | None = None
+class _ProcessWatch(ExitWatch):
+    """Exit and log streams of a Node worker; its protocol is on the socket instead."""
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         # Both of the worker's output streams are logs here.
         self.listener.stderr_received(data)
-
-    def channel_closed(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.listener.eof_received()
-            if self.exited:
-                self._report()
-
-    def process_exited(self) -> None:
-        self.exited = True
-        if self.closed:
-            self._report()
-        else:
-            self._grace = asyncio.get_running_loop().call_later(DRAIN_GRACE_S, self._report)
-
-    def _report(self) -> None:
-        if self.reported:
-            return
-        self.reported = True
-        if self._grace is not None:
-            self._grace.cancel()
-        if not self.closed:
-            self.closed = True
-            self.listener.eof_received()
-        code = None
-        if self.transport is not None:
-            code = self.transport.returncode
-            self.transport.release()
-        self.listener.process_exited(code)
-        if not self.done.done():
-            self.done.set_result(None)
 
 
 class NodeIpcTransport(ChildTransport):
@@ -216,7 +175,7 @@ class _ReadProtocol(asyncio.Protocol):
             self.listener.eof_received()
 
 
-class NodeIpcChannel(MasterChannel):
+class NodeIpcChannel(LockedChannel):
     """A Python child's link to a Node master that forked it (``NODE_CHANNEL_FD``).
 
     The master's disconnect is this child's end of input (STREAM-3). stdout stays the
@@ -224,13 +183,9 @@ class NodeIpcChannel(MasterChannel):
     """
 
     def __init__(self, fd: int) -> None:
+        super().__init__()
         self._sock = socket.socket(fileno=fd)
-        self._lock = threading.Lock()
-        self._pending: list[bytes] = []
-        self._scheduled = False
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: asyncio.Transport | None = None
-        self._closed = False
 
     @classmethod
     def from_environment(cls) -> NodeIpcChannel | None:
@@ -256,40 +211,13 @@ class NodeIpcChannel(MasterChannel):
     ) -> None:
         self._reader = task.result()[0]
 
-    def write(self, data: bytes) -> None:
-        if self._scheduled:
-            self._pending.append(data)
-            return
-        if self._loop is None:
-            return
-        self._scheduled = True
-        self._loop.call_soon(self.flush)
-        self.write_now(data)
-
-    def flush(self) -> None:
-        self._scheduled = False
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            self.write_now(data)
-
-    def write_now(self, data: bytes) -> None:
-        # asyncio made the socket non-blocking; the heartbeat thread may write too, so
-        # writes go out whole under a lock, waiting for room when the buffer is full.
-        with self._lock:
-            if self._closed:
-                return
-            view = memoryview(data)
+    def _write_all(self, view: memoryview) -> None:
+        # asyncio made the socket non-blocking: wait for room when its buffer is full.
+        while view:
             try:
-                while view:
-                    try:
-                        sent = self._sock.send(view)
-                    except BlockingIOError:
-                        select.select([], [self._sock], [], 1.0)
-                        continue
-                    view = view[sent:]
-            except OSError:
-                self._closed = True  # the master is gone; disconnect ends this child
+                view = view[self._sock.send(view) :]
+            except BlockingIOError:
+                select.select([], [self._sock], [], 1.0)
 
     def close(self) -> None:
         self.flush()

@@ -8,7 +8,7 @@ import logging
 import os
 import subprocess
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, Protocol
 
 from peepsy.transport._base import ChildTransport, Launcher, SpawnSpec, TransportListener
 
@@ -19,15 +19,61 @@ DRAIN_GRACE_S: Final = 2.0
 log = logging.getLogger("peepsy.transport")
 
 
-class _Protocol(asyncio.SubprocessProtocol):
+class _Releasable(Protocol):
+    @property
+    def returncode(self) -> int | None: ...
+    def release(self) -> None: ...
+
+
+class ExitWatch(asyncio.SubprocessProtocol):
+    """Reports a child's end once both its process has exited and its protocol stream
+    has reached end of file, so that no line it wrote before exiting is lost; after
+    ``DRAIN_GRACE_S`` without EOF (a grandchild holding the stream) it reports anyway."""
+
     def __init__(self, listener: TransportListener) -> None:
         self.listener = listener
-        self.transport: ProcessTransport | None = None
-        self.stdout_closed = False
+        self.transport: _Releasable | None = None
+        self.closed = False
         self.exited = False
         self.reported = False
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._grace: asyncio.TimerHandle | None = None
+
+    def channel_closed(self) -> None:
+        """The protocol stream reached end of file."""
+        if not self.closed:
+            self.closed = True
+            self.listener.eof_received()
+            if self.exited:
+                self._report()
+
+    def process_exited(self) -> None:
+        self.exited = True
+        if self.closed:
+            self._report()
+        else:
+            self._grace = asyncio.get_running_loop().call_later(DRAIN_GRACE_S, self._report)
+
+    def _report(self) -> None:
+        if self.reported:
+            return
+        self.reported = True
+        if self._grace is not None:
+            self._grace.cancel()
+        if not self.closed:
+            self.closed = True
+            self.listener.eof_received()
+        code = None
+        if self.transport is not None:
+            code = self.transport.returncode
+            self.transport.release()
+        self.listener.process_exited(code)
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class _StdioWatch(ExitWatch):
+    """The protocol on stdout (fd 1); stderr (fd 2) is logs."""
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == 1:
@@ -37,34 +83,7 @@ class _Protocol(asyncio.SubprocessProtocol):
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:
-            self.stdout_closed = True
-            self.listener.eof_received()
-            self._maybe_report()
-
-    def process_exited(self) -> None:
-        self.exited = True
-        if not self.stdout_closed:
-            self._grace = asyncio.get_running_loop().call_later(DRAIN_GRACE_S, self._report)
-        self._maybe_report()
-
-    def _maybe_report(self) -> None:
-        if self.exited and self.stdout_closed:
-            self._report()
-
-    def _report(self) -> None:
-        if self.reported:
-            return
-        self.reported = True
-        if self._grace is not None:
-            self._grace.cancel()
-        code = self.transport.returncode if self.transport is not None else None
-        if not self.stdout_closed:
-            self.listener.eof_received()
-        if self.transport is not None:
-            self.transport.release()
-        self.listener.process_exited(code)
-        if not self.done.done():
-            self.done.set_result(None)
+            self.channel_closed()
 
 
 class ProcessTransport(ChildTransport):
@@ -74,7 +93,7 @@ class ProcessTransport(ChildTransport):
         self,
         loop: asyncio.AbstractEventLoop,
         proc: asyncio.SubprocessTransport,
-        protocol: _Protocol,
+        protocol: ExitWatch,
     ) -> None:
         super().__init__(loop)
         self._proc = proc
@@ -137,7 +156,7 @@ class ProcessLauncher(Launcher):
             else (subprocess.DEVNULL if spec.stderr == "discard" else subprocess.PIPE)
         )
         env = child_env(spec.env, spec.inherit_env)
-        protocol = _Protocol(listener)
+        protocol = _StdioWatch(listener)
         proc, _ = await loop.subprocess_exec(
             lambda: protocol,
             *spec.argv,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import threading
 
-from peepsy.transport._base import ChannelListener, MasterChannel
+from peepsy.transport._base import ChannelListener, LockedChannel
 
 
 class _ReadProtocol(asyncio.Protocol):
@@ -25,28 +24,21 @@ class _ReadProtocol(asyncio.Protocol):
         pass
 
 
-class StdioChannel(MasterChannel):
+class StdioChannel(LockedChannel):
     """Protocol lines on the original stdin/stdout; everything else kept off them.
 
     On :meth:`start` the channel takes private copies of file descriptors 0 and 1, then
     points fd 1 (and ``sys.stdout``) at stderr and fd 0 at ``/dev/null``. A stray
     ``print()``, a library writing to stdout, even a C extension writing to fd 1, all
     land on stderr and cannot corrupt the protocol stream (STREAM-1).
-
-    Writes are blocking ``os.write`` calls under a lock, so the heartbeat thread can
-    write a whole line at any moment without interleaving (STREAM-4).
     """
 
     def __init__(self, *, protect_stdio: bool = True) -> None:
+        super().__init__()
         self._protect = protect_stdio
-        self._lock = threading.Lock()
         self._out_fd = -1
         self._in_fd = -1
-        self._pending: list[bytes] = []
-        self._scheduled = False
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: asyncio.ReadTransport | None = None
-        self._broken = False
 
     def start(self, listener: ChannelListener) -> None:
         self._loop = loop = asyncio.get_running_loop()
@@ -68,37 +60,11 @@ class StdioChannel(MasterChannel):
     ) -> None:
         self._reader = task.result()[0]
 
-    def write(self, data: bytes) -> None:
-        # As BatchingWriter: the first line of a loop iteration goes at once, the rest of
-        # the iteration's lines together when it ends.
-        if self._scheduled:
-            self._pending.append(data)
+    def _write_all(self, view: memoryview) -> None:
+        if self._out_fd < 0:
             return
-        if self._loop is None:
-            return
-        self._scheduled = True
-        self._loop.call_soon(self.flush)
-        self.write_now(data)
-
-    def flush(self) -> None:
-        self._scheduled = False
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            self.write_now(data)
-
-    def write_now(self, data: bytes) -> None:
-        with self._lock:
-            if self._broken or self._out_fd < 0:
-                return
-            view = memoryview(data)
-            try:
-                while view:
-                    written = os.write(self._out_fd, view)
-                    view = view[written:]
-            except (BrokenPipeError, OSError):
-                # The master is gone; stdin EOF will end this child shortly.
-                self._broken = True
+        while view:
+            view = view[os.write(self._out_fd, view) :]
 
     def close(self) -> None:
         self.flush()
@@ -106,6 +72,7 @@ class StdioChannel(MasterChannel):
             self._reader.close()
             self._reader = None
         with self._lock:
+            self._closed = True
             if self._out_fd >= 0:
                 os.close(self._out_fd)
                 self._out_fd = -1
