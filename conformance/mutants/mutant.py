@@ -61,6 +61,7 @@ MUTATIONS: dict[str, str] = {
     "drops-legacy-shape": "ignores REQUESTs in the legacy nested shape",
     "legacy-loses": "prefers the flat id and action over the nested ones",
     "no-400": "ignores invalid requests, even those whose id it can read",
+    "runs-duplicate-ids": "runs and answers a second request with the id of one it still owes",
     # answers
     "unknown-action-500": "answers 500 instead of 404 to an unknown action",
     "wrong-404-text": "answers an unknown action with its own error text",
@@ -76,8 +77,10 @@ MUTATIONS: dict[str, str] = {
     "exits-nonzero-on-shutdown": "exits with status 1 on SHUTDOWN",
     "shutdown-abandons": "exits at once on SHUTDOWN, abandoning the requests in flight",
     "accepts-after-shutdown": "goes on serving requests that arrive after SHUTDOWN",
+    "drops-queued-at-shutdown": "on SHUTDOWN drops the requests waiting in its queue, unanswered",
     "no-exit-on-eof": "does not exit when its input ends",
     "no-heartbeat": "never sends HEARTBEAT",
+    "heartbeats-stall-when-busy": "sleep blocks the event loop: no HEARTBEAT meanwhile",
     # scheduling
     "sequential-overlaps": "runs requests concurrently in sequential mode",
     "concurrent-serializes": "runs requests one at a time in concurrent mode",
@@ -262,7 +265,11 @@ class Worker(asyncio.Protocol):
     async def sleep(self, data: Any) -> Any:
         if not isinstance(data, int | float) or isinstance(data, bool):
             raise Failure(500, "HandlerError", "sleep wants a number of milliseconds")
-        await asyncio.sleep(max(float(data), 0.0) / 1000)
+        if self.m == "heartbeats-stall-when-busy":
+            # Blocks the event loop, and with it the heartbeat timer (HB-1).
+            time.sleep(max(float(data), 0.0) / 1000)  # noqa: ASYNC251
+        else:
+            await asyncio.sleep(max(float(data), 0.0) / 1000)
         return data
 
     async def call_master(self, data: Any) -> Any:
@@ -484,7 +491,7 @@ class Worker(asyncio.Protocol):
         assert isinstance(body, dict)
         rid: str = body["id"]
         action: str = body["action"]
-        if rid in self.owed:
+        if rid in self.owed and self.m != "runs-duplicate-ids":
             log(f"a second request {rid!r} while the first runs: ignored (ID-2)")
             return
         self.owed.add(rid)
@@ -600,6 +607,9 @@ class Worker(asyncio.Protocol):
             return
         self.stopping = self.m != "accepts-after-shutdown"
         while (item := self.take()) is not None:
+            if self.m == "drops-queued-at-shutdown":
+                self.owed.discard(item.id)
+                continue
             self.respond_failure(
                 item.id, 503, "PeepsyShutdownError", "shutting down", "PEEPSY_SHUTTING_DOWN"
             )

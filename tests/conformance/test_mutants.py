@@ -96,6 +96,9 @@ MUTANTS: dict[str, Case] = {
     "drops-legacy-shape": case("req.legacy-shape req.legacy-wins profile.echo-legacy"),
     "legacy-loses": case("req.legacy-wins", "req.legacy-shape"),
     "no-400": case("req.invalid-answered-400", "resp.unknown-action"),
+    "runs-duplicate-ids": case(
+        "profile.duplicate-id-ignored", "profile.echo profile.sequential-one-at-a-time"
+    ),
     # answers
     "unknown-action-500": case(
         "resp.unknown-action resp.unknown-action-text", "req.invalid-answered-400"
@@ -113,8 +116,13 @@ MUTANTS: dict[str, Case] = {
     "exits-nonzero-on-shutdown": case("shut.idle-exit-0", "stream.stdin-eof-exit"),
     "shutdown-abandons": case("profile.shutdown-finishes-work", "shut.idle-exit-0"),
     "accepts-after-shutdown": case("shut.refuse-after-shutdown", "shut.idle-exit-0"),
+    "drops-queued-at-shutdown": case(
+        "profile.shutdown-answers-queued-503",
+        "profile.shutdown-finishes-work shut.refuse-after-shutdown",
+    ),
     "no-exit-on-eof": case("stream.stdin-eof-exit", "shut.idle-exit-0"),
     "no-heartbeat": case("hb.cadence", "resp.unknown-action"),
+    "heartbeats-stall-when-busy": case("hb.while-busy", "hb.cadence profile.echo"),
     # scheduling
     "sequential-overlaps": case("profile.sequential-one-at-a-time", "profile.echo"),
     "concurrent-serializes": case(

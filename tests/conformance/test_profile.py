@@ -12,6 +12,7 @@ SEQUENTIAL_ONLY = {
     "profile.sequential-one-at-a-time",
     "profile.sequential-priority",
     "profile.queue-expiry-408",
+    "profile.shutdown-answers-queued-503",
 }
 CONCURRENT_ONLY = {"profile.concurrent-overlap"}
 ANY_MODE = {
@@ -21,6 +22,7 @@ ANY_MODE = {
     "profile.shutdown-finishes-work",
     "profile.call-master",
     "profile.call-master-failure",
+    "profile.duplicate-id-ignored",
 }
 
 
