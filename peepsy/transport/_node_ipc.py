@@ -10,7 +10,6 @@ a Node peepsy master, with stdout and stderr left free for logs on both sides.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import select
@@ -25,7 +24,7 @@ from peepsy.transport._base import (
     SpawnSpec,
     TransportListener,
 )
-from peepsy.transport._process import ExitWatch, child_env
+from peepsy.transport._process import ExitWatch, SubprocessChildTransport, child_env
 
 CHANNEL_ENV: Final = "NODE_CHANNEL_FD"
 MODE_ENV: Final = "NODE_CHANNEL_SERIALIZATION_MODE"
@@ -59,8 +58,10 @@ class _ProcessWatch(ExitWatch):
         self.listener.stderr_received(data)
 
 
-class NodeIpcTransport(ChildTransport):
-    __slots__ = ("_channel", "_proc", "_watch")
+class NodeIpcTransport(SubprocessChildTransport):
+    """The protocol on the Node IPC socket; the worker's stdout and stderr are logs."""
+
+    __slots__ = ("_channel",)
 
     def __init__(
         self,
@@ -69,18 +70,8 @@ class NodeIpcTransport(ChildTransport):
         watch: _ProcessWatch,
         channel: asyncio.Transport,
     ) -> None:
-        super().__init__(loop)
-        self._proc = proc
-        self._watch = watch
+        super().__init__(loop, proc, watch)
         self._channel: asyncio.Transport | None = channel
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.get_pid()
-
-    @property
-    def returncode(self) -> int | None:
-        return self._proc.get_returncode()
 
     def _send(self, data: bytes) -> None:
         if self._channel is not None and not self._channel.is_closing():
@@ -92,20 +83,6 @@ class NodeIpcTransport(ChildTransport):
         if self._channel is not None:
             self._channel.close()
             self._channel = None
-
-    def terminate(self) -> None:
-        if self._proc.get_returncode() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.terminate()
-
-    def kill(self) -> None:
-        if self._proc.get_returncode() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.kill()
-
-    async def wait(self) -> int | None:
-        await asyncio.shield(self._watch.done)
-        return self._proc.get_returncode()
 
     def release(self) -> None:
         if self._channel is not None:

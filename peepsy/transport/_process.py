@@ -86,21 +86,18 @@ class _StdioWatch(ExitWatch):
             self.channel_closed()
 
 
-class ProcessTransport(ChildTransport):
-    __slots__ = ("_proc", "_protocol", "_stdin")
+class SubprocessChildTransport(ChildTransport):
+    """A child that is an OS process watched by an :class:`ExitWatch`; subclasses say
+    where its protocol stream is."""
+
+    __slots__ = ("_proc", "_watch")
 
     def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        proc: asyncio.SubprocessTransport,
-        protocol: ExitWatch,
+        self, loop: asyncio.AbstractEventLoop, proc: asyncio.SubprocessTransport, watch: ExitWatch
     ) -> None:
         super().__init__(loop)
         self._proc = proc
-        self._protocol = protocol
-        stdin = proc.get_pipe_transport(0)
-        assert isinstance(stdin, asyncio.WriteTransport)
-        self._stdin: asyncio.WriteTransport | None = stdin
+        self._watch = watch
 
     @property
     def pid(self) -> int | None:
@@ -109,17 +106,6 @@ class ProcessTransport(ChildTransport):
     @property
     def returncode(self) -> int | None:
         return self._proc.get_returncode()
-
-    def _send(self, data: bytes) -> None:
-        stdin = self._stdin
-        if stdin is not None and not stdin.is_closing():
-            stdin.write(data)
-
-    def close_input(self) -> None:
-        self.flush()
-        if self._stdin is not None:
-            self._stdin.close()
-            self._stdin = None
 
     def terminate(self) -> None:
         if self._proc.get_returncode() is None:
@@ -132,8 +118,33 @@ class ProcessTransport(ChildTransport):
                 self._proc.kill()
 
     async def wait(self) -> int | None:
-        await asyncio.shield(self._protocol.done)
+        await asyncio.shield(self._watch.done)
         return self._proc.get_returncode()
+
+
+class ProcessTransport(SubprocessChildTransport):
+    """The protocol on the child's stdin and stdout."""
+
+    __slots__ = ("_stdin",)
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, proc: asyncio.SubprocessTransport, watch: ExitWatch
+    ) -> None:
+        super().__init__(loop, proc, watch)
+        stdin = proc.get_pipe_transport(0)
+        assert isinstance(stdin, asyncio.WriteTransport)
+        self._stdin: asyncio.WriteTransport | None = stdin
+
+    def _send(self, data: bytes) -> None:
+        stdin = self._stdin
+        if stdin is not None and not stdin.is_closing():
+            stdin.write(data)
+
+    def close_input(self) -> None:
+        self.flush()
+        if self._stdin is not None:
+            self._stdin.close()
+            self._stdin = None
 
     def release(self) -> None:
         """Close asyncio's transport once the process has exited and been drained."""
