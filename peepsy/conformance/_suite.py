@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -354,48 +354,39 @@ def _fractional_integers(session: Session) -> list[str]:
     return out
 
 
+def _responses(session: Session) -> Iterator[dict[str, Any]]:
+    """The worker's RESPONSEs that carry an integer status."""
+    for line in _from_worker(session):
+        msg = line.message
+        is_response = isinstance(msg, dict) and msg.get("type") == "RESPONSE"
+        if is_response and isinstance(msg.get("status"), int):
+            yield msg
+
+
 def _stacks(session: Session) -> list[str]:
     return [
-        f"RESPONSE {line.message.get('id')!r} carries errorPayload.stack"
-        for line in _from_worker(session)
-        if isinstance(line.message, dict)
-        and line.message.get("type") == "RESPONSE"
-        and isinstance(line.message.get("errorPayload"), dict)
-        and "stack" in line.message["errorPayload"]
+        f"RESPONSE {msg.get('id')!r} carries errorPayload.stack"
+        for msg in _responses(session)
+        if isinstance(msg.get("errorPayload"), dict) and "stack" in msg["errorPayload"]
     ]
 
 
 def _failure_error_text(session: Session) -> list[str]:
     out = []
-    for line in _from_worker(session):
-        msg = line.message
-        if (
-            isinstance(msg, dict)
-            and msg.get("type") == "RESPONSE"
-            and isinstance(msg.get("status"), int)
-        ):
-            if msg["status"] >= 400 and not isinstance(msg.get("error"), str):
-                out.append(f"RESPONSE {msg.get('id')!r} status {msg['status']} has no error string")
-            if msg["status"] < 400 and ("error" in msg or "errorPayload" in msg):
-                out.append(f"RESPONSE {msg.get('id')!r} status {msg['status']} carries an error")
+    for msg in _responses(session):
+        if msg["status"] >= 400 and not isinstance(msg.get("error"), str):
+            out.append(f"RESPONSE {msg.get('id')!r} status {msg['status']} has no error string")
+        if msg["status"] < 400 and ("error" in msg or "errorPayload" in msg):
+            out.append(f"RESPONSE {msg.get('id')!r} status {msg['status']} carries an error")
     return out
 
 
 def _failure_payload(session: Session) -> list[str]:
-    out = []
-    for line in _from_worker(session):
-        msg = line.message
-        if (
-            (
-                isinstance(msg, dict)
-                and msg.get("type") == "RESPONSE"
-                and isinstance(msg.get("status"), int)
-            )
-            and msg["status"] >= 400
-            and "errorPayload" not in msg
-        ):
-            out.append(f"RESPONSE {msg.get('id')!r} status {msg['status']} has no errorPayload")
-    return out
+    return [
+        f"RESPONSE {msg.get('id')!r} status {msg['status']} has no errorPayload"
+        for msg in _responses(session)
+        if msg["status"] >= 400 and "errorPayload" not in msg
+    ]
 
 
 GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (

@@ -35,7 +35,7 @@ from peepsy.protocol._generated import (
     Response,
     Shutdown,
 )
-from peepsy.protocol._messages import Message
+from peepsy.protocol._messages import CHILD_MESSAGE_TYPES, MASTER_MESSAGE_TYPES, Message
 
 
 class Role(enum.Enum):
@@ -141,8 +141,8 @@ Event: TypeAlias = (
 
 # Which message types each role may receive (MSG-6); the rest are rejected.
 _ACCEPTS: Final[dict[Role, tuple[type, ...]]] = {
-    Role.MASTER: (Ready, RequestUnified, RequestLegacy, Response, Heartbeat),
-    Role.CHILD: (Init, RequestUnified, RequestLegacy, Response, Shutdown),
+    Role.MASTER: CHILD_MESSAGE_TYPES,
+    Role.CHILD: MASTER_MESSAGE_TYPES,
 }
 _SENDS: Final[dict[Role, tuple[type, ...]]] = {
     Role.MASTER: (Init, Shutdown),

@@ -55,8 +55,7 @@ ChildMessage: TypeAlias = Ready | RequestUnified | RequestLegacy | Response | He
 
 MESSAGE_ADAPTER: Final[TypeAdapter[Message]] = TypeAdapter(Message)
 
-#: The value of ``type`` for each message model, the tag a receiver dispatches on.
-MESSAGE_TYPES: Final = frozenset({"INIT", "READY", "REQUEST", "RESPONSE", "HEARTBEAT", "SHUTDOWN"})
+#: The models a master may send (MSG-6), and those a child may send.
 MASTER_MESSAGE_TYPES: Final = (Init, RequestUnified, RequestLegacy, Response, Shutdown)
 CHILD_MESSAGE_TYPES: Final = (Ready, RequestUnified, RequestLegacy, Response, Heartbeat)
 
