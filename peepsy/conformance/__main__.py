@@ -23,6 +23,7 @@ import json
 import sys
 from pathlib import Path
 
+from peepsy.conformance._checks import GLOBAL_CHECKS
 from peepsy.conformance._record import (
     HeaderFields,
     generalize,
@@ -42,7 +43,6 @@ from peepsy.conformance._report import (
 )
 from peepsy.conformance._schemas import builtin_transcripts
 from peepsy.conformance._suite import (
-    GLOBAL_CHECKS,
     Options,
     WorkerNotStarted,
     load_all,

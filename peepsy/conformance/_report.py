@@ -17,12 +17,14 @@ from peepsy.protocol import PROTOCOL_VERSION
 
 #: The version of the JSON report's shape (conformance/report.schema.json).
 REPORT_VERSION = 1
-VERDICTS = ("pass", "fail", "warn", "skip", "timeout", "error")
+VERDICTS = ("pass", "fail", "warn", "skip", "untestable", "not-run", "timeout", "error")
 MARKS = {
     "pass": "PASS",
     "fail": "FAIL",
     "warn": "WARN",
     "skip": "SKIP",
+    "untestable": "N/T ",
+    "not-run": "NRUN",
     "timeout": "TIME",
     "error": "ERR ",
 }
@@ -37,7 +39,7 @@ class Expectations:
     def judge(self, outcome: Outcome) -> str | None:
         """None (not listed, or skipped: it says nothing either way), 'expected' (listed
         and failing or warning: tolerated) or 'stale' (listed, but it passes)."""
-        if outcome.check not in self.ids or outcome.verdict == "skip":
+        if outcome.check not in self.ids or outcome.verdict in ("skip", "untestable", "not-run"):
             return None
         return "expected" if outcome.verdict in ("fail", "error", "timeout", "warn") else "stale"
 
@@ -124,10 +126,10 @@ def summary(
     out.write(f"worker: {' '.join(result.worker)}\n")
     out.write(f"mode:   {result.mode} (from {result.mode_source})\n")
     out.write(f"levels: {levels}\n")
-    out.write("+---------+-------+\n| verdict | count |\n+---------+-------+\n")
+    out.write("+------------+-------+\n| verdict    | count |\n+------------+-------+\n")
     for verdict in VERDICTS:
-        out.write(f"| {verdict:<7} | {counts[verdict]:5} |\n")
-    out.write("+---------+-------+\n")
+        out.write(f"| {verdict:<10} | {counts[verdict]:5} |\n")
+    out.write("+------------+-------+\n")
     if all(o.verdict == "skip" for o in result.outcomes):
         out.write("warning: no check ran: look at the levels line and --only/--skip\n")
     code = exit_code(result, expectations)
@@ -139,7 +141,11 @@ def level_states(result: SuiteResult) -> dict[str, str]:
     failed) or ``not-run`` (none of its checks ran)."""
     states = {}
     for level in ("core", "profile"):
-        mine = [o for o in result.outcomes if o.level == level and o.verdict != "skip"]
+        mine = [
+            o
+            for o in result.outcomes
+            if o.level == level and o.verdict not in ("skip", "untestable", "not-run")
+        ]
         if not mine:
             states[level] = "not-run"
         else:

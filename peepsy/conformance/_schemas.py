@@ -9,24 +9,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-#: The keys that name a step's operation, in the order transcript.schema.json lists them.
-STEP_OPS = (
-    "send",
-    "send_raw",
-    "send_hex",
-    "send_base64",
-    "send_large",
-    "send_nested",
-    "expect",
-    "expect_unordered",
-    "expect_silence",
-    "answer",
-    "expect_heartbeats",
-    "close_stdin",
-    "expect_exit",
-    "wait",
-)
-
 
 def data_dir() -> Path:
     """schema/ and conformance/ as shipped (symlinked into the package in a checkout)."""
@@ -75,6 +57,12 @@ def schema_errors(name: str, value: Any) -> list[str]:
     return [f"{json_path(e.absolute_path)}: {e.message}" for e in validator.iter_errors(value)][:5]
 
 
+def step_ops() -> tuple[str, ...]:
+    """The keys that name a step's operation, in the order transcript.schema.json's
+    ``Step`` lists its branches (each branch requires its operation first)."""
+    return tuple(branch["required"][0] for branch in _transcript_schema()["$defs"]["Step"]["oneOf"])
+
+
 def record_problems(record: Any, *, header: bool) -> list[str]:
     """What is wrong with one transcript line, in words that name the member at fault."""
     validator_cls, _ = _jsonschema()
@@ -86,15 +74,16 @@ def record_problems(record: Any, *, header: bool) -> list[str]:
     else:
         if not isinstance(record, dict):
             return [f"a step is a JSON object, not {json.dumps(record)[:40]}"]
-        ops = [op for op in STEP_OPS if op in record]
+        all_ops = step_ops()
+        ops = [op for op in all_ops if op in record]
         if not ops:
             return [
-                f"a step needs one of {', '.join(STEP_OPS)}; this one has "
+                f"a step needs one of {', '.join(all_ops)}; this one has "
                 f"{', '.join(sorted(record)) or 'no member'}"
             ]
         if len(ops) > 1:
             return [f"a step has one operation; this one has {', '.join(ops)}"]
-        branch = STEP_OPS.index(ops[0])
+        branch = all_ops.index(ops[0])
         sub = defs["Step"]["oneOf"][branch]
         where = ops[0]
     validator = validator_cls({**sub, "$defs": defs})

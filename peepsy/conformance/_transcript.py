@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ from peepsy.conformance._matchers import (
 from peepsy.conformance._schemas import record_problems
 from peepsy.conformance._wire import Session, WireLine
 
-Verdict = Literal["pass", "fail", "warn", "skip", "timeout", "error"]
+Verdict = Literal["pass", "fail", "warn", "skip", "untestable", "not-run", "timeout", "error"]
+Transport = Literal["stdio", "node-ipc"]
 Level = Literal["core", "profile"]
 DEFAULT_WITHIN = 2000
 
@@ -54,7 +56,10 @@ class Transcript:
     steps: tuple[dict[str, Any], ...]
     source: str
     mode: Literal["any", "sequential", "concurrent"] = "any"
-    init: bool = True
+    #: Send INIT first; a mapping adds its members to the suite's INIT.
+    init: bool | dict[str, Any] = True
+    #: The channels the case can be sent on (Node's IPC channel carries JSON only).
+    transports: tuple[Transport, ...] = ("stdio", "node-ipc")
     timeout: int = 15_000
     #: The file's line number of each step (blank lines are skipped, not counted out).
     step_lines: tuple[int, ...] = ()
@@ -131,6 +136,7 @@ def load_transcript(path: Path, validate: bool = True) -> Transcript:
         source=str(path),
         mode=head.get("mode", "any"),
         init=head.get("init", True),
+        transports=tuple(head.get("transports", ("stdio", "node-ipc"))),
         timeout=head.get("timeout", 15_000),
         step_lines=tuple(number for number, _ in steps),
     )
@@ -145,6 +151,8 @@ def _matcher_problems(steps: list[tuple[int, Any]]) -> list[tuple[int, str]]:
             continue
         patterns: list[tuple[str, Any]] = []
         templates: list[tuple[str, Any]] = []
+        if "expect_ready" in step:
+            patterns.append(("$expect_ready", step["expect_ready"]))
         if "expect" in step:
             patterns.append(("$expect", step["expect"]))
             patterns += [(f"$allow[{i}]", a) for i, a in enumerate(step.get("allow", []))]
@@ -175,6 +183,10 @@ def _matcher_problems(steps: list[tuple[int, Any]]) -> list[tuple[int, str]]:
     return out
 
 
+class NotTestable(Exception):
+    """The case ran but the worker gave it nothing to judge: never a pass."""
+
+
 class StepFailed(Exception):
     def __init__(
         self,
@@ -199,7 +211,8 @@ class Runner:
 
     async def play(self, transcript: Transcript) -> None:
         if transcript.init and self.init_message is not None:
-            self.session.send(self.init_message)
+            extra = transcript.init if isinstance(transcript.init, dict) else {}
+            self.session.send({**self.init_message, **extra})
         lines = transcript.step_lines or range(2, len(transcript.steps) + 2)
         for number, step in zip(lines, transcript.steps, strict=True):
             try:
@@ -244,7 +257,13 @@ class Runner:
             s.send_raw(f'{head[:-1]},"data":{data}}}\n'.encode())
             await s.drain()
         elif "expect" in step:
-            await self._expect(step["expect"], within, step.get("allow", ()))
+            await self._expect(
+                step["expect"], within, step.get("allow", ()), step.get("untestable_if_silent")
+            )
+        elif "expect_ready" in step:
+            await self._expect_ready(
+                step["expect_ready"], within, step.get("untestable_if_missing")
+            )
         elif "expect_unordered" in step:
             await self._expect_unordered(step["expect_unordered"], within)
         elif "answer" in step:
@@ -266,6 +285,8 @@ class Runner:
             deadline = asyncio.get_running_loop().time() + spec["within"] / 1000
             while len(s.heartbeats) - start < spec["count"]:
                 if asyncio.get_running_loop().time() >= deadline:
+                    if not s.heartbeats and step.get("untestable_if_none"):
+                        raise NotTestable(step["untestable_if_none"])
                     got = len(s.heartbeats) - start
                     raise StepFailed(
                         f"expected {spec['count']} HEARTBEATs within {spec['within']} ms,"
@@ -295,14 +316,19 @@ class Runner:
         else:
             raise TranscriptError(f"unknown step {sorted(step)}")
 
-    async def _expect(self, expected: Any, within: float, allow: Any = ()) -> WireLine:
+    async def _expect(
+        self, expected: Any, within: float, allow: Any = (), untestable: str | None = None
+    ) -> WireLine:
         """The next message must match ``expected``; messages matching one of ``allow``
-        may come before it and are passed over."""
+        may come before it and are passed over. With ``untestable``, silence makes the
+        check untestable rather than failed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within / 1000
         while True:
             line = await self.session.next_message((deadline - loop.time()) * 1000)
             if line is None:
+                if untestable:
+                    raise NotTestable(untestable)
                 raise StepFailed(
                     self._nothing(f"expected a message within {within:.0f} ms"), expected, None
                 )
@@ -312,6 +338,21 @@ class Runner:
             if any(not match(other, _payload(line), self.ctx) for other in allow):
                 continue
             raise StepFailed("message does not match", expected, _payload(line), problems)
+
+    async def _expect_ready(self, expected: Any, within: float, untestable: str | None) -> None:
+        """A READY matching ``expected`` (READY lines never reach ``expect``)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.session.ready_seen.wait(), within / 1000)
+        ready = self.session.ready[0] if self.session.ready else None
+        actual = None if ready is None else _payload(ready)
+        problems = [] if actual is None else match(expected, actual, self.ctx)
+        if actual is not None and not problems:
+            return
+        if untestable:
+            raise NotTestable(untestable)
+        if actual is None:
+            raise StepFailed(self._nothing(f"expected a READY within {within:.0f} ms"), expected)
+        raise StepFailed("READY does not match", expected, actual, problems)
 
     def _nothing(self, what: str) -> str:
         if self.session.output_closed:

@@ -48,6 +48,8 @@ class Session:
     messages: asyncio.Queue[WireLine] = field(default_factory=asyncio.Queue)
     heartbeats: list[WireLine] = field(default_factory=list)
     ready: list[WireLine] = field(default_factory=list)
+    #: Set at the first READY, or when the output closes (no READY can come then).
+    ready_seen: asyncio.Event = field(default_factory=asyncio.Event)
     output_closed: bool = False
     partial: bytes = b""
     transport: str = "stdio"
@@ -121,6 +123,7 @@ class Session:
             except asyncio.IncompleteReadError as exc:
                 self.partial = exc.partial
                 self.output_closed = True
+                self.ready_seen.set()
                 self.messages.put_nowait(_CLOSED)
                 return
             except asyncio.LimitOverrunError:
@@ -135,6 +138,7 @@ class Session:
                 self.heartbeats.append(line)
             elif kind == "READY":
                 self.ready.append(line)
+                self.ready_seen.set()
             else:
                 self.messages.put_nowait(line)
 

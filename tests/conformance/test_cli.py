@@ -8,7 +8,7 @@ from xml.etree import ElementTree as ET
 
 from jsonschema import Draft202012Validator
 
-from peepsy.conformance._suite import GLOBAL_CHECKS
+from peepsy.conformance._checks import GLOBAL_CHECKS
 from tests.conformance._cli import (
     PYTHON,
     REFERENCE,

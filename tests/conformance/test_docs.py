@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from peepsy.conformance._checks import GLOBAL_CHECKS
 from peepsy.conformance._matchers import MATCHERS
-from peepsy.conformance._schemas import STEP_OPS, builtin_transcripts
-from peepsy.conformance._suite import GLOBAL_CHECKS, load_all
+from peepsy.conformance._schemas import builtin_transcripts, step_ops
+from peepsy.conformance._suite import load_all
 from tests.conformance._cli import EXAMPLE_WORKER, PYTHON, ROOT, run_cli
 
 README = ROOT / "conformance" / "README.md"
@@ -50,7 +51,7 @@ def test_every_step_and_matcher_is_documented() -> None:
     text = section(README.read_text(), "Transcripts") + section(
         README.read_text(), "Matchers and captures"
     )
-    for op in STEP_OPS:
+    for op in step_ops():
         assert f'{{"{op}"' in text, op
     for matcher in MATCHERS:
         assert f'{{"{matcher}"' in text, matcher

@@ -83,6 +83,8 @@ def test_json_report_validates_and_sums_up() -> None:
         "fail": 1,
         "warn": 1,
         "skip": 1,
+        "untestable": 0,
+        "not-run": 0,
         "timeout": 1,
         "error": 1,
         "expectedFailures": [],
@@ -223,7 +225,7 @@ def test_terminal_summary() -> None:
     assert "wire log:" in text
     assert "=== STALE p.pass: listed as an expected failure, but it passes; remove it" in text
     assert "levels: core: not reached (3 failing); profile: reached" in text
-    assert "| fail    |     1 |" in text
+    assert "| fail       |     1 |" in text
     assert text.endswith("result: FAILED\n")
     out = io.StringIO()
     summary(result(outcome("s", "skip")), NONE, trace=False, out=out)
