@@ -1,0 +1,527 @@
+"""What ``--fuzz`` sends, and what a correct worker must do with each line (the oracle).
+
+Lines come from schema/bundle.json through hypothesis-jsonschema: valid messages, messages
+with one member broken (its schema negated, or an edge value its keywords imply, or a
+required member left out), other JSON values, and byte-level mutations of valid lines.
+Whatever made a line, :func:`expectation` judges the bytes actually sent, with the
+decisions' own definitions (REQ-10 readable ids, then REQ-9's order): no generator is
+trusted to know what it made.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+
+from peepsy.conformance._schemas import _jsonschema, data_dir, load_json
+
+#: Stands in the generated ids for the example's tag (``z000017.``): the tag is known only
+#: when the line is sent, and the placeholder has its length, so ids keep theirs.
+PLACEHOLDER = b"@@@@@@@@"
+#: Tags of examples (z) and sentinels (s). A readable id that looks like one but is not
+#: this example's own could be attributed to the wrong line: such examples are skipped.
+TAG_RE = re.compile(r"^[sz]\d{6}\.")
+#: Every valid REQUEST the fuzzer sends asks for an action under this prefix, which no
+#: worker serves: a correct worker answers it 404 (RESP-4), never runs anything.
+ACTION_PREFIX = "fuzz."
+MAX_LINE = 1 << 20  # FRAME-6: every receiver takes lines of 1 MiB, the newline included
+MAX_DEPTH = 64  # FRAME-3: nesting a receiver MUST accept; deeper it MAY reject
+
+VALID_TITLES = ("RequestUnified", "RequestLegacy", "Init", "Heartbeat", "Ready", "Response")
+KNOWN_TYPES = ("INIT", "READY", "REQUEST", "RESPONSE", "HEARTBEAT", "SHUTDOWN")
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a correct worker does with one line. ``status`` None: no answer at all."""
+
+    rule: str
+    status: int | None = None
+    id: str | None = None
+    #: The line repeats a member name: a receiver MAY reject it whole (FRAME-3), so
+    #: silence is correct too; an answer must still be the one keep-last gives.
+    may_be_silent: bool = False
+    #: Why the expectation is ambiguous (the example is skipped), or None.
+    skip: str | None = None
+    #: Rules issue 8 introduced or changed that this verdict rests on (a run can waive
+    #: them for a worker that is known not to follow them yet).
+    relies_on: frozenset[str] = frozenset()
+
+
+class _Duplicates:
+    """An ``object_pairs_hook`` that keeps the last value (as the reference does) and
+    notes that a name came twice."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({k for k, _ in pairs}) != len(pairs):
+            self.seen = True
+        return dict(pairs)
+
+
+class _Ambiguous(ValueError):
+    """JSON whose meaning differs between correct parsers: skip it."""
+
+
+def _no_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+def _exact_float(text: str) -> float:
+    """A double, unless rounding to one changes whether the number is an integer (a
+    receiver may parse exactly or to a double; MSG-8 turns on integrality)."""
+    value = float(text)
+    try:
+        exact = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the JSON grammar admitted it
+        raise _Ambiguous(text) from None
+    if (exact == exact.to_integral_value()) != value.is_integer():
+        raise _Ambiguous(f"{text} is integral only after rounding to a double")
+    return value
+
+
+def parse_line(body: bytes) -> tuple[Any, bool]:
+    """The JSON value of a line (without its newline) and whether a member name repeats.
+    Raises ValueError for a line that is not one UTF-8 JSON text (FRAME-1, FRAME-3,
+    FRAME-7), :class:`_Ambiguous` for one correct parsers may read differently."""
+    text = body.decode("utf-8")  # strict: invalid UTF-8 is not JSON (FRAME-3)
+    if text.startswith("\ufeff"):
+        raise ValueError("a byte-order mark that does not open the stream (FRAME-7)")
+    hook = _Duplicates()
+    try:
+        value = json.loads(
+            text, object_pairs_hook=hook, parse_constant=_no_constant, parse_float=_exact_float
+        )
+    except RecursionError:
+        raise _Ambiguous("nested too deep for this parser") from None
+    except (_Ambiguous, json.JSONDecodeError):
+        raise
+    except ValueError as exc:  # Python's own limit on integer digits: valid JSON
+        raise _Ambiguous(str(exc)) from None
+    return value, hook.seen
+
+
+def readable_id(value: Any) -> str | None:
+    """REQ-10: the id of a parsed line, when it is a REQUEST whose id a receiver reads."""
+    if not isinstance(value, dict) or value.get("type") != "REQUEST":
+        return None
+    holder = value.get("request", value)
+    if not isinstance(holder, dict):
+        return None  # the flat id beside a broken `request` is not read
+    rid = holder.get("id")
+    # Lengths count code points after unescaping, a lone surrogate as one (D7).
+    return rid if isinstance(rid, str) and 1 <= len(rid) <= 128 else None
+
+
+def line_readable_id(body: bytes) -> str | None:
+    """REQ-10 on raw bytes: None also for lines that are not one JSON text."""
+    try:
+        value, _ = parse_line(body)
+    except ValueError:
+        return None
+    return readable_id(value)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+@cache
+def _validators() -> dict[str, Any]:
+    cls, registry = _jsonschema()
+    return {
+        shape: cls({"$ref": f"https://peepsy.dev/schema/1/{name}"}, registry=registry)
+        for shape, name in (("legacy", "request-legacy.json"), ("unified", "request.json"))
+    }
+
+
+def request_is_valid(value: dict[str, Any]) -> bool:
+    """MSG-2 for a REQUEST, in the shape REQ-3 picks (a `request` member: legacy)."""
+    return bool(_validators()["legacy" if "request" in value else "unified"].is_valid(value))
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(map(_has_lone_surrogate, value))
+    return False
+
+
+def _new_rules(value: Any) -> frozenset[str]:
+    """The issue-8 rules a verdict on this value rests on."""
+    rules = set()
+    if _has_lone_surrogate(value):
+        rules.add("FRAME-9")  # before it, a receiver could reject the line
+    if isinstance(value, dict) and value.get("type") == "REQUEST":
+        if any(isinstance(value.get(k), float) for k in ("timeout", "priority")):
+            rules.add("MSG-8")  # before it, 5000.0 could be answered 400
+        if "request" in value and not isinstance(value["request"], dict) and "id" in value:
+            rules.add("REQ-10")  # before it, the flat id beside a broken request was read
+    return frozenset(rules)
+
+
+def expectation(body: bytes) -> Expectation:
+    """REQ-9 in the decisions' order, for one line a correct worker reads mid-stream."""
+    found = _expectation(body)
+    if found.skip is not None:
+        return found
+    try:
+        value, _ = parse_line(body)
+    except ValueError:
+        return found
+    rules = _new_rules(value)
+    return replace(found, relies_on=rules) if rules else found
+
+
+def _expectation(body: bytes) -> Expectation:
+    if b"\n" in body or len(body) + 1 > MAX_LINE:
+        return Expectation("", skip="not one line a receiver must take whole")
+    try:
+        value, duplicates = parse_line(body)
+    except _Ambiguous as exc:
+        return Expectation("", skip=f"ambiguous JSON: {exc}")
+    except ValueError as exc:
+        why = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        return Expectation(f"FRAME-8/REQ-10: a line that is not JSON ({why}) gets no answer")
+    if _depth(value) > MAX_DEPTH:
+        return Expectation("", skip="nested deeper than a receiver must accept (FRAME-3)")
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        return Expectation("MSG-1/FRAME-8: a JSON value that is not a message gets no answer")
+    kind = value["type"]
+    if kind == "SHUTDOWN":
+        return Expectation("", skip="SHUTDOWN is never sent mid-run")
+    if kind != "REQUEST":
+        rule = {
+            "RESPONSE": "ID-4: a RESPONSE to nothing outstanding is ignored",
+            "INIT": "INIT-2/MSG-9: a repeated or invalid INIT is ignored",
+        }.get(kind, "MSG-5/MSG-6: a message the child does not receive is ignored")
+        return Expectation(rule + ", never answered")
+    rid = readable_id(value)
+    if rid is None:
+        return Expectation("REQ-10/REQ-9: a REQUEST without a readable id is never answered")
+    if not request_is_valid(value):
+        return Expectation(
+            "REQ-9/REQ-7: a REQUEST with a readable id that breaks the schema is answered 400",
+            400,
+            rid,
+            duplicates,
+        )
+    action = value.get("request", value)["action"]
+    if not action.startswith(ACTION_PREFIX):
+        return Expectation("", skip=f"action {action!r} may be one the worker serves")
+    return Expectation(
+        "REQ-9/RESP-4: a valid REQUEST for an action the worker lacks is answered 404",
+        404,
+        rid,
+        duplicates,
+    )
+
+
+# --- generation --------------------------------------------------------------------
+
+
+@cache
+def _defs() -> dict[str, Any]:
+    defs: dict[str, Any] = load_json(data_dir() / "schema" / "bundle.json")["$defs"]
+    return defs
+
+
+def _schema_of(title: str) -> dict[str, Any]:
+    return {"$defs": _defs(), "$ref": f"#/$defs/{title}"}
+
+
+def _object(value: Any) -> dict[str, Any]:
+    assert isinstance(value, dict)  # every message schema is an object schema
+    return value
+
+
+@cache
+def messages(title: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Valid messages of one schema of the bundle (``RequestUnified``, ``Init``...)."""
+    return from_schema(_schema_of(title)).map(_object)
+
+
+def _resolve(sub: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in sub:
+        return {
+            **_defs()[sub["$ref"].rsplit("/", 1)[1]],
+            **{k: v for k, v in sub.items() if k != "$ref"},
+        }
+    return sub
+
+
+def _edge_values(sub: dict[str, Any]) -> list[Any]:
+    """Invalid values that a member's own keywords imply: just past its bounds, the
+    right number in the wrong type, null for an optional member (MSG-2)."""
+    sub = _resolve(sub)
+    out: list[Any] = [None]
+    if sub.get("type") == "integer":
+        low, high = sub.get("minimum"), sub.get("maximum")
+        out += [low - 1] if low is not None else []
+        out += [high + 1] if high is not None else []
+        out += [(low or 0) + 0.5, str(low if low is not None else 1), True]
+    if sub.get("type") == "string":
+        out += ["", "x" * (sub.get("maxLength", 256) + 1), 7]
+    if "const" in sub:
+        out += [str(sub["const"]).lower(), [sub["const"]]]
+    if "enum" in sub:
+        out += ["parallel", sub["enum"][0].upper()]
+    if sub.get("type") == "object":
+        out += [[], "x", {}]
+    return out
+
+
+@cache
+def _negation(sub: str) -> st.SearchStrategy[Any]:
+    """Values a member's schema (as JSON text: a cache key) rejects. Built once each:
+    hypothesis-jsonschema canonicalises a schema when it makes the strategy."""
+    return from_schema({"$defs": _defs(), "not": json.loads(sub)})
+
+
+@st.composite
+def broken_message(draw: st.DrawFn, title: str) -> Any:
+    """A valid message with one member broken: dropped, replaced by a value its schema
+    rejects (hypothesis-jsonschema on ``not``), or an edge value."""
+    message = dict(draw(messages(title)))
+    schema = _defs()[title]
+    target: dict[str, Any] = message
+    props: dict[str, Any] = schema["properties"]
+    if title == "RequestLegacy" and draw(st.booleans()):
+        target = message["request"] = dict(message["request"])
+        props = _defs()["RequestBody"]["properties"]
+    name = draw(st.sampled_from(sorted(props)))
+    sub = props[name]
+    how = draw(st.sampled_from(("edge", "drop", "negate") if len(sub) > 1 else ("drop",)))
+    if how == "drop":
+        target.pop(name, None)
+    elif how == "edge":
+        target[name] = draw(st.sampled_from(_edge_values(sub)))
+    else:
+        target[name] = draw(_negation(json.dumps(_resolve(sub), sort_keys=True)))
+    return message
+
+
+def _stamp(message: Any) -> Any:
+    """Ids get the example's tag in front (answers are told apart by id); valid action
+    names get the ``fuzz.`` prefix. Lengths stay within the schema's bounds, so a valid
+    message stays valid and an invalid one stays invalid in the same way."""
+    if not isinstance(message, dict):
+        return message
+    out = dict(message)
+    if isinstance(out.get("request"), dict):
+        out["request"] = dict(out["request"])
+    for holder in (out, out.get("request")):
+        if not isinstance(holder, dict):
+            continue
+        rid = holder.get("id")
+        if isinstance(rid, str) and 1 <= len(rid) <= 128:
+            holder["id"] = (PLACEHOLDER.decode() + rid)[:128]
+        action = holder.get("action")
+        if isinstance(action, str) and 1 <= len(action) <= 256:
+            holder["action"] = (ACTION_PREFIX + action)[:256]
+    return out
+
+
+_FLOAT_FORMS = ("{}.0", "{}e0", "{}0e-1", "{}.000")
+
+
+def render(
+    message: Any,
+    *,
+    ascii_only: bool,
+    spaced: bool,
+    floats: frozenset[str] = frozenset(),
+    form: int = 0,
+    duplicate: tuple[str, Any] | None = None,
+) -> bytes:
+    """JSON text for a message, written the ways senders may write it (escaped or raw
+    UTF-8, spacing) and the ways receivers must still take: integers in ``floats``
+    written as integral floats (MSG-8), a member written twice (FRAME-3)."""
+    sep = (", ", ": ") if spaced else (",", ":")
+
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=ascii_only, separators=sep, allow_nan=False)
+
+    if not isinstance(message, dict):
+        text = dumps(message)
+    else:
+        pairs = []
+        for key, value in message.items():
+            if key in floats and isinstance(value, int) and not isinstance(value, bool):
+                pairs.append(f"{dumps(key)}{sep[1]}{_FLOAT_FORMS[form].format(value)}")
+            else:
+                pairs.append(f"{dumps(key)}{sep[1]}{dumps(value)}")
+        if duplicate is not None:
+            pairs.insert(0, f"{dumps(duplicate[0])}{sep[1]}{dumps(duplicate[1])}")
+        text = "{" + sep[0].join(pairs) + "}"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: senders write it escaped (FRAME-9)
+        return render(
+            message, ascii_only=True, spaced=spaced, floats=floats, form=form, duplicate=duplicate
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Drawn:
+    """One generated line (without its newline) and how it was made, for the report."""
+
+    body: bytes
+    how: str
+
+
+#: As JSON escapes: the text of a lone surrogate, never its (invalid UTF-8) bytes.
+_SURROGATES = ("\\ud800", "\\udbff", "\\udc00", "\\udfff")
+
+
+@st.composite
+def _lone_surrogate(draw: st.DrawFn, message: dict[str, Any]) -> dict[str, Any]:
+    """A lone surrogate put into a string of the message: data, id or action (FRAME-9)."""
+    out = dict(message)
+    if isinstance(out.get("request"), dict):
+        out["request"] = holder = dict(out["request"])
+    else:
+        holder = out
+    where = draw(
+        st.sampled_from(sorted(k for k in ("id", "action", "data") if k in holder) or ["data"])
+    )
+    char = chr(int(draw(st.sampled_from(_SURROGATES))[2:], 16))
+    current = holder.get(where)
+    text = current if isinstance(current, str) else "x"
+    # After the tag and the fuzz. prefix: those keep attributing answers and keep the
+    # action one no worker serves.
+    keep = {"id": len(PLACEHOLDER), "action": len(ACTION_PREFIX)}.get(where, 0)
+    at = draw(st.integers(min(keep, len(text)), len(text)))
+    holder[where] = text[:at] + char + text[at:]
+    return out
+
+
+@st.composite
+def valid_line(draw: st.DrawFn) -> Drawn:
+    """A valid message (REQUESTs most often), written any way senders and receivers
+    agree on: raw or escaped, spaced or not, integral floats, lone surrogates, a
+    repeated member."""
+    title = draw(st.sampled_from(("RequestUnified", "RequestLegacy", *VALID_TITLES)))
+    message = _object(_stamp(draw(messages(title))))
+    how = [f"valid {title}"]
+    if draw(st.integers(0, 3)) == 0:
+        message = draw(_lone_surrogate(message))
+        how.append("with a lone surrogate escape")
+    ints = sorted(k for k, v in message.items() if isinstance(v, int) and not isinstance(v, bool))
+    floats = (
+        frozenset(draw(st.lists(st.sampled_from(ints), max_size=2, unique=True)))
+        if ints
+        else frozenset()
+    )
+    if floats:
+        how.append(f"{', '.join(sorted(floats))} as integral floats")
+    duplicate = None
+    if draw(st.integers(0, 5)) == 0:
+        key = draw(st.sampled_from(sorted(message)))
+        duplicate = (key, draw(st.sampled_from([message[key], None, "dup"])))
+        how.append(f"member {key} written twice")
+    body = render(
+        message,
+        ascii_only=draw(st.booleans()),
+        spaced=draw(st.booleans()),
+        floats=floats,
+        form=draw(st.integers(0, len(_FLOAT_FORMS) - 1)),
+        duplicate=duplicate,
+    )
+    return Drawn(body, "; ".join(how))
+
+
+@st.composite
+def invalid_line(draw: st.DrawFn) -> Drawn:
+    """A message with one member broken, or another JSON value: an unknown type, a
+    non-object (MSG-1, MSG-5)."""
+    choice = draw(st.sampled_from(("broken", "broken", "unknown-type", "not-object")))
+    if choice == "broken":
+        title = draw(st.sampled_from(("RequestUnified", "RequestLegacy", *VALID_TITLES)))
+        message = _stamp(draw(broken_message(title)))
+        how = f"{title} with one member broken"
+    elif choice == "unknown-type":
+        kind = draw(
+            st.sampled_from(("request", "Request", "REQUEST ", "PING", ""))
+            | st.text(max_size=12).filter(lambda t: t not in KNOWN_TYPES)
+        )
+        message = _stamp({**draw(messages("RequestUnified")), "type": kind})
+        how = f"a REQUEST's members under type {kind!r}"
+    else:
+        message = draw(from_schema({"not": {"type": "object"}}))
+        how = "a JSON value that is not an object"
+    return Drawn(render(message, ascii_only=draw(st.booleans()), spaced=False), how)
+
+
+_BAD_UTF8 = (b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82", b"\x80")
+
+
+@st.composite
+def _mutation(draw: st.DrawFn, size: int) -> tuple[str, int, bytes]:
+    kind = draw(
+        st.sampled_from(
+            ("flip", "insert", "delete", "truncate", "bom", "cr", "invalid-utf8", "surrogate")
+        )
+    )
+    at = draw(st.integers(0, size))
+    if kind == "flip":
+        extra = bytes([draw(st.integers(0, 7))])
+    elif kind == "insert":
+        extra = draw(st.binary(min_size=1, max_size=4))
+    elif kind == "delete":
+        extra = bytes([draw(st.integers(1, 16))])
+    elif kind == "invalid-utf8":
+        extra = draw(st.sampled_from(_BAD_UTF8))
+    elif kind == "surrogate":
+        extra = draw(st.sampled_from(_SURROGATES)).encode()
+    else:
+        extra = b""
+    return kind, at, extra
+
+
+def mutate(body: bytes, kind: str, at: int, extra: bytes) -> bytes:
+    """One byte-level change at ``at`` (clamped to the line)."""
+    at = min(at, len(body))
+    if kind == "flip" and at < len(body):
+        return body[:at] + bytes([body[at] ^ (1 << extra[0])]) + body[at + 1 :]
+    if kind == "delete":
+        return body[:at] + body[at + extra[0] :]
+    if kind == "truncate":
+        return body[:at]
+    insert = {"bom": b"\xef\xbb\xbf", "cr": b"\r"}.get(kind, extra)
+    return body[:at] + insert + body[at:]
+
+
+@st.composite
+def mutated_line(draw: st.DrawFn) -> Drawn:
+    """A valid line with one to three byte-level changes."""
+    base = draw(valid_line())
+    body, how = base.body, []
+    for _ in range(draw(st.integers(1, 3))):
+        kind, at, extra = draw(_mutation(len(body)))
+        body = mutate(body, kind, at, extra)
+        how.append(f"{kind}@{at}" + (f" {extra!r}" if kind in ("insert", "invalid-utf8") else ""))
+    # A newline would make two lines (FRAME-1): what a mutation inserts stays on this one.
+    body = body.replace(b"\n", b" ")
+    return Drawn(body, f"{base.how}; then {', '.join(how)}")
+
+
+def lines() -> st.SearchStrategy[Drawn]:
+    """Every kind of line, simplest first: hypothesis shrinks towards the first."""
+    return st.one_of(valid_line(), invalid_line(), mutated_line())
