@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from peepsy.conformance._checks import GLOBAL_CHECKS
+from peepsy.conformance._fuzz import WAIVABLE, fuzz_command
 from peepsy.conformance._record import (
     HeaderFields,
     generalize,
@@ -126,7 +127,45 @@ def parser() -> argparse.ArgumentParser:
         help="multiply every case budget (slow machines)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _fuzz_options(p)
     return p
+
+
+def _fuzz_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fuzzing (docs/conformance.md, Fuzzing)")
+    g.add_argument(
+        "--fuzz",
+        type=_examples,
+        metavar="N",
+        help="instead of the checks: send N generated and mutated lines to one worker"
+        " process and judge every answer by id (one check, fuzz.envelopes)",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="with --fuzz: the seed (default: a random one, printed); a seed sends the"
+        " same lines again",
+    )
+    g.add_argument(
+        "--fuzz-waive",
+        action="append",
+        default=[],
+        choices=WAIVABLE,
+        metavar="RULE",
+        help=f"with --fuzz: send no line whose verdict rests on RULE ({', '.join(WAIVABLE)}:"
+        " rules issue 8 added), for a worker known not to follow it yet; repeatable",
+    )
+
+
+def _examples(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"N is at least 1, not {count}")
+    return count
 
 
 def _header_options(p: argparse.ArgumentParser) -> None:
@@ -240,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
+    if args.fuzz is not None or args.seed is not None or args.fuzz_waive:
+        return fuzz_command(args, parser().error)
     dirs = ([builtin_transcripts()] if not args.no_builtin else []) + list(args.transcripts)
     if args.list:
         rows: list[tuple[str, str, str, str, str]] = [

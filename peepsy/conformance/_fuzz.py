@@ -17,14 +17,18 @@ answers only at its end, after the same generous wait.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import itertools
+import json
 import re
 import secrets
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
 from hypothesis import seed as hypothesis_seed
@@ -38,13 +42,23 @@ from peepsy.conformance._fuzz_lines import (
     expectation,
     lines,
 )
+from peepsy.conformance._report import (
+    exit_code,
+    load_expectations,
+    progress_line,
+    summary,
+    to_json,
+    to_junit,
+)
 from peepsy.conformance._schemas import schema_errors
-from peepsy.conformance._suite import WorkerNotStarted, init_message
+from peepsy.conformance._suite import SuiteResult, WorkerNotStarted, init_message
 from peepsy.conformance._transcript import Outcome
 from peepsy.conformance._wire import Session, WireLine
 
 CHECK = "fuzz.envelopes"
-REQUIREMENTS = ("REQ-7", "REQ-10", "FRAME-8", "MSG-5", "RESP-1", "REQ-9", "MSG-8", "FRAME-9")
+#: Rules issue 8 introduced or changed that a run may waive (--fuzz-waive).
+WAIVABLE = ("FRAME-9", "MSG-8", "REQ-10")
+REQUIREMENTS = ("REQ-7", "REQ-10", "FRAME-8", "MSG-5", "RESP-1")
 DESCRIPTION = "generated and mutated lines: each answered exactly as REQ-9 says, or not at all"
 #: How long the sentinel's answer may take (the worker is alive and reading).
 SENTINEL_MS = 5000
@@ -118,7 +132,7 @@ class FuzzRun:
         self.numbered: dict[int, Case] = {}
         self.late: list[Failure] = []
         self.failure: Failure | None = None
-        self.sent = 0
+        self.sent: list[bytes] = []
         self.restarts = 0
 
     # --- the worker ------------------------------------------------------------------
@@ -164,7 +178,7 @@ class FuzzRun:
         mark = len(session.trace)
         session.send_raw(body + b"\n")
         session.send({"type": "REQUEST", "id": sentinel, "action": "fuzz.sentinel"})
-        self.sent += 1
+        self.sent.append(body)
         problem = self.runner.run(self._collect(session, case, sentinel))
         if problem is None:
             problem = self._judge(case)
@@ -336,8 +350,6 @@ def _answer_problem(msg: dict[str, Any], status: int, what: str) -> tuple[str, s
 
 
 def _show(msg: dict[str, Any]) -> str:
-    import json  # noqa: PLC0415 - only for the report
-
     text = json.dumps(msg, ensure_ascii=True)
     return text if len(text) < 400 else text[:400] + "..."
 
@@ -354,7 +366,7 @@ def fuzz(
     mode: str = "sequential",
     scale: float = 1.0,
     waive: frozenset[str] = frozenset(),
-) -> tuple[Failure | None, int]:
+) -> tuple[Failure | None, list[bytes]]:
     """Run the fuzzing; the failure found (None: the worker passed) and the lines sent.
     ``waive``: issue-8 rules (FRAME-9, MSG-8, REQ-10) whose examples are not sent."""
     failure, sent, confirmed = _attempt(argv, examples, seed, mode, scale, waive, ordered=True)
@@ -374,7 +386,7 @@ def _attempt(
     waive: frozenset[str],
     *,
     ordered: bool,
-) -> tuple[Failure | None, int, bool]:
+) -> tuple[Failure | None, list[bytes], bool]:
     run = FuzzRun(argv, mode, scale, waive, ordered=ordered)
 
     @hypothesis_seed(seed)
@@ -435,4 +447,71 @@ def outcome(failure: Failure | None, seed: int, examples: int, sent: int) -> Out
     return result
 
 
-Progress = Callable[[Outcome, int, int], None]
+#: Options that choose or shape the transcript checks: a fuzz run has none of those.
+_NOT_WITH_FUZZ = {
+    "list": "--list",
+    "only": "--only",
+    "skip": "--skip",
+    "transcripts": "--transcripts",
+    "no_builtin": "--no-builtin",
+}
+
+
+def fuzz_command(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> int:
+    """``--fuzz N [--seed S]``: only the fuzz run, reported like a suite of one check.
+    The transcript checks run without --fuzz: two commands, so that each stays
+    reproducible on its own (a check's verdict never depends on what the fuzzer sent)."""
+    if args.fuzz is None:
+        error("--seed and --fuzz-waive go with --fuzz N")
+    used = [flag for name, flag in _NOT_WITH_FUZZ.items() if getattr(args, name)]
+    if args.level != "auto":
+        used.append("--level")
+    if args.transport != "stdio":
+        used.append("--transport node-ipc")  # the channel carries JSON values, not bytes
+    if used:
+        error(f"--fuzz runs only the fuzz check; it does not take {', '.join(used)}")
+    if not args.command:
+        error("give the worker command, for example: --fuzz 500 -- node my_worker.js")
+    expectations = load_expectations("")
+    if args.expected_failures:
+        try:
+            expectations = load_expectations(args.expected_failures.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"peepsy.conformance: --expected-failures: {exc}", file=sys.stderr)
+            return 2
+    seed = args.seed if args.seed is not None else random_seed()
+    waived = f", waiving {', '.join(args.fuzz_waive)}" if args.fuzz_waive else ""
+    print(f"{CHECK}: {args.fuzz} examples{waived}, seed {seed} (--seed {seed} sends them again)")
+    sys.stdout.flush()
+    mode = args.mode or "sequential"
+    started = time.monotonic()
+    failure, sent = fuzz(
+        args.command,
+        args.fuzz,
+        seed,
+        mode=mode,
+        scale=args.timeout_scale,
+        waive=frozenset(args.fuzz_waive),
+    )
+    result = outcome(failure, seed, args.fuzz, len(sent))
+    result.duration_ms = (time.monotonic() - started) * 1000
+    suite = SuiteResult(
+        outcomes=[result],
+        mode=mode,
+        mode_source="--mode" if args.mode else "INIT (assumed)",
+        profile_note="--fuzz: only the fuzz check runs",
+        worker=args.command,
+    )
+    if not args.quiet:
+        progress_line(result, 1, 1)
+    summary(suite, expectations, args.trace)
+    try:
+        if args.json:
+            report = json.dumps(to_json(suite, expectations), indent=2, ensure_ascii=False)
+            args.json.write_text(report + "\n", encoding="utf-8")
+        if args.junit:
+            args.junit.write_bytes(to_junit(suite, expectations))
+    except OSError as exc:
+        print(f"peepsy.conformance: cannot write the report: {exc}", file=sys.stderr)
+        return 2
+    return exit_code(suite, expectations)
