@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 
 from peepsy.conformance._checks import GLOBAL_CHECKS
-from peepsy.conformance._fuzz import WAIVABLE, fuzz_command
+from peepsy.conformance._fuzz import WAIVABLE
+from peepsy.conformance._fuzz_command import fuzz_command
 from peepsy.conformance._record import (
     HeaderFields,
     generalize,

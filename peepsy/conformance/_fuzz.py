@@ -1,6 +1,6 @@
 """``--fuzz N [--seed S]``: generated lines against one long-lived worker, judged by id.
 
-Each example is one line (peepsy/conformance/_fuzz_lines.py makes them and says what a
+Each example is one line (``_fuzz_lines.py`` makes them, ``_fuzz_oracle.py`` says what a
 correct worker does with each), followed by a sentinel REQUEST whose 404 shows that the
 worker has read the line. Every id is unique in the run, so every answer is attributed
 by id, whenever it comes. The run fails when a worker answers a line it must not answer,
@@ -17,49 +17,27 @@ answers only at its end, after the same generous wait.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import itertools
 import json
 import re
 import secrets
-import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, Unsatisfiable
 
-from peepsy.conformance._fuzz_lines import (
-    PLACEHOLDER,
-    TAG_RE,
-    Drawn,
-    Expectation,
-    expectation,
-    lines,
-)
-from peepsy.conformance._report import (
-    exit_code,
-    load_expectations,
-    progress_line,
-    summary,
-    to_json,
-    to_junit,
-)
+from peepsy.conformance._fuzz_lines import PLACEHOLDER, Drawn, lines
+from peepsy.conformance._fuzz_oracle import TAG_RE, Expectation, expectation
 from peepsy.conformance._schemas import schema_errors
-from peepsy.conformance._suite import SuiteResult, WorkerNotStarted, init_message
-from peepsy.conformance._transcript import Outcome
+from peepsy.conformance._suite import WorkerNotStarted, init_message
 from peepsy.conformance._wire import Session, WireLine
 
-CHECK = "fuzz.envelopes"
 #: Rules issue 8 introduced or changed that a run may waive (--fuzz-waive).
 WAIVABLE = ("FRAME-9", "MSG-8", "REQ-10")
-REQUIREMENTS = ("REQ-7", "REQ-10", "FRAME-8", "MSG-5", "RESP-1")
-DESCRIPTION = "generated and mutated lines: each answered exactly as REQ-9 says, or not at all"
 #: How long the sentinel's answer may take (the worker is alive and reading).
 SENTINEL_MS = 5000
 #: How long a missing answer is waited for before it counts as never coming.
@@ -89,6 +67,8 @@ class Failure:
     trace: list[WireLine]
     stderr: str = ""
     late: bool = False  # judged at the end, not shrunk
+    missing: bool = False  # no answer before the sentinel's: to be confirmed
+    restarts: int = 0  # workers started again after one died
 
     def describe(self, seed: int) -> str:
         lines = [f"rule: {self.rule}"]
@@ -97,16 +77,18 @@ class Failure:
             lines += [
                 f"sent (example {c.number}, {len(c.body) + 1} bytes): {c.body + NEWLINE!r}",
                 f"made as: {c.how}",
-                f"expected: {_expected_text(c.expect)}",
+                f"expected: {expected_text(c.expect)}",
             ]
         lines.append(f"got: {self.got}")
         if self.late:
             lines.append("(not shrunk: this was judged at the end of the run)")
+        if self.restarts:
+            lines.append(f"(the worker was started again {self.restarts} times while shrinking)")
         lines.append(f"reproduce with --seed {seed}")
         return "\n    ".join(lines)
 
 
-def _expected_text(expect: Expectation) -> str:
+def expected_text(expect: Expectation) -> str:
     if expect.status is None:
         return "no answer"
     alt = " (or no answer: a repeated member MAY make the line invalid)"
@@ -125,7 +107,6 @@ class FuzzRun:
         self.waive = waive
         self.runner = asyncio.Runner()
         self.session: Session | None = None
-        self.sessions: list[Session] = []
         self.numbers = itertools.count(1)
         self.used: set[str] = set()
         self.cases: dict[str, Case] = {}  # readable id -> its case
@@ -149,7 +130,6 @@ class FuzzRun:
                 raise WorkerNotStarted(f"could not start the worker {self.argv}: {exc}") from exc
             session.send(init_message(self.mode))
             self.session = session
-            self.sessions.append(session)
         return self.session
 
     def close(self) -> None:
@@ -179,13 +159,14 @@ class FuzzRun:
         session.send_raw(body + b"\n")
         session.send({"type": "REQUEST", "id": sentinel, "action": "fuzz.sentinel"})
         self.sent.append(body)
-        problem = self.runner.run(self._collect(session, case, sentinel))
+        problem, heard = self.runner.run(self._collect(session, case, sentinel))
         if problem is None:
             problem = self._judge(case)
         if problem is not None:
             rule, got = problem
             self.failure = Failure(rule, case, got, session.trace[mark:], _stderr(session))
-            if rule.startswith("FRAME-8"):  # dead or deaf: the next example needs a new one
+            self.failure.missing = got.startswith(NOT_BEFORE_SENTINEL)
+            if not heard:  # dead or deaf: the next example needs a new worker
                 self.runner.run(session.stop())
                 self.session = None
                 self.restarts += 1
@@ -195,18 +176,21 @@ class FuzzRun:
         own = rid.startswith(f"z{number:06}.")
         return rid not in self.used and (own or not TAG_RE.match(rid)) and rid != FINAL_ID
 
-    async def _collect(self, session: Session, case: Case, sentinel: str) -> tuple[str, str] | None:
-        """Read until the sentinel is answered; attribute each answer by its id."""
+    async def _collect(
+        self, session: Session, case: Case, sentinel: str
+    ) -> tuple[tuple[str, str] | None, bool]:
+        """Read until the sentinel is answered (then ``True``), attributing each answer
+        by its id, or until a problem."""
         deadline = session.now() + SENTINEL_MS * self.scale
         while True:
             line = await session.next_message(deadline - session.now())
             if line is None:
-                return await self._silent_worker(session, sentinel)
+                return await self._silent_worker(session, sentinel), False
             problem = self._attribute(line, case)
             if problem is not None:
-                return problem
+                return problem, True
             if isinstance(line.message, dict) and line.message.get("id") == sentinel:
-                return None
+                return None, True
 
     async def _silent_worker(self, session: Session, sentinel: str) -> tuple[str, str]:
         if session.output_closed or session.returncode is not None:
@@ -229,9 +213,7 @@ class FuzzRun:
         if not isinstance(msg, dict) or msg.get("type") != "RESPONSE":
             return None  # the worker's own REQUESTs are its business (ID-3)
         rid = msg.get("id")
-        if rid == FINAL_ID or (
-            isinstance(rid, str) and TAG_RE.match(rid) and rid.endswith(".sentinel")
-        ):
+        if rid == FINAL_ID or (isinstance(rid, str) and _SENTINEL.match(rid)):
             return _answer_problem(msg, 404, "the sentinel")
         case = self.cases.get(rid) if isinstance(rid, str) else None
         tag = _TAG.match(rid) if isinstance(rid, str) and case is None else None
@@ -262,7 +244,7 @@ class FuzzRun:
             return _answer_problem(answers[0], expect.status, expect.rule)
         if expect.may_be_silent or (final is False and not self.ordered):
             return None
-        return (expect.rule, "no answer" + ("" if final else " before the sentinel's"))
+        return (expect.rule, "no answer" if final else NOT_BEFORE_SENTINEL)
 
     # --- the end of the run ------------------------------------------------------------
 
@@ -320,7 +302,13 @@ class FuzzRun:
         self.cases[expect.id] = case
         session.send_raw(body + b"\n")
         self.runner.run(self._drain_one(session, case))
-        return not case.answers
+        if case.answers:
+            return False
+        failure.got += (
+            f"; sent again as example {number}, still no answer within"
+            f" {LATE_MS * self.scale:.0f} ms"
+        )
+        return True
 
     async def _drain_one(self, session: Session, case: Case) -> None:
         deadline = session.now() + LATE_MS * self.scale
@@ -333,6 +321,8 @@ class FuzzRun:
 
 FINAL_ID = "fuzz-final"
 _TAG = re.compile(r"^z(\d{6})\.")
+_SENTINEL = re.compile(r"^s\d{6}\.sentinel$")
+NOT_BEFORE_SENTINEL = "no answer before the sentinel's"
 NEWLINE = b"\n"
 _NOBODY = Case(0, b"", "", Expectation(""))
 
@@ -411,8 +401,8 @@ def _attempt(
             one()
         failure = run.failure
         if failure is not None:
-            missing = failure.case is not None and failure.got.startswith("no answer")
-            if missing and not run.confirm(failure):
+            failure.restarts = run.restarts
+            if failure.missing and not run.confirm(failure):
                 return failure, run.sent, False
             return failure, run.sent, True
         return run.finish(), run.sent, True
@@ -422,96 +412,3 @@ def _attempt(
 
 def random_seed() -> int:
     return secrets.randbelow(2**32)
-
-
-def outcome(failure: Failure | None, seed: int, examples: int, sent: int) -> Outcome:
-    """The fuzz run as one check of the normal reports."""
-    result = Outcome(
-        check=CHECK,
-        requirement=REQUIREMENTS,
-        level="core",
-        severity="MUST",
-        description=DESCRIPTION,
-        verdict="pass",
-        message=f"{sent} lines sent for {examples} examples, seed {seed}",
-        source=f"(built in: --fuzz {examples} --seed {seed})",
-    )
-    if failure is not None:
-        result.verdict = "fail"
-        result.message = failure.describe(seed)
-        result.trace = [line.render().rstrip("\n") for line in failure.trace]
-        result.stderr = failure.stderr
-        if failure.case is not None:
-            result.expected = _expected_text(failure.case.expect)
-            result.actual = failure.got
-    return result
-
-
-#: Options that choose or shape the transcript checks: a fuzz run has none of those.
-_NOT_WITH_FUZZ = {
-    "list": "--list",
-    "only": "--only",
-    "skip": "--skip",
-    "transcripts": "--transcripts",
-    "no_builtin": "--no-builtin",
-}
-
-
-def fuzz_command(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> int:
-    """``--fuzz N [--seed S]``: only the fuzz run, reported like a suite of one check.
-    The transcript checks run without --fuzz: two commands, so that each stays
-    reproducible on its own (a check's verdict never depends on what the fuzzer sent)."""
-    if args.fuzz is None:
-        error("--seed and --fuzz-waive go with --fuzz N")
-    used = [flag for name, flag in _NOT_WITH_FUZZ.items() if getattr(args, name)]
-    if args.level != "auto":
-        used.append("--level")
-    if args.transport != "stdio":
-        used.append("--transport node-ipc")  # the channel carries JSON values, not bytes
-    if used:
-        error(f"--fuzz runs only the fuzz check; it does not take {', '.join(used)}")
-    if not args.command:
-        error("give the worker command, for example: --fuzz 500 -- node my_worker.js")
-    expectations = load_expectations("")
-    if args.expected_failures:
-        try:
-            expectations = load_expectations(args.expected_failures.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"peepsy.conformance: --expected-failures: {exc}", file=sys.stderr)
-            return 2
-    seed = args.seed if args.seed is not None else random_seed()
-    waived = f", waiving {', '.join(args.fuzz_waive)}" if args.fuzz_waive else ""
-    print(f"{CHECK}: {args.fuzz} examples{waived}, seed {seed} (--seed {seed} sends them again)")
-    sys.stdout.flush()
-    mode = args.mode or "sequential"
-    started = time.monotonic()
-    failure, sent = fuzz(
-        args.command,
-        args.fuzz,
-        seed,
-        mode=mode,
-        scale=args.timeout_scale,
-        waive=frozenset(args.fuzz_waive),
-    )
-    result = outcome(failure, seed, args.fuzz, len(sent))
-    result.duration_ms = (time.monotonic() - started) * 1000
-    suite = SuiteResult(
-        outcomes=[result],
-        mode=mode,
-        mode_source="--mode" if args.mode else "INIT (assumed)",
-        profile_note="--fuzz: only the fuzz check runs",
-        worker=args.command,
-    )
-    if not args.quiet:
-        progress_line(result, 1, 1)
-    summary(suite, expectations, args.trace)
-    try:
-        if args.json:
-            report = json.dumps(to_json(suite, expectations), indent=2, ensure_ascii=False)
-            args.json.write_text(report + "\n", encoding="utf-8")
-        if args.junit:
-            args.junit.write_bytes(to_junit(suite, expectations))
-    except OSError as exc:
-        print(f"peepsy.conformance: cannot write the report: {exc}", file=sys.stderr)
-        return 2
-    return exit_code(suite, expectations)

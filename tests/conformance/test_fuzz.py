@@ -16,7 +16,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from peepsy.conformance._fuzz import fuzz
-from peepsy.conformance._fuzz_lines import expectation, line_readable_id
+from peepsy.conformance._fuzz_oracle import expectation, line_readable_id
 from tests._paths import vectors
 from tests.conformance._cli import PYTHON, REPORT_SCHEMA, ROOT, WORKER, run_cli
 

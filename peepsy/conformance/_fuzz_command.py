@@ -1,0 +1,120 @@
+"""``--fuzz N [--seed S] [--fuzz-waive RULE]``: the command, and its one check in the
+normal reports (the terminal summary, JSON and JUnit)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import NoReturn
+
+from peepsy.conformance._fuzz import Failure, expected_text, fuzz, random_seed
+from peepsy.conformance._report import (
+    exit_code,
+    load_expectations,
+    progress_line,
+    summary,
+    to_json,
+    to_junit,
+)
+from peepsy.conformance._suite import SuiteResult
+from peepsy.conformance._transcript import Outcome
+
+CHECK = "fuzz.envelopes"
+REQUIREMENTS = ("REQ-7", "REQ-10", "FRAME-8", "MSG-5", "RESP-1")
+DESCRIPTION = "generated and mutated lines: each answered exactly as REQ-9 says, or not at all"
+
+
+def outcome(failure: Failure | None, seed: int, examples: int, sent: int) -> Outcome:
+    """The fuzz run as one check of the normal reports."""
+    result = Outcome(
+        check=CHECK,
+        requirement=REQUIREMENTS,
+        level="core",
+        severity="MUST",
+        description=DESCRIPTION,
+        verdict="pass",
+        message=f"{sent} lines sent for {examples} examples, seed {seed}",
+        source=f"(built in: --fuzz {examples} --seed {seed})",
+    )
+    if failure is not None:
+        result.verdict = "fail"
+        result.message = failure.describe(seed)
+        result.trace = [line.render().rstrip("\n") for line in failure.trace]
+        result.stderr = failure.stderr
+        if failure.case is not None:
+            result.expected = expected_text(failure.case.expect)
+            result.actual = failure.got
+    return result
+
+
+#: Options that choose or shape the transcript checks: a fuzz run has none of those.
+_NOT_WITH_FUZZ = {
+    "list": "--list",
+    "only": "--only",
+    "skip": "--skip",
+    "transcripts": "--transcripts",
+    "no_builtin": "--no-builtin",
+}
+
+
+def fuzz_command(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> int:
+    """``--fuzz N [--seed S]``: only the fuzz run, reported like a suite of one check.
+    The transcript checks run without --fuzz: two commands, so that each stays
+    reproducible on its own (a check's verdict never depends on what the fuzzer sent)."""
+    if args.fuzz is None:
+        error("--seed and --fuzz-waive go with --fuzz N")
+    used = [flag for name, flag in _NOT_WITH_FUZZ.items() if getattr(args, name)]
+    if args.level != "auto":
+        used.append("--level")
+    if args.transport != "stdio":
+        used.append("--transport node-ipc")  # the channel carries JSON values, not bytes
+    if used:
+        error(f"--fuzz runs only the fuzz check; it does not take {', '.join(used)}")
+    if not args.command:
+        error("give the worker command, for example: --fuzz 500 -- node my_worker.js")
+    expectations = load_expectations("")
+    if args.expected_failures:
+        try:
+            expectations = load_expectations(args.expected_failures.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"peepsy.conformance: --expected-failures: {exc}", file=sys.stderr)
+            return 2
+    seed = args.seed if args.seed is not None else random_seed()
+    waived = f", waiving {', '.join(args.fuzz_waive)}" if args.fuzz_waive else ""
+    print(f"{CHECK}: {args.fuzz} examples{waived}, seed {seed} (--seed {seed} sends them again)")
+    sys.stdout.flush()
+    mode = args.mode or "sequential"
+    started = time.monotonic()
+    failure, sent = fuzz(
+        args.command,
+        args.fuzz,
+        seed,
+        mode=mode,
+        scale=args.timeout_scale,
+        waive=frozenset(args.fuzz_waive),
+    )
+    result = outcome(failure, seed, args.fuzz, len(sent))
+    result.duration_ms = (time.monotonic() - started) * 1000
+    suite = SuiteResult(
+        outcomes=[result],
+        mode=mode,
+        mode_source="--mode" if args.mode else "INIT (assumed)",
+        profile_note="--fuzz: only the fuzz check runs",
+        worker=args.command,
+    )
+    if not args.quiet:
+        progress_line(result, 1, 1)
+    summary(suite, expectations, args.trace)
+    try:
+        if args.json:
+            report = json.dumps(to_json(suite, expectations), indent=2, ensure_ascii=False)
+            args.json.write_text(report + "\n", encoding="utf-8")
+        if args.junit:
+            args.junit.write_bytes(to_junit(suite, expectations))
+    except OSError as exc:
+        print(f"peepsy.conformance: cannot write the report: {exc}", file=sys.stderr)
+        return 2
+    return exit_code(suite, expectations)
