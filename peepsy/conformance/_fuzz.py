@@ -301,6 +301,9 @@ class FuzzRun:
         case = Case(number, body, failure.case.how, expect)
         self.cases[expect.id] = case
         session.send_raw(body + b"\n")
+        # A sentinel after it, as in the run: a worker may write answers only when it
+        # next writes anything.
+        session.send({"type": "REQUEST", "id": f"s{number:06}.sentinel", "action": "fuzz.sentinel"})
         self.runner.run(self._drain_one(session, case))
         if case.answers:
             return False

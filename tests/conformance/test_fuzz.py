@@ -235,3 +235,21 @@ def test_bad_fuzz_options_stop_before_anything_runs(args: list[str], tmp_path: P
     done = run_cli(*args, "--", *worker)
     assert done.returncode == 2, done.stdout + done.stderr
     assert not marker.exists()
+
+
+REORDERING = Path(__file__).with_name("reordering_worker.py")
+
+
+def test_answers_after_the_sentinel_are_not_blamed() -> None:
+    """RESP-6: a worker may answer a line after the sentinel that follows it."""
+    failure, sent = fuzz([PYTHON, str(REORDERING)], 60, SEED, waive=NOT_YET)
+    assert failure is None, failure.describe(SEED)
+    assert len(sent) == 60
+
+
+def test_answers_never_written_are_missed() -> None:
+    failure, _ = fuzz([PYTHON, str(REORDERING), "--drop"], 60, SEED, waive=NOT_YET)
+    assert failure is not None
+    assert failure.case is not None
+    assert failure.case.expect.status in (400, 404)
+    assert "still no answer" in failure.got
