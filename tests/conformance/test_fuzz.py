@@ -143,8 +143,9 @@ def test_reference_worker_passes() -> None:
 
 
 @pytest.mark.xfail(
-    reason="the reference worker on this branch breaks FRAME-9 and MSG-8 (issue8-ref fixes"
-    " them): remove this mark when they merge",
+    reason="the reference worker on this branch breaks FRAME-9 (drops lines with a lone"
+    " surrogate), MSG-8 (400 for timeout 5000.0) and REQ-10 (400 to the flat id beside"
+    " request:null); issue8-ref fixes them: remove this mark when it merges",
     raises=AssertionError,
 )
 def test_reference_worker_passes_every_decision() -> None:
@@ -154,12 +155,12 @@ def test_reference_worker_passes_every_decision() -> None:
 
 def test_the_same_seed_sends_the_same_lines() -> None:
     worker = [PYTHON, str(MUTANT)]
-    first = fuzz(worker, 40, SEED, waive=NOT_YET)
-    again = fuzz(worker, 40, SEED, waive=NOT_YET)
-    other = fuzz(worker, 40, SEED + 1, waive=NOT_YET)
+    first = fuzz(worker, 30, SEED, waive=NOT_YET)
+    again = fuzz(worker, 30, SEED, waive=NOT_YET)
+    other = fuzz(worker, 30, SEED + 1, waive=NOT_YET)
     assert first[0] is None
     assert again[0] is None
-    assert len(first[1]) == 40
+    assert len(first[1]) == 30
     assert first[1] == again[1]
     assert first[1] != other[1]
 
