@@ -48,6 +48,10 @@ class Failed(AssertionError):
     """One example broke a rule; hypothesis shrinks it."""
 
 
+class StartupFailed(Exception):
+    """The worker did not answer a request right after it started: nothing to judge."""
+
+
 @dataclass(slots=True)
 class Case:
     """One line as sent, what it should get, and what came back."""
@@ -68,6 +72,7 @@ class Failure:
     stderr: str = ""
     late: bool = False  # judged at the end, not shrunk
     missing: bool = False  # no answer before the sentinel's: to be confirmed
+    startup: bool = False  # the worker never served: the run could not be made
     restarts: int = 0  # workers started again after one died
 
     def describe(self, seed: int) -> str:
@@ -129,8 +134,33 @@ class FuzzRun:
             except OSError as exc:
                 raise WorkerNotStarted(f"could not start the worker {self.argv}: {exc}") from exc
             session.send(init_message(self.mode))
+            # A worker that cannot serve at all is reported as that, once, and not
+            # blamed on the line that happened to come first.
+            probe = f"fuzz-start-{self.restarts + 1}"
+            session.send({"type": "REQUEST", "id": probe, "action": "fuzz.start"})
+            if not self.runner.run(self._answered(session, probe)):
+                code = self.runner.run(session.wait_exit(1000 * self.scale))
+                ended = "still running" if code is None else f"exit status {code}"
+                self.failure = Failure(
+                    "a worker answers a request once it has started (RESP-1)",
+                    None,
+                    f"no answer to {probe!r} within {SENTINEL_MS * self.scale:.0f} ms of the"
+                    f" start ({ended})",
+                    list(session.trace),
+                    _stderr(session),
+                    startup=True,
+                )
+                self.runner.run(session.stop())
+                raise StartupFailed(probe)
             self.session = session
         return self.session
+
+    async def _answered(self, session: Session, rid: str) -> bool:
+        deadline = session.now() + SENTINEL_MS * self.scale
+        while (line := await session.next_message(deadline - session.now())) is not None:
+            if isinstance(line.message, dict) and line.message.get("id") == rid:
+                return True
+        return False
 
     def close(self) -> None:
         if self.session is not None:
@@ -174,7 +204,7 @@ class FuzzRun:
 
     def _fresh(self, rid: str, number: int) -> bool:
         own = rid.startswith(f"z{number:06}.")
-        return rid not in self.used and (own or not TAG_RE.match(rid)) and rid != FINAL_ID
+        return rid not in self.used and (own or not TAG_RE.match(rid)) and not _CONTROL.match(rid)
 
     async def _collect(
         self, session: Session, case: Case, sentinel: str
@@ -213,7 +243,7 @@ class FuzzRun:
         if not isinstance(msg, dict) or msg.get("type") != "RESPONSE":
             return None  # the worker's own REQUESTs are its business (ID-3)
         rid = msg.get("id")
-        if rid == FINAL_ID or (isinstance(rid, str) and _SENTINEL.match(rid)):
+        if isinstance(rid, str) and _CONTROL.match(rid):
             return _answer_problem(msg, 404, "the sentinel")
         case = self.cases.get(rid) if isinstance(rid, str) else None
         tag = _TAG.match(rid) if isinstance(rid, str) and case is None else None
@@ -324,7 +354,8 @@ class FuzzRun:
 
 FINAL_ID = "fuzz-final"
 _TAG = re.compile(r"^z(\d{6})\.")
-_SENTINEL = re.compile(r"^s\d{6}\.sentinel$")
+#: The suite's own requests: sentinels, the final request, the probes at start.
+_CONTROL = re.compile(r"^(s\d{6}\.sentinel|fuzz-final|fuzz-start-\d+)$")
 NOT_BEFORE_SENTINEL = "no answer before the sentinel's"
 NEWLINE = b"\n"
 _NOBODY = Case(0, b"", "", Expectation(""))
@@ -400,9 +431,12 @@ def _attempt(
 
     try:
         # The failure itself is in run.failure, from the last (the smallest) call.
-        with contextlib.suppress(Failed, Flaky, Unsatisfiable):
+        with contextlib.suppress(Failed, Flaky, Unsatisfiable, StartupFailed):
+            run.worker()
             one()
         failure = run.failure
+        if failure is not None and failure.startup:
+            return failure, run.sent, True
         if failure is not None:
             failure.restarts = run.restarts
             if failure.missing and not run.confirm(failure):

@@ -40,7 +40,7 @@ def outcome(failure: Failure | None, seed: int, examples: int, sent: int) -> Out
         source=f"(built in: --fuzz {examples} --seed {seed})",
     )
     if failure is not None:
-        result.verdict = "fail"
+        result.verdict = "error" if failure.startup else "fail"
         result.message = failure.describe(seed)
         result.trace = [line.render().rstrip("\n") for line in failure.trace]
         result.stderr = failure.stderr

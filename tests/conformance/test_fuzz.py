@@ -254,3 +254,14 @@ def test_answers_never_written_are_missed() -> None:
     assert failure.case is not None
     assert failure.case.expect.status in (400, 404)
     assert "still no answer" in failure.got
+
+
+def test_a_worker_that_cannot_start_is_an_error_not_a_line_to_blame(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    never_serves = [PYTHON, "-c", "import sys; sys.exit(1)"]
+    done = run_cli("--fuzz", "20", "--json", str(report), "--", *never_serves)
+    assert done.returncode == 1, done.stdout + done.stderr
+    [check] = json.loads(report.read_text(encoding="utf-8"))["checks"]
+    assert check["verdict"] == "error"
+    assert "exit status 1" in check["message"]
+    assert "sent (example" not in check["message"]
