@@ -96,9 +96,9 @@ class Failure:
 def expected_text(expect: Expectation) -> str:
     if expect.status is None:
         return "no answer"
-    alt = " (or no answer: a repeated member MAY make the line invalid)"
+    alt = " (or 400, or none: a receiver MAY reject a line that repeats a member)"
     return f"one RESPONSE with id {expect.id!r} and status {expect.status}" + (
-        alt if expect.may_be_silent else ""
+        alt if expect.repeats else ""
     )
 
 
@@ -271,8 +271,9 @@ class FuzzRun:
         if len(answers) > 1:
             return ("RESP-1: exactly one RESPONSE per REQUEST", f"{len(answers)} answers")
         if answers:
-            return _answer_problem(answers[0], expect.status, expect.rule)
-        if expect.may_be_silent or (final is False and not self.ordered):
+            status = 400 if expect.repeats and answers[0].get("status") == 400 else expect.status
+            return _answer_problem(answers[0], status, expect.rule)
+        if expect.repeats or (final is False and not self.ordered):
             return None
         return (expect.rule, "no answer" if final else NOT_BEFORE_SENTINEL)
 
@@ -313,8 +314,7 @@ class FuzzRun:
 
     def _settled(self) -> bool:
         return all(
-            c.answers or c.expect.status is None or c.expect.may_be_silent
-            for c in self.cases.values()
+            c.answers or c.expect.status is None or c.expect.repeats for c in self.cases.values()
         )
 
     def confirm(self, failure: Failure) -> bool:

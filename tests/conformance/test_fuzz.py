@@ -131,9 +131,12 @@ def test_expectation_skips_what_it_cannot_judge() -> None:
     assert expectation(b'{"type":"REQUEST","id":"a","action":"fuzz.x","timeout":1e400}').skip
 
 
-def test_a_repeated_member_may_silence_the_line() -> None:
-    found = expectation(b'{"type":"REQUEST","id":"a","id":"b","action":"fuzz.x"}')
-    assert (found.status, found.id, found.may_be_silent) == (404, "b", True)
+def test_a_repeated_member_may_make_the_line_invalid() -> None:
+    """FRAME-3: keep the last value, or reject the line (then 400 if the id is read)."""
+    found = expectation(b'{"type":"REQUEST","id":"a","action":"fuzz.y","action":"fuzz.x"}')
+    assert (found.status, found.id, found.repeats) == (404, "a", True)
+    # Which id, or type, a rejecting receiver would read is not settled: not sent.
+    assert expectation(b'{"type":"REQUEST","id":"a","id":"b","action":"fuzz.x"}').skip
 
 
 def test_reference_worker_passes() -> None:
