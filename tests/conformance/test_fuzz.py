@@ -8,6 +8,8 @@ wait for answers that a broken worker never sends).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -156,16 +158,36 @@ def test_reference_worker_passes_every_decision() -> None:
     assert failure is None, failure.describe(SEED)
 
 
+#: Runs the fuzzer in a fresh interpreter and prints a digest of the lines it sent.
+_DIGEST = """
+import hashlib, sys
+from peepsy.conformance._fuzz import fuzz
+failure, sent = fuzz(sys.argv[2:], 30, int(sys.argv[1]), waive=frozenset(NOT_YET))
+assert failure is None, failure.describe(int(sys.argv[1]))
+print(len(sent), hashlib.sha256(b"\\n".join(sent)).hexdigest())
+"""
+
+
+def _digest(seed: int, hash_seed: str) -> str:
+    code = _DIGEST.replace("NOT_YET", repr(sorted(NOT_YET)))
+    done = subprocess.run(
+        [PYTHON, "-c", code, str(seed), PYTHON, str(MUTANT)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip()
+
+
 def test_the_same_seed_sends_the_same_lines() -> None:
-    worker = [PYTHON, str(MUTANT)]
-    first = fuzz(worker, 30, SEED, waive=NOT_YET)
-    again = fuzz(worker, 30, SEED, waive=NOT_YET)
-    other = fuzz(worker, 30, SEED + 1, waive=NOT_YET)
-    assert first[0] is None
-    assert again[0] is None
-    assert len(first[1]) == 30
-    assert first[1] == again[1]
-    assert first[1] != other[1]
+    """In fresh interpreters with different string hashing, as two CI runs would be."""
+    first = _digest(SEED, "1")
+    assert first.startswith("30 ")
+    assert _digest(SEED, "2") == first
+    assert _digest(SEED + 1, "1") != first
 
 
 @pytest.mark.parametrize(
