@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 
 from peepsy.conformance._checks import GLOBAL_CHECKS
-from peepsy.conformance._fuzz import WAIVABLE
 from peepsy.conformance._fuzz_command import fuzz_command
+from peepsy.conformance._fuzz_oracle import WAIVABLE
 from peepsy.conformance._record import (
     HeaderFields,
     generalize,

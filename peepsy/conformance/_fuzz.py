@@ -31,13 +31,11 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, Unsatisfiable
 
 from peepsy.conformance._fuzz_lines import PLACEHOLDER, Drawn, lines
-from peepsy.conformance._fuzz_oracle import TAG_RE, Expectation, expectation
+from peepsy.conformance._fuzz_oracle import TAG_RE, Expectation, expectation, expected_text
 from peepsy.conformance._schemas import schema_errors
 from peepsy.conformance._suite import WorkerNotStarted, init_message
 from peepsy.conformance._wire import Session, WireLine
 
-#: Rules issue 8 introduced or changed that a run may waive (--fuzz-waive).
-WAIVABLE = ("FRAME-9", "MSG-8", "REQ-10")
 #: How long the sentinel's answer may take (the worker is alive and reading).
 SENTINEL_MS = 5000
 #: How long a missing answer is waited for before it counts as never coming.
@@ -91,15 +89,6 @@ class Failure:
             lines.append(f"(the worker was started again {self.restarts} times while shrinking)")
         lines.append(f"reproduce with --seed {seed}")
         return "\n    ".join(lines)
-
-
-def expected_text(expect: Expectation) -> str:
-    if expect.status is None:
-        return "no answer"
-    alt = " (or 400, or none: a receiver MAY reject a line that repeats a member)"
-    return f"one RESPONSE with id {expect.id!r} and status {expect.status}" + (
-        alt if expect.repeats else ""
-    )
 
 
 class FuzzRun:

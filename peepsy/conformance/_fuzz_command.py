@@ -8,9 +8,9 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from peepsy.conformance._fuzz import Failure, expected_text, fuzz, random_seed
+from peepsy.conformance._fuzz_oracle import expected_text
 from peepsy.conformance._report import (
     exit_code,
     load_expectations,
@@ -21,6 +21,9 @@ from peepsy.conformance._report import (
 )
 from peepsy.conformance._suite import SuiteResult
 from peepsy.conformance._transcript import Outcome
+
+if TYPE_CHECKING:
+    from peepsy.conformance._fuzz import Failure
 
 CHECK = "fuzz.envelopes"
 REQUIREMENTS = ("REQ-7", "REQ-10", "FRAME-8", "MSG-5", "RESP-1")
@@ -82,6 +85,16 @@ def fuzz_command(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> 
         except (OSError, UnicodeDecodeError) as exc:
             print(f"peepsy.conformance: --expected-failures: {exc}", file=sys.stderr)
             return 2
+    try:
+        # Imported here: only --fuzz needs hypothesis, so the checks run without it.
+        from peepsy.conformance._fuzz import fuzz, random_seed  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        print(
+            f"peepsy.conformance: --fuzz needs hypothesis and hypothesis-jsonschema ({exc}):"
+            " pip install 'peepsy[conformance]'",
+            file=sys.stderr,
+        )
+        return 2
     seed = args.seed if args.seed is not None else random_seed()
     waived = f", waiving {', '.join(args.fuzz_waive)}" if args.fuzz_waive else ""
     print(f"{CHECK}: {args.fuzz} examples{waived}, seed {seed} (--seed {seed} sends them again)")

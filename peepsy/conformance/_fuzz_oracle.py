@@ -26,6 +26,8 @@ ACTION_PREFIX = "fuzz."
 MAX_LINE = 1 << 20  # FRAME-6: every receiver takes lines of 1 MiB, the newline included
 MAX_DEPTH = 64  # FRAME-3: nesting a receiver MUST accept; deeper it MAY reject
 
+#: Rules issue 8 introduced or changed that a run may waive (--fuzz-waive).
+WAIVABLE = ("FRAME-9", "MSG-8", "REQ-10")
 KNOWN_TYPES = ("INIT", "READY", "REQUEST", "RESPONSE", "HEARTBEAT", "SHUTDOWN")
 
 
@@ -232,4 +234,13 @@ def _expectation(body: bytes) -> Expectation:
         404,
         rid,
         bool(repeated),
+    )
+
+
+def expected_text(expect: Expectation) -> str:
+    if expect.status is None:
+        return "no answer"
+    alt = " (or 400, or none: a receiver MAY reject a line that repeats a member)"
+    return f"one RESPONSE with id {expect.id!r} and status {expect.status}" + (
+        alt if expect.repeats else ""
     )
