@@ -42,6 +42,9 @@ def outcome(failure: Failure | None, seed: int, examples: int, sent: int) -> Out
         message=f"{sent} lines sent for {examples} examples, seed {seed}",
         source=f"(built in: --fuzz {examples} --seed {seed})",
     )
+    if failure is None and sent == 0:  # every line drawn was skipped: nothing was judged
+        result.verdict = "error"
+        result.message = f"no line could be judged (seed {seed}): every one drawn was skipped"
     if failure is not None:
         result.verdict = "error" if failure.startup else "fail"
         result.message = failure.describe(seed)
