@@ -73,7 +73,8 @@ class Failure:
     startup: bool = False  # the worker never served: the run could not be made
     restarts: int = 0  # workers started again after one died
 
-    def describe(self, seed: int) -> str:
+    def describe(self, rerun: str) -> str:
+        """The report's text; ``rerun`` is the options that send the same lines again."""
         lines = [f"rule: {self.rule}"]
         if self.case is not None:
             c = self.case
@@ -87,7 +88,7 @@ class Failure:
             lines.append("(not shrunk: this was judged at the end of the run)")
         if self.restarts:
             lines.append(f"(the worker was started again {self.restarts} times while shrinking)")
-        lines.append(f"reproduce with --seed {seed}")
+        lines.append(f"reproduce with: {rerun}")
         return "\n    ".join(lines)
 
 

@@ -30,8 +30,8 @@ REQUIREMENTS = ("REQ-7", "REQ-10", "FRAME-8", "MSG-5", "RESP-1")
 DESCRIPTION = "generated and mutated lines: each answered exactly as REQ-9 says, or not at all"
 
 
-def outcome(failure: Failure | None, seed: int, examples: int, sent: int) -> Outcome:
-    """The fuzz run as one check of the normal reports."""
+def outcome(failure: Failure | None, rerun: str, sent: int) -> Outcome:
+    """The fuzz run as one check of the normal reports; ``rerun``: its options."""
     result = Outcome(
         check=CHECK,
         requirement=REQUIREMENTS,
@@ -39,15 +39,15 @@ def outcome(failure: Failure | None, seed: int, examples: int, sent: int) -> Out
         severity="MUST",
         description=DESCRIPTION,
         verdict="pass",
-        message=f"{sent} lines sent for {examples} examples, seed {seed}",
-        source=f"(built in: --fuzz {examples} --seed {seed})",
+        message=f"{sent} lines sent and judged ({rerun})",
+        source=f"(built in: {rerun})",
     )
     if failure is None and sent == 0:  # every line drawn was skipped: nothing was judged
         result.verdict = "error"
-        result.message = f"no line could be judged (seed {seed}): every one drawn was skipped"
+        result.message = f"no line could be judged ({rerun}): every one drawn was skipped"
     if failure is not None:
         result.verdict = "error" if failure.startup else "fail"
-        result.message = failure.describe(seed)
+        result.message = failure.describe(rerun)
         result.trace = [line.render().rstrip("\n") for line in failure.trace]
         result.stderr = failure.stderr
         if failure.case is not None:
@@ -112,7 +112,12 @@ def fuzz_command(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> 
         scale=args.timeout_scale,
         waive=frozenset(args.fuzz_waive),
     )
-    result = outcome(failure, seed, args.fuzz, len(sent))
+    rerun = " ".join(
+        [f"--fuzz {args.fuzz} --seed {seed}"]
+        + [f"--fuzz-waive {rule}" for rule in args.fuzz_waive]
+        + ([f"--mode {args.mode}"] if args.mode else [])
+    )
+    result = outcome(failure, rerun, len(sent))
     result.duration_ms = (time.monotonic() - started) * 1000
     suite = SuiteResult(
         outcomes=[result],

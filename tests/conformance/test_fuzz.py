@@ -143,7 +143,7 @@ def test_a_repeated_member_may_make_the_line_invalid() -> None:
 
 def test_reference_worker_passes() -> None:
     failure, sent = fuzz([PYTHON, str(WORKER)], 150, SEED, waive=NOT_YET)
-    assert failure is None, failure.describe(SEED)
+    assert failure is None, failure.describe(f"--seed {SEED}")
     assert len(sent) == 150
 
 
@@ -155,7 +155,7 @@ def test_reference_worker_passes() -> None:
 )
 def test_reference_worker_passes_every_decision() -> None:
     failure, _ = fuzz([PYTHON, str(WORKER)], 150, SEED)
-    assert failure is None, failure.describe(SEED)
+    assert failure is None, failure.describe(f"--seed {SEED}")
 
 
 #: Runs the fuzzer in a fresh interpreter and prints a digest of the lines it sent.
@@ -163,7 +163,7 @@ _DIGEST = """
 import hashlib, sys
 from peepsy.conformance._fuzz import fuzz
 failure, sent = fuzz(sys.argv[2:], 30, int(sys.argv[1]), waive=frozenset(NOT_YET))
-assert failure is None, failure.describe(int(sys.argv[1]))
+assert failure is None, failure.describe(sys.argv[1])
 print(len(sent), hashlib.sha256(b"\\n".join(sent)).hexdigest())
 """
 
@@ -269,7 +269,7 @@ REORDERING = Path(__file__).with_name("reordering_worker.py")
 def test_answers_after_the_sentinel_are_not_blamed() -> None:
     """RESP-6: a worker may answer a line after the sentinel that follows it."""
     failure, sent = fuzz([PYTHON, str(REORDERING)], 60, SEED, waive=NOT_YET)
-    assert failure is None, failure.describe(SEED)
+    assert failure is None, failure.describe(f"--seed {SEED}")
     assert len(sent) == 60
 
 
