@@ -235,6 +235,35 @@ def test_a_node_master_uses_a_python_child_like_a_node_worker() -> None:
     assert "a print inside a handler" in report["stdout"]
 
 
+@pytest.mark.parametrize("exec_argv", ["inherited", "clear"])
+def test_a_node_master_started_with_node_flags_must_clear_execargv(exec_argv: str) -> None:
+    """fork hands the master's Node flags to the child's executable: Python refuses
+    --enable-source-maps unless the fork options say execArgv: []."""
+    assert NODE is not None
+    out = subprocess.run(
+        [
+            NODE, "--enable-source-maps", str(HERE / "node_master.js"),
+            sys.executable, str(HERE / "python_child.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ, "IDLE_MS": "0", "EXEC_ARGV": exec_argv,
+            "PYTHONPATH": str(HERE.parents[1]),
+        },
+        check=False,
+    )  # fmt: skip
+    report = json.loads(out.stdout.splitlines()[0])
+    if exec_argv == "clear":
+        assert report["responses"]["node-1"]["data"] == 3
+        assert report["exit"] == {"code": 0, "signal": None}
+    else:
+        assert report["responses"] == {}
+        assert report["exit"]["code"] == 2  # Python's usage error
+        assert "--enable-source-maps" in report["stderr"]
+
+
 def test_an_idle_node_worker_is_alive_and_serving_after_a_minute() -> None:
     async def main() -> None:
         async with Master(heartbeat_interval=200, heartbeat_miss_threshold=3) as master:
