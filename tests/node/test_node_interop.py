@@ -20,7 +20,14 @@ from typing import Any, TypeVar
 
 import pytest
 
-from peepsy import AutoRestartEvent, HeartbeatMissedEvent, Master, PeepsyProcessError, RemoteError
+from peepsy import (
+    AutoRestartEvent,
+    HeartbeatMissedEvent,
+    Master,
+    PeepsyProcessError,
+    RemoteError,
+    SpawnEvent,
+)
 
 HERE = Path(__file__).resolve().parent
 NODE = shutil.which("node")
@@ -186,20 +193,26 @@ def test_shutdown_abandons_the_request_a_sequential_node_worker_is_running() -> 
 def test_a_killed_node_worker_fails_in_flight_requests_at_once_and_comes_back() -> None:
     async def main() -> None:
         async with Master(timeout=30_000) as master:
+            respawned = asyncio.Event()
+
+            def on_spawn(event: SpawnEvent) -> None:
+                if event.restart:
+                    respawned.set()
+
+            master.on("spawn", on_spawn)
             await spawn_node(master)
             first = master.get_process_stats("n1").pid
             slow = asyncio.create_task(master.request("sleep", "n1", 20_000))
-            await asyncio.sleep(0.2)
+            await written(master)
             started = time.monotonic()
             assert first is not None
             os.kill(first, signal.SIGKILL)
             with pytest.raises(PeepsyProcessError):
                 await slow
             assert time.monotonic() - started < 10
-            for _ in range(100):
-                if master.is_process_alive("n1") and master.get_process_stats("n1").pid != first:
-                    break
-                await asyncio.sleep(0.05)
+            async with asyncio.timeout(10):
+                await respawned.wait()
+            assert master.get_process_stats("n1").pid != first
             assert (await master.request("echo", "n1", "back")).data == "back"
             assert master.get_process_stats("n1").restarts == 1
 
