@@ -83,10 +83,6 @@ def dumps(value: Any, kind: str) -> bytes:
         return _dumps_escaping(value, kind)
 
 
-def has_lone_surrogate(text: str) -> bool:
-    return _SURROGATE.search(text) is not None
-
-
 def printable(text: str) -> str:
     """``text`` with each lone surrogate replaced by U+FFFD: for messages meant for
     people (error texts), which the models hold only as valid Unicode."""
@@ -121,8 +117,6 @@ def _plain(value: Any) -> Any:
         return {_plain_key(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    if isinstance(value, BaseModel):
-        return _plain(value.__pydantic_serializer__.to_python(value, by_alias=True))
     return _plain(to_jsonable_python(value, by_alias=True, inf_nan_mode="null"))
 
 
@@ -187,6 +181,8 @@ def _repair(
     length (FRAME-9), remembered in ``originals``. Returns whether anything changed."""
     changed = False
     for err in exc.errors(include_url=False, include_context=False):
+        if not err["loc"]:
+            continue  # the message as a whole: no member to repair
         loc = _object_path(err["loc"])
         value = err["input"]
         if err["type"] == "int_type" and _integral_float(value):

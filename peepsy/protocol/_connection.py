@@ -18,7 +18,6 @@ from pydantic_core import to_json
 from peepsy._errors import (
     DuplicateRequestId,
     InvalidResponse,
-    LineTooLong,
     LineTooLongForPeer,
     LocalProtocolError,
     RemoteProtocolError,
@@ -265,8 +264,7 @@ class Connection:
                     continue  # Node's own message on its IPC channel, not ours (NODE-1)
                 events.append(self._receive_line(*item))
             else:
-                if isinstance(item, LineTooLong) and item.head:
-                    self._owe(item, request_id_from_head(item.head))
+                self._owe(item, request_id_from_head(item.head))
                 events.append(MessageRejected(item))
         return events
 

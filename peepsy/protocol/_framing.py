@@ -55,8 +55,8 @@ class LineFramer:
         """Bytes held for an unfinished line."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes] | RemoteProtocolError]:
-        out: list[tuple[int, bytes] | RemoteProtocolError] = []
+    def feed(self, data: bytes) -> list[tuple[int, bytes] | LineTooLong]:
+        out: list[tuple[int, bytes] | LineTooLong] = []
         if self._at_start:
             if self._buf:
                 data = bytes(self._buf) + data
@@ -113,7 +113,7 @@ class LineFramer:
                 self._buf += data[start:]
         return out
 
-    def _emit(self, line: bytes, out: list[tuple[int, bytes] | RemoteProtocolError]) -> None:
+    def _emit(self, line: bytes, out: list[tuple[int, bytes] | LineTooLong]) -> None:
         if line.endswith(b"\r"):
             line = line[:-1]
         # Blank means JSON whitespace only (FRAME-5); a form feed is not JSON whitespace.

@@ -99,7 +99,9 @@ def test_unsendable_vectors_are_read_as_integers_and_written_as_integers(
     assert floats, "an unsendable vector holds an integral float"
     line = encode(message)
     for key, value in floats.items():
-        assert f'"{key}":{int(value)},'.encode() in line or f'"{key}":{int(value)}}}'.encode() in line
+        assert (
+            f'"{key}":{int(value)},'.encode() in line or f'"{key}":{int(value)}}}'.encode() in line
+        )
     assert b".0" not in line
     assert b"e3" not in line
 
