@@ -67,6 +67,7 @@ from peepsy.protocol import (
     StreamEnded,
     UnmatchedResponse,
 )
+from peepsy.protocol._codec import printable
 from peepsy.transport import (
     ChildTransport,
     Launcher,
@@ -823,7 +824,7 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
     def _serve_child_request(self, handle: _ChildHandle, event: RequestReceived) -> None:
         entry = self._handlers.get(event.action)
         if entry is None:
-            message = NOT_FOUND_TEMPLATE.format(action=event.action)
+            message = NOT_FOUND_TEMPLATE.format(action=printable(event.action))
             payload = ErrorPayload(
                 name="PeepsyNotFoundError", message=message, code="PEEPSY_NOT_FOUND"
             )
