@@ -509,3 +509,21 @@ def test_queued_requests_get_503_and_never_run(mode: Mode) -> None:
 def test_eof_grace_is_checked() -> None:
     with pytest.raises(ValueError, match="eof_grace"):
         Child(eof_grace=-1)
+
+
+def test_a_later_shutdown_does_not_push_the_deadline_back() -> None:
+    async def main() -> None:
+        child = Child("concurrent")
+        entered, release = blocking(child)
+        master, task = await started(child)
+        master.request("block")
+        await until(entered.is_set)
+        master.shutdown(timeout=50)
+        master.shutdown(timeout=300_000)
+        child.shutdown()
+        try:
+            assert await asyncio.wait_for(task, 3) == 0
+        finally:
+            release.set()
+
+    run(main())
