@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,29 +39,41 @@ HEADERS: dict[str, dict[str, Any]] = {
     "vectors-invalid-400.ndjson": {
         "check": "req.invalid-answered-400",
         "requirement": ["REQ-7", "RESP-1", "REQ-9"],
-        "description": "every invalid unified-shape REQUEST vector whose id is readable is answered 400",
+        "description": (
+            "every invalid unified-shape REQUEST vector whose id is readable is answered 400"
+        ),
     },
     "vectors-invalid-legacy-400.ndjson": {
         "check": "req.invalid-legacy-answered-400",
         "requirement": ["REQ-7", "REQ-2"],
-        "description": "every invalid legacy-shape REQUEST vector whose nested id is readable is answered 400",
+        "description": (
+            "every invalid legacy-shape REQUEST vector whose nested id is readable is answered 400"
+        ),
         "transports": ["stdio"],
     },
     "vectors-invalid-unreadable.ndjson": {
         "check": "req.invalid-unreadable-silent",
         "requirement": ["REQ-10", "FRAME-8", "FRAME-3"],
-        "description": "every invalid REQUEST vector whose id is not readable, and every line vector that is not JSON, gets no answer; the worker goes on",
+        "description": (
+            "every invalid REQUEST vector whose id is not readable, and every line"
+            " vector that is not JSON, gets no answer; the worker goes on"
+        ),
         "transports": ["stdio"],
     },
     "vectors-valid.ndjson": {
         "check": "req.valid-accepted",
         "requirement": ["REQ-1", "MSG-8", "MSG-4"],
-        "description": "every valid unified-shape REQUEST vector is accepted: answered, and not 400",
+        "description": (
+            "every valid unified-shape REQUEST vector is accepted: answered, and not 400"
+        ),
     },
     "vectors-valid-legacy.ndjson": {
         "check": "req.valid-legacy-accepted",
         "requirement": ["REQ-3", "REQ-2"],
-        "description": "every valid legacy-shape REQUEST vector is accepted: answered under its nested id, and not 400",
+        "description": (
+            "every valid legacy-shape REQUEST vector is accepted:"
+            " answered under its nested id, and not 400"
+        ),
         "transports": ["stdio"],
     },
 }
@@ -79,18 +90,11 @@ def readable_id(message: Any) -> str | None:
     string of 1..128 code points; without one, its own ``id`` is. Nothing else is."""
     if not isinstance(message, dict) or message.get("type") != "REQUEST":
         return None
-    holder = message["request"] if "request" in message else message
+    holder = message.get("request", message)
     if not isinstance(holder, dict):
         return None
     rid = holder.get("id")
     return rid if isinstance(rid, str) and 1 <= len(rid) <= 128 else None
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """Each transcript's cases: (vector id, what is sent, the id to expect or None)."""
-
-    cases: dict[str, list[tuple[str, dict[str, Any]]]]
 
 
 def _send(vector: dict[str, Any]) -> dict[str, Any]:
@@ -110,12 +114,12 @@ def transcripts(vectors: list[dict[str, Any]]) -> dict[str, str]:
             continue
         if not vector["valid"] and vector.get("rule") in SENDER_RULES:
             continue
-        legacy = is_request and "request" in message
+        legacy = isinstance(message, dict) and is_request and "request" in message
         rid = readable_id(message) if is_request else None
         send = {**_send(vector), "comment": f"vector {vector['id']}"}
         if vector["valid"]:
             name = "vectors-valid-legacy.ndjson" if legacy else "vectors-valid.ndjson"
-            expect = {"type": "RESPONSE", "id": rid, "status": NOT_400}
+            expect: dict[str, Any] = {"type": "RESPONSE", "id": rid, "status": NOT_400}
             steps[name] += [send, {"expect": expect, "within": 3000}]
         elif rid is not None:
             name = "vectors-invalid-legacy-400.ndjson" if legacy else "vectors-invalid-400.ndjson"
