@@ -137,6 +137,11 @@ def transcripts(vectors: list[dict[str, Any]]) -> dict[str, str]:
             "comment": "and the worker goes on",
         },
     ]
+    for name, cases in steps.items():
+        # The first answer includes the worker's start-up.
+        first = next((step for step in cases if "expect" in step), None)
+        if first is not None and name != "vectors-invalid-unreadable.ndjson":
+            first["within"] = 10000
     out = {}
     for name, header in HEADERS.items():
         lines = [{**header, "recorded": GENERATED}, *steps[name]]
