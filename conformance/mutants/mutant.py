@@ -69,6 +69,7 @@ MUTATIONS: dict[str, str] = {
     "answers-unknown-type": "answers a message of unknown type with a 400 RESPONSE",
     "answers-unmatched-response": "answers a RESPONSE it did not ask for",
     "wrong-role-crash": "exits on a HEARTBEAT or READY from the master",
+    "invalid-master-message-crash": "exits on an invalid HEARTBEAT or READY (MSG-9)",
     "drops-legacy-shape": "ignores REQUESTs in the legacy nested shape",
     "legacy-loses": "prefers the flat id and action over the nested ones",
     "no-400": "ignores invalid requests, even those whose id it can read",
@@ -584,6 +585,10 @@ class Worker(asyncio.Protocol):
             )
         elif kind in ("READY", "HEARTBEAT"):
             if self.m == "wrong-role-crash":
+                os._exit(3)
+            if self.m == "invalid-master-message-crash" and not _valid_int(
+                msg.get("pid"), 1, 2**53
+            ):
                 os._exit(3)
             log(f"a child does not receive {kind}")
         else:

@@ -130,6 +130,7 @@ MUTANTS: dict[str, Case] = {
     "answers-unknown-type": case("msg.unknown-type-ignored", "msg.wrong-role-ignored"),
     "answers-unmatched-response": case("id.unmatched-response-ignored", "resp.unknown-action"),
     "wrong-role-crash": case("msg.wrong-role-ignored", "msg.unknown-type-ignored"),
+    "invalid-master-message-crash": case("msg.wrong-role-ignored", "init.invalid-ignored"),
     "drops-legacy-shape": case(
         "req.legacy-shape req.legacy-wins profile.echo-legacy req.valid-legacy-accepted",
         "req.valid-accepted",
