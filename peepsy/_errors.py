@@ -3,7 +3,8 @@
     PeepsyError                       code PEEPSY_ERROR
     └── ProtocolError                 code PEEPSY_PROTOCOL: a message broke docs/protocol.md
         ├── LocalProtocolError        we were about to send something invalid (our bug)
-        │   └── EncodeError           a value could not be written as JSON
+        │   ├── EncodeError           a value could not be written as JSON
+        │   └── LineTooLongForPeer    a REQUEST longer than the peer's stated line limit
         └── RemoteProtocolError       the peer sent something invalid (its bug)
             ├── LineTooLong           a line exceeded the receiver's maximum length
             ├── TruncatedLine         the stream ended inside a line
@@ -11,11 +12,14 @@
             ├── InvalidMessage        JSON, but not a valid peepsy envelope
             │   └── UnknownMessageType  an object whose ``type`` this version does not know
             ├── UnexpectedMessage     valid, but not one the receiving role accepts
-            └── DuplicateRequestId    a REQUEST reused an id that is still outstanding
+            ├── DuplicateRequestId    a REQUEST reused an id that is still outstanding
+            └── InvalidResponse       the answer to one of our requests was invalid
 
 Each exception has a stable ``code``. Remote errors say where (``line`` number, JSON path
 of each ``issues`` entry) and, when the bad line still names one, the ``request_id`` it
-belonged to, so the receiver can answer it instead of leaving the sender waiting.
+belonged to, so the receiver can answer it instead of leaving the sender waiting; a bad
+RESPONSE line's string id is kept as ``response_id``, so the request it answers can fail
+at once.
 """
 
 from __future__ import annotations
@@ -47,6 +51,18 @@ class EncodeError(LocalProtocolError):
     code = "PEEPSY_ENCODE"
 
 
+class LineTooLongForPeer(LocalProtocolError):
+    """A REQUEST would be longer than the line limit the peer stated (FRAME-11); it was
+    not sent."""
+
+    code = "PEEPSY_LINE_TOO_LONG"
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
 @dataclass(frozen=True, slots=True)
 class Issue:
     """One thing wrong with a received message: where (a JSON path such as ``$.request.id``)
@@ -72,6 +88,7 @@ class RemoteProtocolError(ProtocolError):
         *,
         line: int | None = None,
         request_id: str | None = None,
+        response_id: str | None = None,
         issues: tuple[Issue, ...] = (),
     ) -> None:
         where = f"line {line}: " if line is not None else ""
@@ -79,12 +96,20 @@ class RemoteProtocolError(ProtocolError):
         self.reason = message
         self.line = line
         self.request_id = request_id
+        self.response_id = response_id
         self.issues = issues
 
 
 class LineTooLong(RemoteProtocolError):
+    """A line over the receiver's limit, dropped whole. ``head`` holds its first bytes,
+    from which the id of an over-long REQUEST may still be read (FRAME-12)."""
+
     code = "PEEPSY_LINE_TOO_LONG"
     rule = "FRAME-6"
+
+    def __init__(self, message: str, *, line: int | None = None, head: bytes = b"") -> None:
+        super().__init__(message, line=line)
+        self.head = head
 
 
 class TruncatedLine(RemoteProtocolError):
@@ -115,3 +140,11 @@ class UnexpectedMessage(RemoteProtocolError):
 class DuplicateRequestId(RemoteProtocolError):
     code = "PEEPSY_DUPLICATE_ID"
     rule = "ID-2"
+
+
+class InvalidResponse(RemoteProtocolError):
+    """The peer answered one of our requests with an invalid RESPONSE; the request fails
+    at once instead of waiting for its timeout (MSG-9). ``issues`` say what was wrong."""
+
+    code = "PEEPSY_INVALID_RESPONSE"
+    rule = "MSG-9"

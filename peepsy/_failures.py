@@ -21,8 +21,9 @@ from typing import Any, Final
 
 from pydantic import MISSING, ValidationError
 
-from peepsy._errors import Issue, PeepsyError, RemoteProtocolError
+from peepsy._errors import Issue, LineTooLong, PeepsyError, RemoteProtocolError
 from peepsy.protocol import ErrorPayload, Response, json_path
+from peepsy.protocol._codec import printable
 
 NOT_FOUND_TEMPLATE: Final = "No handler registered for action: {action}"
 #: Statuses that tell the sender its request never ran, so it may go again (RESP-2).
@@ -197,7 +198,8 @@ def error_to_wire(
     raised: then the answer is never 408 or 503, which tell the sender the request did
     not run and may safely be sent again (a handler whose own call timed out has run).
     """
-    message = str(exc) or type(exc).__name__
+    # An error text may quote data with a lone surrogate (FRAME-9); texts are for people.
+    message = printable(str(exc)) or type(exc).__name__
     extra: dict[str, Any] = {}
     if isinstance(exc, RemoteError):
         # Relaying a failure from further away keeps its status and identity.
@@ -212,7 +214,11 @@ def error_to_wire(
         extra = {"name": type(exc).__name__, "code": exc.code}
         if exc.details is not None:
             extra["details"] = exc.details
-    elif isinstance(exc, RemoteProtocolError):
+    elif isinstance(exc, LineTooLong):
+        # FRAME-12: the request was dropped unread because its line was over our limit.
+        status = 413
+        extra = {"name": "PeepsyLineTooLongError", "code": "PEEPSY_LINE_TOO_LONG"}
+    elif isinstance(exc, RemoteProtocolError) and not ran:
         status = 400
         extra = {"name": "PeepsyBadRequestError", "code": "PEEPSY_BAD_REQUEST"}
         if exc.issues:

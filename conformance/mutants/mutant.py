@@ -21,6 +21,7 @@ import itertools
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,16 @@ MUTATIONS: dict[str, str] = {
     "huge-line-crash": "exits on a line over its 16 MiB limit instead of dropping it",
     "rejects-nesting-64": "rejects data nested deeper than 32 levels",
     "deep-nesting-crash": "exits on data nested deeper than 1000 levels",
+    "acts-on-partial-line-at-eof": "at end of input acts on a last line that has no newline",
+    "two-messages-one-line-accepted": "acts on each JSON value of a line that holds several",
+    "bom-everywhere-accepted": "ignores a byte-order mark opening any line, not only the first",
+    "accepts-invalid-utf8-in-request": "reads a line that is not UTF-8 with replacement characters",
+    "rejects-lone-surrogate": "drops a line whose strings hold a lone surrogate (FRAME-9)",
+    "echo-replaces-lone-surrogate": "echo answers a lone surrogate as U+FFFD (FRAME-10)",
+    "writes-raw-surrogates": "writes lone surrogates as raw bytes, not as escapes (FRAME-9)",
+    "ignores-peer-line-limit": "writes lines longer than the maxLineBytes INIT states",
+    "drops-over-long-silently": "drops an over-long REQUEST line without answering 413",
+    "node-cmd-crash": 'exits on a Node {"cmd": ...} message (NODE-1)',
     # messages
     "wrong-id": "answers with an id other than the request's",
     "answers-twice": "sends every RESPONSE twice",
@@ -58,10 +69,18 @@ MUTATIONS: dict[str, str] = {
     "answers-unknown-type": "answers a message of unknown type with a 400 RESPONSE",
     "answers-unmatched-response": "answers a RESPONSE it did not ask for",
     "wrong-role-crash": "exits on a HEARTBEAT or READY from the master",
+    "invalid-master-message-crash": "exits on an invalid HEARTBEAT or READY (MSG-9)",
     "drops-legacy-shape": "ignores REQUESTs in the legacy nested shape",
     "legacy-loses": "prefers the flat id and action over the nested ones",
     "no-400": "ignores invalid requests, even those whose id it can read",
     "runs-duplicate-ids": "runs and answers a second request with the id of one it still owes",
+    "rejects-integral-float": "answers 400 to a timeout written 5000.0 (MSG-8)",
+    "id-length-utf16": "counts id lengths in UTF-16 code units, not code points",
+    "answers-flat-id-of-broken-legacy": "answers 400 under the flat id beside a broken request",
+    "runs-timeout-0": "takes timeout 0 as valid (no deadline) instead of answering 400",
+    "invalid-duplicate-answered-400": "answers 400 to an invalid request that reuses an owed id",
+    "404-before-503": "answers an unknown action 404, not 503, after SHUTDOWN",
+    "503-before-400": "answers an invalid request 503, not 400, after SHUTDOWN",
     # answers
     "unknown-action-500": "answers 500 instead of 404 to an unknown action",
     "wrong-404-text": "answers an unknown action with its own error text",
@@ -72,6 +91,15 @@ MUTATIONS: dict[str, str] = {
     "fail-wrong-status": "answers a failing handler with 200 and the error as data",
     # lifecycle
     "requires-init": "ignores requests until INIT has arrived",
+    "ready-before-init": "sends READY as it starts, before any INIT",
+    "ready-twice": "sends READY for every INIT, repeats included",
+    "invalid-init-stops": "stops serving after an invalid INIT",
+    "invalid-shutdown-stops": "stops on a SHUTDOWN whose timeout is invalid",
+    "drops-after-shutdown": "drops requests that arrive after SHUTDOWN, unanswered",
+    "shutdown-stops-reading": "idle, exits on SHUTDOWN at once, not reading the rest of that write",
+    "shutdown-ignores-deadline": "on SHUTDOWN waits for running handlers however long they take",
+    "exits-1-on-eof": "exits with status 1 when its input ends",
+    "eof-waits-for-handlers": "at end of input waits for running handlers however long they take",
     "init-repeat-breaks": "stops serving when a second INIT arrives",
     "ignores-shutdown": "does not exit on SHUTDOWN",
     "exits-nonzero-on-shutdown": "exits with status 1 on SHUTDOWN",
@@ -86,14 +114,33 @@ MUTATIONS: dict[str, str] = {
     "concurrent-serializes": "runs requests one at a time in concurrent mode",
     "no-priority": "runs queued requests in arrival order whatever their priority",
     "drops-expired": "drops requests that expire in the queue instead of answering 408",
+    "never-expires-without-timeout": "a queued request without timeout never expires",
+    "default-timeout-2000": "a queued request without timeout expires after 2000 ms, not 5000",
+    "concurrent-no-queue-expiry": "concurrent mode: queued requests never expire",
+    "concurrent-ignores-priority": "concurrent mode: queued requests run in arrival order",
+    "concurrent-drops-at-shutdown": "concurrent mode: SHUTDOWN drops queued requests unanswered",
     # requests to the master
     "call-master-wrong": "callMaster answers with the master's data wrapped in a list",
     "call-master-failure-lost": "callMaster turns the master's failure into a success",
+    "call-master-no-timeout": "callMaster's request leaves out the timeout asked for; waits 5 s",
+    "waits-on-invalid-answer": "ignores an invalid answer to its own request until its timeout",
+    "call-master-legacy-shape": "callMaster sends its request in the legacy nested shape (REQ-6)",
 }
 
 MAX_LINE = 16 * 1024 * 1024
+#: What a peer that states no maxLineBytes accepts (FRAME-6).
+PEER_LINE_DEFAULT = 1024 * 1024
 DEFAULT_TIMEOUT_MS = 5000
 SHUTDOWN_GRACE_MS = 10_000
+#: At end of input a child exits within 1000 ms whatever its handlers do (STREAM-3).
+EOF_GRACE_MS = 1000
+BOM = b"\xef\xbb\xbf"
+#: The start of a REQUEST line as the suite writes it, where an over-long line's id can
+#: be read without parsing the line (FRAME-12).
+VISIBLE_ID = re.compile(rb'^\s*\{"type":\s*"REQUEST",\s*"id":\s*"([^"\\]{1,128})"')
+PROTOCOL_VERSION = re.compile(r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$")
+#: rejects-integral-float: 5000.0 is not taken for 5000 (MSG-8 says it must be).
+STRICT_INTEGERS = False
 NOT_FOUND = "No handler registered for action: {}"
 
 
@@ -154,6 +201,38 @@ def _valid_int(value: object, low: int, high: int) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
+def _as_int(value: object, low: int, high: int) -> int | None:
+    """The integer a JSON number stands for, within bounds: 5000.0 and 5e3 are 5000
+    (MSG-8: JSON has one number type); 5000.5, "5000" and true are no integer."""
+    if isinstance(value, float) and value.is_integer() and not STRICT_INTEGERS:
+        value = int(value)
+    return value if _valid_int(value, low, high) else None
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in value)
+    if isinstance(value, dict):
+        return {k: _replace_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_surrogates(v) for v in value]
+    return value
+
+
+class LineTooLong(Exception):
+    """A line that the peer's stated limit does not allow (FRAME-11)."""
+
+
 def _valid_name(value: object, most: int) -> TypeGuard[str]:
     return isinstance(value, str) and 0 < len(value) <= most
 
@@ -179,6 +258,14 @@ class Worker(asyncio.Protocol):
         self.heartbeat_wake = asyncio.Event()
         self.wrote_anything = False
         self.deaf = False  # init-repeat-breaks: a second INIT stopped it serving
+        #: The concurrency cap INIT asked for (concurrent mode; none: no cap).
+        self.max_concurrency: int | None = None
+        #: The longest line the master accepts: INIT's maxLineBytes, else 1 MiB (FRAME-6).
+        self.peer_limit = PEER_LINE_DEFAULT
+        #: An over-long REQUEST being skipped whose id showed at its start (FRAME-12).
+        self.skipped_id: str | None = None
+        self.exit_code = 0
+        self.deadline: asyncio.TimerHandle | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.handlers: dict[str, Callable[[Any], Awaitable[Any]]] = {
             "echo": self.echo,
@@ -200,13 +287,45 @@ class Worker(asyncio.Protocol):
         except BrokenPipeError:
             os._exit(0)
 
-    def send(self, message: dict[str, Any]) -> None:
+    def encode(self, message: dict[str, Any]) -> bytes:
         try:
             text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except ValueError:  # 1e400 came in as infinity; JSON has none (FRAME-3)
-            text = json.dumps(_finite(message), ensure_ascii=False, separators=(",", ":"))
+            message = _finite(message)
+            text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
         end = "\r\n" if self.m == "crlf" else "\n"
-        self.write_raw((text + end).encode("utf-8"))
+        try:
+            return (text + end).encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (FRAME-9): UTF-8 cannot hold it, so it goes out as its
+            # \uXXXX escape, as ensure_ascii writes every non-ASCII character.
+            if self.m == "writes-raw-surrogates":
+                return (text + end).encode("utf-8", "surrogatepass")
+            text = json.dumps(message, ensure_ascii=True, separators=(",", ":"))
+            return (text + end).encode("ascii")
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = self.encode(message)
+        if len(data) > self.peer_limit and self.m != "ignores-peer-line-limit":
+            # FRAME-11: never a line over the master's limit. An answer becomes a 413;
+            # a request of ours is not sent, and its call fails here.
+            text = f"the message is {len(data)} bytes; the master accepts {self.peer_limit}"
+            if message.get("type") != "RESPONSE":
+                raise LineTooLong(text)
+            data = self.encode(
+                {
+                    "type": "RESPONSE",
+                    "id": message.get("id"),
+                    "status": 413,
+                    "error": text,
+                    "errorPayload": {
+                        "name": "PeepsyLineTooLongError",
+                        "message": text,
+                        "code": "PEEPSY_LINE_TOO_LONG",
+                    },
+                }
+            )
+        self.write_raw(data)
 
     def respond(self, rid: str, status: int, data: Any = None) -> None:
         self.owed.discard(rid)
@@ -256,6 +375,8 @@ class Worker(asyncio.Protocol):
     async def echo(self, data: Any) -> Any:
         if self.m == "echo-drops-null" and isinstance(data, dict):
             return {k: v for k, v in data.items() if v is not None}
+        if self.m == "echo-replaces-lone-surrogate":
+            return _replace_surrogates(data)
         return data
 
     async def fail(self, data: Any) -> Any:
@@ -276,17 +397,29 @@ class Worker(asyncio.Protocol):
         if not isinstance(data, dict) or not _valid_name(data.get("action"), 256):
             raise Failure(500, "HandlerError", 'callMaster wants {"action": NAME, "data": ANY}')
         rid = f"c{next(self.call_ids)}"
+        # REQ-11: the timeout asked for goes in the request, and the call fails at it.
+        timeout = _as_int(data.get("timeout"), 1, 300_000) or DEFAULT_TIMEOUT_MS
+        if self.m == "call-master-no-timeout":
+            timeout = DEFAULT_TIMEOUT_MS
+        body: dict[str, Any] = {"id": rid, "action": data["action"]}
+        if "data" in data:
+            body["data"] = data["data"]
+        request: dict[str, Any] = {"type": "REQUEST", **body}
+        if self.m == "call-master-legacy-shape":
+            request = {"type": "REQUEST", "request": body}
+        if self.m != "call-master-no-timeout":
+            request["timeout"] = timeout
         future: asyncio.Future[Any] = self.loop.create_future()
         self.calls[rid] = future
-        request: dict[str, Any] = {"type": "REQUEST", "id": rid, "action": data["action"]}
-        if "data" in data:
-            request["data"] = data["data"]
-        request["timeout"] = DEFAULT_TIMEOUT_MS
-        self.send(request)
         try:
-            answer = await asyncio.wait_for(future, DEFAULT_TIMEOUT_MS / 1000)
+            self.send(request)
+            answer = await asyncio.wait_for(future, timeout / 1000)
+        except LineTooLong as exc:
+            raise Failure(500, "PeepsyLineTooLongError", str(exc), "PEEPSY_LINE_TOO_LONG") from None
         except TimeoutError:
-            raise Failure(500, "PeepsyTimeoutError", "the master did not answer") from None
+            raise Failure(
+                500, "PeepsyTimeoutError", f"the master did not answer within {timeout} ms"
+            ) from None
         finally:
             self.calls.pop(rid, None)
         status = answer.get("status")
@@ -324,6 +457,8 @@ class Worker(asyncio.Protocol):
                         log("line too long: giving up")
                         os._exit(3)
                     self.skipping = True
+                    visible = VISIBLE_ID.match(self.buffer[:4096])
+                    self.skipped_id = visible.group(1).decode() if visible else None
                     self.buffer = bytearray()
             if nl < 0:
                 return
@@ -331,6 +466,15 @@ class Worker(asyncio.Protocol):
             if self.skipping:
                 log(f"line {self.line_number}: too long; dropped")
                 self.skipping = False
+                if self.skipped_id is not None and self.m != "drops-over-long-silently":
+                    # FRAME-12: the id showed at the start of the line: say why it is lost.
+                    self.respond_failure(
+                        self.skipped_id,
+                        413,
+                        "PeepsyLineTooLongError",
+                        f"the line is longer than the {MAX_LINE} bytes this worker accepts",
+                        "PEEPSY_LINE_TOO_LONG",
+                    )
             else:
                 line = bytes(self.buffer)
                 self.buffer = bytearray()
@@ -340,14 +484,21 @@ class Worker(asyncio.Protocol):
     def eof_received(self) -> bool:
         if self.m == "no-exit-on-eof":
             return True
+        if self.buffer and self.m == "acts-on-partial-line-at-eof":
+            self.line(bytes(self.buffer))
+        # FRAME-2: a last line without its newline is cut off, not acted on.
+        self.buffer = bytearray()
         for future in self.calls.values():
             if not future.done():
                 future.set_exception(Failure(500, "HandlerError", "the master is gone"))
-        self.shutdown(SHUTDOWN_GRACE_MS)
+        if self.m == "exits-1-on-eof":
+            self.exit_code = 1
+        # STREAM-3: exit 0 within 1000 ms, abandoning handlers still running.
+        self.shutdown(None if self.m == "eof-waits-for-handlers" else EOF_GRACE_MS)
         return True
 
     def line(self, raw: bytes) -> None:
-        if self.line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        if raw.startswith(BOM) and (self.line_number == 1 or self.m == "bom-everywhere-accepted"):
             if self.m == "rejects-leading-bom":
                 log("line 1: not JSON (a BOM)")
                 return
@@ -364,8 +515,10 @@ class Worker(asyncio.Protocol):
         except UnicodeDecodeError:
             if self.m == "crash-on-bad-utf8":
                 os._exit(3)
-            log(f"line {self.line_number}: not UTF-8")
-            return
+            if self.m != "accepts-invalid-utf8-in-request":
+                log(f"line {self.line_number}: not UTF-8")
+                return
+            text = raw.decode("utf-8", "replace")
         pieces = text.splitlines() if self.m == "splits-unicode-lines" else [text]
         for piece in pieces:
             self.text_line(piece)
@@ -381,18 +534,29 @@ class Worker(asyncio.Protocol):
             log(f"line {self.line_number}: nested deeper than 512 levels; dropped")
             return
         try:
-            msg = json.loads(text, parse_constant=_reject_constant)
+            # A BOM inside the stream makes its line invalid (FRAME-7): json.loads
+            # refuses a text that starts with one.
+            values = [json.loads(text, parse_constant=_reject_constant)]
         except ValueError as exc:
             if self.m == "crash-on-bad-json":
                 os._exit(3)
-            log(f"line {self.line_number}: not JSON: {exc}")
-            return
-        if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
-            if self.m == "crash-on-bad-json":
+            if self.m == "two-messages-one-line-accepted":
+                values = _several(text)
+            else:
+                log(f"line {self.line_number}: not JSON: {exc}")
+                return
+        for msg in values:
+            if isinstance(msg, dict) and "cmd" in msg and self.m == "node-cmd-crash":
                 os._exit(3)
-            log(f"line {self.line_number}: not a message")
-            return
-        self.message(msg)
+            if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+                if self.m == "crash-on-bad-json":
+                    os._exit(3)
+                log(f"line {self.line_number}: not a message")
+                continue
+            if self.m == "rejects-lone-surrogate" and _has_lone_surrogate(msg):
+                log(f"line {self.line_number}: a lone surrogate")
+                continue
+            self.message(msg)
 
     def message(self, msg: dict[str, Any]) -> None:
         kind = msg["type"]
@@ -403,16 +567,28 @@ class Worker(asyncio.Protocol):
         elif kind == "INIT":
             self.init(msg)
         elif kind == "SHUTDOWN":
+            timeout = msg.get("timeout")
+            valid = _as_int(timeout, 1, 300_000)
+            if "timeout" in msg and valid is None and self.m != "invalid-shutdown-stops":
+                log(f"an invalid SHUTDOWN (timeout {timeout!r}): ignored (MSG-9)")
+                return
             if self.m == "ignores-shutdown":
                 return
             if self.m == "exits-nonzero-on-shutdown":
                 os._exit(1)
             if self.m == "shutdown-abandons":
                 os._exit(0)
-            timeout = msg.get("timeout")
-            self.shutdown(timeout if _valid_int(timeout, 1, 300_000) else SHUTDOWN_GRACE_MS)
+            if self.m == "shutdown-stops-reading" and self.running == 0:
+                os._exit(0)
+            self.shutdown(
+                None if self.m == "shutdown-ignores-deadline" else valid or SHUTDOWN_GRACE_MS
+            )
         elif kind in ("READY", "HEARTBEAT"):
             if self.m == "wrong-role-crash":
+                os._exit(3)
+            if self.m == "invalid-master-message-crash" and not _valid_int(
+                msg.get("pid"), 1, 2**53
+            ):
                 os._exit(3)
             log(f"a child does not receive {kind}")
         else:
@@ -432,30 +608,93 @@ class Worker(asyncio.Protocol):
                 return
             log(f"a RESPONSE to {rid!r}, which is none of ours")
             return
-        if not _valid_int(msg.get("status"), 100, 599):
-            log(f"an invalid RESPONSE to {rid!r}")
+        status = _as_int(msg.get("status"), 100, 599)
+        error = msg.get("error")
+        if status is None or ("error" in msg and not isinstance(error, str)):
+            if self.m == "waits-on-invalid-answer":
+                log(f"an invalid RESPONSE to {rid!r}: ignored")
+                return
+            # MSG-9: an invalid answer to one of ours fails that call at once.
+            if not future.done():
+                future.set_exception(
+                    Failure(
+                        500,
+                        "PeepsyInvalidResponseError",
+                        f"the master's answer was invalid (status {msg.get('status')!r})",
+                    )
+                )
             return
         if not future.done():
-            future.set_result(msg)
+            future.set_result({**msg, "status": status})
+
+    def valid_init(self, msg: dict[str, Any]) -> bool:
+        def fits(name: str, low: int, high: int) -> bool:
+            return name not in msg or _as_int(msg[name], low, high) is not None
+
+        protocol = msg.get("protocol", "1.0")
+        return (
+            msg.get("mode") in ("sequential", "concurrent")
+            and isinstance(protocol, str)
+            and bool(PROTOCOL_VERSION.match(protocol))
+            and ("target" not in msg or _valid_name(msg["target"], 256))
+            and fits("heartbeatInterval", 1, 300_000)
+            and fits("maxConcurrency", 1, 65536)
+            and fits("maxLineBytes", PEER_LINE_DEFAULT, 2**53 - 1)
+        )
 
     def init(self, msg: dict[str, Any]) -> None:
+        if not self.valid_init(msg):
+            # MSG-9: as if it had not come.
+            if self.m == "invalid-init-stops":
+                self.deaf = True
+            log("an invalid INIT: ignored")
+            return
         if self.init_seen:
             if self.m == "init-repeat-breaks":
                 self.deaf = True
-            return
-        if msg.get("mode") not in ("sequential", "concurrent"):
+            if self.m == "ready-twice":
+                self.ready()
             return
         self.init_seen = True
         self.mode = msg["mode"]
-        interval = msg.get("heartbeatInterval")
-        if _valid_int(interval, 1, 300_000):
+        interval = _as_int(msg.get("heartbeatInterval"), 1, 300_000)
+        if interval is not None:
             self.heartbeat_ms = interval
             self.heartbeat_wake.set()
+        if self.mode == "concurrent":
+            self.max_concurrency = _as_int(msg.get("maxConcurrency"), 1, 65536)
+        self.peer_limit = _as_int(msg.get("maxLineBytes"), 1, 2**53 - 1) or PEER_LINE_DEFAULT
+        if self.m != "ready-before-init":
+            self.ready()  # READY-2: the first message after the first INIT
         self.pump()
+
+    def ready(self) -> None:
+        message: dict[str, Any] = {
+            "type": "READY",
+            "pid": os.getpid(),
+            "protocol": "1.0",
+            "mode": self.mode,
+            "actions": sorted(self.handlers),
+            "implementation": "peepsy-mutant/1.0",
+            "maxLineBytes": MAX_LINE,
+        }
+        cap = 1 if self.mode == "sequential" else self.max_concurrency
+        if cap is not None:
+            message["maxConcurrency"] = cap
+        self.send(message)
 
     # --- requests -------------------------------------------------------------------
 
-    def request(self, msg: dict[str, Any]) -> None:
+    def valid_id(self, value: object) -> TypeGuard[str]:
+        """ID-1: 1..128 characters, counted in code points (Python's len)."""
+        if not isinstance(value, str):
+            return False
+        size = len(value)
+        if self.m == "id-length-utf16":
+            size = len(value.encode("utf-16-le", "surrogatepass")) // 2
+        return 0 < size <= 128
+
+    def request(self, msg: dict[str, Any]) -> None:  # noqa: PLR0915 - REQ-9's steps, in order
         if self.m == "requires-init" and not self.init_seen:
             return
         if self.deaf:
@@ -466,70 +705,112 @@ class Worker(asyncio.Protocol):
         body = msg.get("request") if legacy else msg
         if self.m == "legacy-loses" and "id" in msg and "action" in msg:
             body = msg
-        readable = None
-        if isinstance(body, dict) and _valid_name(body.get("id"), 128):
-            readable = body["id"]
-        elif legacy and not isinstance(body, dict) and _valid_name(msg.get("id"), 128):
-            readable = msg["id"]
+        # REQ-9, 1: no readable id (REQ-10): dropped, never answered.
+        rid: str | None = None
+        if isinstance(body, dict) and self.valid_id(body.get("id")):
+            rid = body["id"]
+        elif (
+            self.m == "answers-flat-id-of-broken-legacy"
+            and legacy
+            and not isinstance(body, dict)
+            and self.valid_id(msg.get("id"))
+        ):
+            rid = msg["id"]
+        if rid is None:
+            log("a REQUEST without a readable id: dropped")
+            return
         problem = self.problem(msg, body)
         if problem is None and self.m == "rejects-unknown-members":
             known = {"type", "id", "action", "data", "timeout", "priority", "request"}
             if set(msg) - known:
                 problem = "unknown members"
-        if problem is not None:
-            if readable is not None and readable not in self.owed and self.m != "no-400":
-                self.respond_failure(
-                    readable,
-                    400,
-                    "PeepsyBadRequestError",
-                    f"invalid REQUEST: {problem}",
-                    "PEEPSY_BAD_REQUEST",
-                )
-            else:
-                log(f"dropped an invalid REQUEST: {problem}")
-            return
-        assert isinstance(body, dict)
-        rid: str = body["id"]
-        action: str = body["action"]
-        if rid in self.owed and self.m != "runs-duplicate-ids":
+        # 2: an id still owed: neither run nor answered (ID-2).
+        duplicate_ok = self.m == "runs-duplicate-ids" or (
+            problem is not None and self.m == "invalid-duplicate-answered-400"
+        )
+        if rid in self.owed and not duplicate_ok:
             log(f"a second request {rid!r} while the first runs: ignored (ID-2)")
             return
-        self.owed.add(rid)
-        if self.stopping and self.m != "accepts-after-shutdown":
+        if self.stopping and self.m == "503-before-400":
+            self.refuse(rid)
+            return
+        # 3: invalid: 400 (REQ-7).
+        if problem is not None:
+            if self.m == "no-400":
+                log(f"dropped an invalid REQUEST: {problem}")
+                return
             self.respond_failure(
-                rid, 503, "PeepsyShutdownError", "shutting down", "PEEPSY_SHUTTING_DOWN"
+                rid,
+                400,
+                "PeepsyBadRequestError",
+                f"invalid REQUEST: {problem}",
+                "PEEPSY_BAD_REQUEST",
             )
             return
-        if action not in self.handlers:
-            text = NOT_FOUND.format(action)
-            if self.m == "wrong-404-text":
-                text = f"unknown action {action!r}"
-            status = 500 if self.m == "unknown-action-500" else 404
-            self.respond_failure(rid, status, "PeepsyNotFoundError", text, "PEEPSY_NOT_FOUND")
+        assert isinstance(body, dict)
+        action: str = body["action"]
+        self.owed.add(rid)
+        if self.m == "404-before-503" and action not in self.handlers:
+            self.not_found(rid, action)
             return
-        timeout = msg.get("timeout", DEFAULT_TIMEOUT_MS)
-        priority = 0 if self.m == "no-priority" else msg.get("priority", 0)
+        # 4: shutting down: 503 (SHUT-1).
+        if self.stopping and self.m != "accepts-after-shutdown":
+            if self.m == "drops-after-shutdown":
+                self.owed.discard(rid)
+                log(f"after SHUTDOWN: dropped {rid!r}")
+                return
+            self.refuse(rid)
+            return
+        # 5: no handler: 404 (RESP-4).
+        if action not in self.handlers:
+            self.not_found(rid, action)
+            return
+        # 6: run or queue.
+        given = _as_int(msg.get("timeout"), 0, 300_000)
+        default = 2000 if self.m == "default-timeout-2000" else DEFAULT_TIMEOUT_MS
+        timeout = default if given is None else given
+        concurrent = self.mode == "concurrent"
+        priority = _as_int(msg.get("priority"), -(2**31), 2**31 - 1) or 0
+        if self.m == "no-priority" or (concurrent and self.m == "concurrent-ignores-priority"):
+            priority = 0
         item = Queued((-priority, next(self.seq)), rid, action, body.get("data"), timeout)
         if self.running < self.capacity() and not self.queue:
             self.start(item)
             return
-        if self.m != "drops-expired":
-            item.timer = self.loop.call_later(timeout / 1000, self.expire, item)
-        else:
-            item.timer = self.loop.call_later(timeout / 1000, self.drop, item)
+        expires = not (
+            (given is None and self.m == "never-expires-without-timeout")
+            or timeout == 0  # runs-timeout-0 lets 0 through: no deadline
+            or (concurrent and self.m == "concurrent-no-queue-expiry")
+        )
+        # REQ-4: the timeout counts from now, when the request was read.
+        if expires:
+            callback = self.drop if self.m == "drops-expired" else self.expire
+            item.timer = self.loop.call_later(timeout / 1000, callback, item)
         heapq.heappush(self.queue, item)
 
-    @staticmethod
-    def problem(msg: dict[str, Any], body: Any) -> str | None:
+    def refuse(self, rid: str) -> None:
+        self.respond_failure(
+            rid, 503, "PeepsyShutdownError", "shutting down", "PEEPSY_SHUTTING_DOWN"
+        )
+
+    def not_found(self, rid: str, action: str) -> None:
+        text = NOT_FOUND.format(action)
+        if self.m == "wrong-404-text":
+            text = f"unknown action {action!r}"
+        status = 500 if self.m == "unknown-action-500" else 404
+        self.respond_failure(rid, status, "PeepsyNotFoundError", text, "PEEPSY_NOT_FOUND")
+
+    def problem(self, msg: dict[str, Any], body: Any) -> str | None:
         if not isinstance(body, dict):
             return "request is not an object"
-        if not _valid_name(body.get("id"), 128):
+        if not self.valid_id(body.get("id")):
             return "id is not a string of 1..128 characters"
         if not _valid_name(body.get("action"), 256):
             return "action is not a string of 1..256 characters"
-        if "timeout" in msg and not _valid_int(msg["timeout"], 1, 300_000):
+        shortest = 0 if self.m == "runs-timeout-0" else 1
+        if "timeout" in msg and _as_int(msg["timeout"], shortest, 300_000) is None:
             return "timeout is not an integer of 1..300000"
-        if "priority" in msg and not _valid_int(msg["priority"], -(2**31), 2**31 - 1):
+        if "priority" in msg and _as_int(msg["priority"], -(2**31), 2**31 - 1) is None:
             return "priority is not a 32-bit integer"
         return None
 
@@ -538,7 +819,9 @@ class Worker(asyncio.Protocol):
             return float("inf")
         if self.m == "concurrent-serializes":
             return 1
-        return 1 if self.mode == "sequential" else float("inf")
+        if self.mode == "sequential":
+            return 1
+        return float("inf") if self.max_concurrency is None else self.max_concurrency
 
     def expire(self, item: Queued) -> None:
         if item.done:
@@ -602,29 +885,38 @@ class Worker(asyncio.Protocol):
 
     # --- stopping -------------------------------------------------------------------
 
-    def shutdown(self, grace_ms: int) -> None:
+    def shutdown(self, grace_ms: int | None) -> None:
+        """Stop taking work; exit when the running handlers are done, or at the latest
+        after ``grace_ms`` (SHUT-6, STREAM-3), abandoning them; None: no deadline."""
+        if grace_ms is not None:
+            when = self.loop.time() + grace_ms / 1000
+            if self.deadline is None or when < self.deadline.when():
+                if self.deadline is not None:
+                    self.deadline.cancel()
+                self.deadline = self.loop.call_at(when, self.exit)
         if self.stopping:
             return
         self.stopping = self.m != "accepts-after-shutdown"
+        concurrent = self.mode == "concurrent"
         while (item := self.take()) is not None:
-            if self.m == "drops-queued-at-shutdown":
+            # SHUT-4: waiting requests are answered 503 and never run.
+            if self.m == "drops-queued-at-shutdown" or (
+                concurrent and self.m == "concurrent-drops-at-shutdown"
+            ):
                 self.owed.discard(item.id)
                 continue
-            self.respond_failure(
-                item.id, 503, "PeepsyShutdownError", "shutting down", "PEEPSY_SHUTTING_DOWN"
-            )
+            self.refuse(item.id)
         if self.running == 0 or self.m == "accepts-after-shutdown":
-            # accepts-after-shutdown waits a little, serving, before it exits
+            # accepts-after-shutdown waits a little, serving, before it exits. The exit
+            # comes after the rest of this read is handled (SHUT-7: the same write).
             delay = 0.5 if self.m == "accepts-after-shutdown" else 0.0
             self.loop.call_later(delay, self.exit)
-        else:
-            self.loop.call_later(grace_ms / 1000, self.exit)
 
     def exit(self) -> None:
         if self.m == "partial-line":
             self.write_raw(b'{"type":"HEARTBEAT"')
         if not self.finished.done():
-            self.finished.set_result(0)
+            self.finished.set_result(self.exit_code)
 
     async def heartbeats(self) -> None:
         if self.m == "no-heartbeat":
@@ -657,10 +949,32 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _several(text: str) -> list[Any]:
+    """two-messages-one-line-accepted: every JSON value in a line, one after another."""
+    decoder = json.JSONDecoder(parse_constant=_reject_constant)
+    values: list[Any] = []
+    at = 0
+    while at < len(text):
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        if at == len(text):
+            break
+        try:
+            value, at = decoder.raw_decode(text, at)
+        except ValueError:
+            break
+        values.append(value)
+    return values
+
+
 async def serve(mutation: str | None) -> int:
+    global STRICT_INTEGERS  # noqa: PLW0603 - one process, one mutation
+    STRICT_INTEGERS = mutation == "rejects-integral-float"
     worker = Worker(mutation)
     if mutation == "prints-banner":
         worker.write_raw(b"mutant worker starting\n")
+    if mutation == "ready-before-init":
+        worker.ready()
     loop = asyncio.get_running_loop()
     stdin = os.fdopen(0, "rb", buffering=0, closefd=False)
     await loop.connect_read_pipe(lambda: worker, stdin)

@@ -6,14 +6,16 @@ A worker that registers these four actions can be checked at the ``profile`` lev
     echo        answers with the request's data, unchanged
     fail        fails: status 500, the error text is the request's data (a string)
     sleep       waits data milliseconds, then answers with data
-    callMaster  sends the master a REQUEST {action: data.action, data: data.data} and
-                answers with the master's response data (or fails if the master did)
+    callMaster  sends the master a REQUEST {action: data.action, data: data.data} (with
+                timeout data.timeout when given) and answers with the master's response
+                data; any failure of the call (a failure answer, an invalid answer, no
+                answer in time) fails callMaster: status >= 400 and an error string
 """
 
 import asyncio
 from typing import Any
 
-from peepsy import Child, HandlerError
+from peepsy import Child, HandlerError, PeepsyError, RemoteError
 
 child = Child()
 
@@ -36,7 +38,14 @@ async def sleep(data: Any) -> Any:
 
 @child.handler("callMaster")
 async def call_master(data: Any) -> Any:
-    return await child.request(data["action"], data.get("data"))
+    timeout = data.get("timeout")
+    try:
+        return await child.request(data["action"], data.get("data"), timeout=timeout)
+    except RemoteError:
+        raise  # the master's own failure, relayed with its status
+    except PeepsyError as exc:
+        # 502: the master did not give a usable answer (REQ-11, MSG-9).
+        raise HandlerError(f"callMaster failed: {exc}", status=502, code=exc.code) from exc
 
 
 if __name__ == "__main__":

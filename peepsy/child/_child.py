@@ -11,6 +11,7 @@ import itertools
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from peepsy._failures import (
 )
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
+    MIN_MAX_LINE_BYTES,
     PROTOCOL_VERSION,
     Connection,
     ErrorPayload,
@@ -39,6 +41,7 @@ from peepsy.protocol import (
     Heartbeat,
     HeartbeatReceived,
     InitReceived,
+    InvalidResponseReceived,
     MessageRejected,
     Ready,
     ReadyReceived,
@@ -49,6 +52,7 @@ from peepsy.protocol import (
     StreamEnded,
     UnmatchedResponse,
 )
+from peepsy.protocol._codec import printable
 from peepsy.transport import MasterChannel, NodeIpcChannel, StdioChannel
 
 Mode = Literal["sequential", "concurrent"]
@@ -58,6 +62,8 @@ Resp = TypeVar("Resp")
 DEFAULT_TIMEOUT_MS: Final = 5000
 DEFAULT_HEARTBEAT_MS: Final = 2000
 DEFAULT_SHUTDOWN_GRACE_MS: Final = 10_000
+DEFAULT_EOF_GRACE_MS: Final = 1000
+_MAX_STATED_LINE_BYTES: Final = 2**53 - 1
 IMPLEMENTATION: Final = "peepsy-python/0.1.0"
 
 log = logging.getLogger("peepsy.child")
@@ -87,8 +93,18 @@ class Child(HandlerRegistry):
 
     ``mode`` is ``"sequential"`` (one request at a time, SCHED-1) or ``"concurrent"`` (up
     to ``max_concurrency`` at once, SCHED-2). Left as ``None``, the child takes the mode
-    its master's INIT names (sequential until then). Durations are integer milliseconds,
-    as on the wire.
+    its master's INIT names (sequential until then), and likewise the ``maxConcurrency``
+    cap. Durations are integer milliseconds, as on the wire.
+
+    The child answers the first INIT with READY (READY-2; ``send_ready=False`` turns it
+    off), stating its mode, its cap and ``max_line_bytes``, the longest line it reads.
+
+    Stopping: after SHUTDOWN (or SIGTERM) every request read is answered 503, queued ones
+    too, and running ones finish; the child stops when they are done, or after the
+    SHUTDOWN's ``timeout`` (else ``shutdown_grace``), abandoning what still runs (SHUT-1,
+    SHUT-4..6). At the end of its input the child stops within ``eof_grace`` ms (1000 by
+    default) whatever its handlers do (STREAM-3). Abandoned requests go unanswered; the
+    exit status is 0 either way.
     """
 
     def __init__(
@@ -98,6 +114,7 @@ class Child(HandlerRegistry):
         max_concurrency: int | None = None,
         heartbeat_interval: int | None = None,
         shutdown_grace: int = DEFAULT_SHUTDOWN_GRACE_MS,
+        eof_grace: int = DEFAULT_EOF_GRACE_MS,
         timeout: int = DEFAULT_TIMEOUT_MS,
         retries: int = 0,
         retry_delay: int = 1000,
@@ -112,15 +129,19 @@ class Child(HandlerRegistry):
         check_ms("timeout", timeout)
         check_int("retries", retries, 0)
         check_int("retry_delay", retry_delay, 0)
+        check_int("shutdown_grace", shutdown_grace, 0)
+        check_int("eof_grace", eof_grace, 0)
         if heartbeat_interval is not None:
             check_ms("heartbeat_interval", heartbeat_interval)
         self._handlers = Handlers()
         self._mode: Mode = mode or "sequential"
         self._mode_explicit = mode is not None
         self._max_concurrency = max_concurrency
+        self._max_concurrency_explicit = max_concurrency is not None
         self._heartbeat_ms = heartbeat_interval or DEFAULT_HEARTBEAT_MS
         self._heartbeat_explicit = heartbeat_interval is not None
         self._shutdown_grace = shutdown_grace
+        self._eof_grace = eof_grace
         self._timeout = timeout
         self._retries = retries
         self._retry_delay = retry_delay
@@ -147,7 +168,8 @@ class Child(HandlerRegistry):
         self._pending: dict[str, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
         self._stopping = False
         self._stopped: asyncio.Future[int] | None = None
-        self._idle: asyncio.Event | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._abandoned = False
         self._pool: ThreadPoolExecutor | None = None
         self._hb_stop = threading.Event()
         self._stopping_heartbeats = False
@@ -187,8 +209,22 @@ class Child(HandlerRegistry):
 
     def run(self) -> None:
         """Serve until SHUTDOWN, SIGTERM or end of input, then return: on stdin/stdout,
-        or on Node's IPC channel when a Node peepsy master forked this process."""
-        asyncio.run(self.serve())
+        or on Node's IPC channel when a Node peepsy master forked this process.
+
+        When handlers had to be abandoned (still running at the stop deadline), the
+        process exits with status 0 at once instead of returning: a handler's thread
+        cannot be stopped, and Python would wait for it at exit.
+        """
+        asyncio.run(self._serve_process())
+
+    async def _serve_process(self) -> int:
+        status = await self.serve()
+        if self._abandoned:
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+        return status
 
     async def serve(self, channel: MasterChannel | None = None) -> int:
         """Serve on ``channel`` (stdin/stdout by default) until told to stop. Returns the
@@ -198,8 +234,6 @@ class Child(HandlerRegistry):
         self._reset()
         loop = self._loop = asyncio.get_running_loop()
         self._stopped = loop.create_future()
-        self._idle = asyncio.Event()
-        self._idle.set()
         # SIGTERM belongs to the process: only a child on its own channel takes it.
         signals = self._install_signals(loop) if channel is None else []
         if channel is None:
@@ -214,10 +248,10 @@ class Child(HandlerRegistry):
         try:
             channel.start(self)
             self._start_heartbeats()
-            if self._send_ready:
-                self._write(self._conn.send(self._ready()))
             return await self._stopped
         finally:
+            if self._deadline is not None:
+                self._deadline.cancel()
             for sig in signals:
                 loop.remove_signal_handler(sig)
             self._stopping_heartbeats = True
@@ -238,16 +272,21 @@ class Child(HandlerRegistry):
         return [signal.SIGTERM]
 
     def _ready(self) -> Ready:
-        # READY goes out before INIT is read; a child that takes its mode from INIT does
-        # not know it yet, and READY's mode is the one it actually runs in: leave it out.
-        mode = {"mode": self._mode} if self._mode_explicit else {}
+        # Sent once INIT has settled the mode and the cap: READY states what the child
+        # actually runs with (READY-2, SCHED-2). One at a time is a cap of 1.
+        cap = 1 if self._mode == "sequential" else self._max_concurrency
+        limits: dict[str, int] = {} if cap is None else {"max_concurrency": cap}
+        # A limit under the 1 MiB every receiver takes (FRAME-6) cannot be stated.
+        if self._max_line_bytes >= MIN_MAX_LINE_BYTES:
+            limits["max_line_bytes"] = min(self._max_line_bytes, _MAX_STATED_LINE_BYTES)
         return Ready(
             type="READY",
             pid=os.getpid(),
             protocol=PROTOCOL_VERSION,
+            mode=self._mode,
             actions=self._handlers.names(),
             implementation=IMPLEMENTATION,
-            **mode,
+            **limits,
         )
 
     def _write(self, line: bytes) -> None:
@@ -320,15 +359,21 @@ class Child(HandlerRegistry):
             grace = event.message.timeout
             self.shutdown(grace if isinstance(grace, int) else None)
         elif isinstance(event, StreamEnded):
-            # The master is gone (STREAM-3, SHUT-2).
-            log.info("stdin closed: shutting down")
-            self.shutdown()
+            # The master is gone (STREAM-3, SHUT-2): nothing will answer our requests,
+            # and nothing will read our answers for long.
+            log.info("stdin closed: stopping within %d ms", self._eof_grace)
+            self._fail_pending(PeepsyShutdownError("the master closed the channel"))
+            self.shutdown(self._eof_grace)
+        elif isinstance(event, InvalidResponseReceived):
+            self._settle_invalid(event)
         elif isinstance(event, UnmatchedResponse):
             log.debug("ignored a RESPONSE to %r (late=%s)", event.response.id, event.late)
         elif isinstance(event, HeartbeatReceived | ReadyReceived):  # pragma: no cover
             pass  # the core rejects these for a child (MSG-6)
 
     def _rejected_line(self, event: MessageRejected) -> None:
+        # An invalid INIT or SHUTDOWN lands here too, and changes nothing (MSG-9); a bad
+        # REQUEST whose id could be read is answered even while stopping (REQ-9).
         self._rejected += 1
         err = event.error
         log.warning("bad line from master: %s", err)
@@ -350,9 +395,14 @@ class Child(HandlerRegistry):
             if self._pool is not None:  # sized for the old mode
                 self._pool.shutdown(wait=False)
                 self._pool = None
+        if not self._max_concurrency_explicit and isinstance(msg.max_concurrency, int):
+            self._max_concurrency = msg.max_concurrency
+            log.info("concurrency cap set to %d by INIT", msg.max_concurrency)
         if not self._heartbeat_explicit and isinstance(msg.heartbeat_interval, int):
             self._heartbeat_ms = msg.heartbeat_interval
             self._hb_stop.set()  # wake the heartbeat thread to apply it now
+        if self._send_ready:
+            self._write(self._conn.send(self._ready()))
 
     # --- scheduling (SCHED-1..3) --------------------------------------------------------
 
@@ -368,7 +418,7 @@ class Child(HandlerRegistry):
             return
         entry = self._handlers.get(event.action)
         if entry is None:
-            message = NOT_FOUND_TEMPLATE.format(action=event.action)
+            message = NOT_FOUND_TEMPLATE.format(action=printable(event.action))
             payload = ErrorPayload(
                 name="PeepsyNotFoundError", message=message, code="PEEPSY_NOT_FOUND"
             )
@@ -437,8 +487,6 @@ class Child(HandlerRegistry):
             self._draining = False
 
     async def _execute(self, event: RequestReceived, entry: HandlerEntry) -> None:
-        assert self._idle is not None
-        self._idle.clear()
         try:
             result = await entry.run(event.data, self._executor())
         except asyncio.CancelledError:
@@ -456,9 +504,10 @@ class Child(HandlerRegistry):
                 self._write(line)
         finally:
             self._running -= 1
-            if self._running == 0:
-                self._idle.set()
-            if self._queued and not self._stopping:
+            if self._stopping:
+                if self._running == 0:
+                    self._stopped_serving()
+            elif self._queued:
                 self._start_queued()
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -482,26 +531,44 @@ class Child(HandlerRegistry):
     # --- stopping (SHUT-1, SHUT-2) ------------------------------------------------------
 
     def shutdown(self, grace: int | None = None) -> None:
-        """Stop taking requests, answer the queued ones with 503, let the running ones
-        finish (at most ``grace`` ms, default ``shutdown_grace``), then stop serving."""
-        if self._stopping or self._loop is None:
+        """Stop taking requests: answer the queued ones 503, let the running ones finish
+        for at most ``grace`` ms (default ``shutdown_grace``), then stop serving. A later
+        call can bring that deadline closer, never push it back."""
+        if self._loop is None or self._stopped is None or self._stopped.done():
+            return
+        self._stop_within(self._shutdown_grace if grace is None else grace)
+        if self._stopping:
             return
         self._stopping = True
         while (item := self._pop()) is not None:
             self._answer_error(item.event.id, PeepsyShutdownError("the child is shutting down"))
-        self._loop.create_task(self._drain(grace if grace is not None else self._shutdown_grace))
+        if self._running == 0:
+            self._stopped_serving()
 
-    async def _drain(self, grace_ms: int) -> None:
-        assert self._idle is not None
+    def _stop_within(self, grace_ms: int) -> None:
+        assert self._loop is not None
+        when = self._loop.time() + grace_ms / 1000
+        if self._deadline is not None:
+            if self._deadline.when() <= when:
+                return
+            self._deadline.cancel()
+        self._deadline = self._loop.call_at(when, self._abandon)
+
+    def _abandon(self) -> None:
+        """The stop deadline passed with handlers still running (SHUT-6, STREAM-3): leave
+        them unanswered; the master fails their requests."""
+        log.warning(
+            "%d request(s) still running at the stop deadline; abandoning them", self._running
+        )
+        self._abandoned = True
+        for task in list(self._tasks):
+            task.cancel()
+        self._stopped_serving()
+
+    def _stopped_serving(self) -> None:
         assert self._stopped is not None
-        try:
-            await asyncio.wait_for(self._idle.wait(), grace_ms / 1000)
-        except TimeoutError:
-            log.warning(
-                "%d request(s) still running after %d ms; abandoning them", self._running, grace_ms
-            )
-            for task in list(self._tasks):
-                task.cancel()
+        if self._deadline is not None:
+            self._deadline.cancel()
         if not self._stopped.done():
             self._stopped.set_result(0)
 
@@ -539,9 +606,13 @@ class Child(HandlerRegistry):
         """Ask the master to run ``action``; return its response data.
 
         Raises :class:`~peepsy.RemoteError` when the master answers with a failure,
-        :class:`~peepsy.PeepsyTimeoutError` when it does not answer in time (retried up
-        to ``retries`` times, ``retry_delay`` ms apart: a timeout is the one failure
-        where the master may not have seen the request).
+        :class:`~peepsy.protocol.InvalidResponse` when its answer is invalid (MSG-9),
+        :class:`~peepsy.PeepsyTimeoutError` when it does not answer within ``timeout``
+        ms (REQ-11; a late answer is then ignored; retried up to ``retries`` times,
+        ``retry_delay`` ms apart: a timeout is the one failure where the master may not
+        have seen the request), :class:`~peepsy.protocol.LineTooLongForPeer` when the
+        request would be longer than the master's ``maxLineBytes`` (FRAME-11), and
+        :class:`~peepsy.PeepsyShutdownError` when the child stops first.
         """
         if self._channel is None or self._loop is None:
             raise PeepsyError("the child is not serving")
@@ -590,6 +661,18 @@ class Child(HandlerRegistry):
                     timeout_ms=timeout,
                 )
             )
+
+    def _settle_invalid(self, event: InvalidResponseReceived) -> None:
+        # MSG-9: the answer came and was invalid; no valid one will follow, so the
+        # caller learns it now rather than at its timeout.
+        log.warning("invalid answer from the master: %s", event.error)
+        entry = self._pending.pop(event.id, None)
+        if entry is None:  # pragma: no cover - the core only reports ids we await
+            return
+        future, timer = entry
+        timer.cancel()
+        if not future.done():
+            future.set_exception(event.error)
 
     def _settle(self, event: ResponseReceived) -> None:
         entry = self._pending.pop(event.response.id, None)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from peepsy.conformance._schemas import schema_errors
 from peepsy.conformance._transcript import Outcome
-from peepsy.conformance._wire import Session
+from peepsy.conformance._wire import Session, WireLine
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """What a check found in one run: how many things it judged, and the problems."""
+
+    judged: int
+    problems: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,15 +26,29 @@ class GlobalCheck:
     requirement: tuple[str, ...]
     severity: str
     description: str
-    find: Callable[[Session], list[str]]
+    find: Callable[[Session], Findings]
+    #: What there was nothing of, when no run gave the check anything to judge.
+    nothing: str
 
     def judge(self, sessions: list[Session]) -> Outcome:
         problems: list[str] = []
+        judged = 0
         for session in sessions:
-            problems += self.find(session)
-        verdict = "pass" if not problems else ("fail" if self.severity == "MUST" else "warn")
+            found = self.find(session)
+            judged += found.judged
+            problems += found.problems
+        message = "; ".join(problems[:5]) + (
+            f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        )
         if not sessions:
             verdict = "skip"
+        elif problems:
+            verdict = "fail" if self.severity == "MUST" else "warn"
+        elif not judged:
+            # Nothing to judge is no evidence of conformance: never a pass.
+            verdict, message = "untestable", f"not testable: {self.nothing} in any run"
+        else:
+            verdict = "pass"
         return Outcome(
             check=self.check,
             requirement=self.requirement,
@@ -33,58 +56,82 @@ class GlobalCheck:
             severity=self.severity,
             description=self.description,
             verdict=verdict,  # type: ignore[arg-type]
-            message="; ".join(problems[:5])
-            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""),
+            message=message,
             source="(built in)",
         )
 
 
-def _from_worker(session: Session) -> list[Any]:
+def _from_worker(session: Session) -> list[WireLine]:
     return [line for line in session.trace if line.direction == "from-worker"]
 
 
-def _purity(session: Session) -> list[str]:
+def _messages(session: Session) -> list[tuple[WireLine, dict[str, Any]]]:
+    """The worker's messages: objects with a string type."""
     return [
-        f"{line.t:.0f} ms: {line.problem}: {line.raw[:80]!r}"
+        (line, line.message)
         for line in _from_worker(session)
-        if line.problem and "CR LF" not in line.problem and "byte-order" not in line.problem
+        if isinstance(line.message, dict) and isinstance(line.message.get("type"), str)
     ]
 
 
-def _crlf(session: Session) -> list[str]:
-    return [
-        f"{line.t:.0f} ms: {line.raw[:60]!r}"
-        for line in _from_worker(session)
-        if line.raw.endswith(b"\r\n")
-    ]
+def _each_line(session: Session, problem: Callable[[WireLine], str | None]) -> Findings:
+    lines = _from_worker(session)
+    found = [p for line in lines if (p := problem(line)) is not None]
+    return Findings(len(lines), found)
 
 
-def _bom(session: Session) -> list[str]:
-    return [
-        f"{line.t:.0f} ms: {line.raw[:60]!r}"
-        for line in _from_worker(session)
-        if line.raw.startswith(b"\xef\xbb\xbf")
-    ]
+def _purity(session: Session) -> Findings:
+    def problem(line: WireLine) -> str | None:
+        if line.problem and "CR LF" not in line.problem and "byte-order" not in line.problem:
+            return f"{line.t:.0f} ms: {line.problem}: {line.raw[:80]!r}"
+        return None
+
+    return _each_line(session, problem)
 
 
-def _partial(session: Session) -> list[str]:
-    return (
-        [f"output ended inside a line: {session.partial[:80]!r}"] if session.partial.strip() else []
+def _crlf(session: Session) -> Findings:
+    return _each_line(
+        session,
+        lambda line: f"{line.t:.0f} ms: {line.raw[:60]!r}" if line.raw.endswith(b"\r\n") else None,
     )
 
 
-def _schema(session: Session) -> list[str]:
+def _bom(session: Session) -> Findings:
+    return _each_line(
+        session,
+        lambda line: f"{line.t:.0f} ms: {line.raw[:60]!r}" if line.raw.startswith(BOM) else None,
+    )
+
+
+def _partial(session: Session) -> Findings:
+    wrote = bool(_from_worker(session)) or bool(session.partial.strip())
+    problems = (
+        [f"output ended inside a line: {session.partial[:80]!r}"] if session.partial.strip() else []
+    )
+    return Findings(int(wrote), problems)
+
+
+def _schema(session: Session) -> Findings:
+    messages = _messages(session)
     out = []
-    for line in _from_worker(session):
-        if isinstance(line.message, dict) and isinstance(line.message.get("type"), str):
-            errors = schema_errors("child-message.json", line.message)
-            if errors:
-                out.append(f"{line.t:.0f} ms {line.message.get('type')}: {errors[0]}")
-    return out
+    for line, msg in messages:
+        errors = schema_errors("child-message.json", msg)
+        if errors:
+            out.append(f"{line.t:.0f} ms {msg.get('type')}: {errors[0]}")
+    return Findings(len(messages), out)
 
 
 _KNOWN = {
-    "READY": {"type", "pid", "protocol", "mode", "actions", "implementation"},
+    "READY": {
+        "type",
+        "pid",
+        "protocol",
+        "mode",
+        "actions",
+        "implementation",
+        "maxConcurrency",
+        "maxLineBytes",
+    },
     "REQUEST": {"type", "id", "action", "data", "timeout", "priority", "request"},
     "RESPONSE": {"type", "id", "status", "data", "error", "errorPayload"},
     "HEARTBEAT": {"type", "pid", "timestamp", "requestsActive"},
@@ -97,7 +144,7 @@ _KNOWN_NESTED = {
 }
 # Members the schema types as integers: JSON Schema counts 404.0 as one, MSG-7 does not.
 _INTEGERS = {
-    "READY": ("pid",),
+    "READY": ("pid", "maxConcurrency", "maxLineBytes"),
     "REQUEST": ("timeout", "priority"),
     "RESPONSE": ("status",),
     "HEARTBEAT": ("pid", "timestamp", "requestsActive"),
@@ -108,79 +155,178 @@ def _extra(members: dict[str, Any], known: set[str]) -> list[str]:
     return sorted(k for k in members if k not in known and not k.startswith("x-"))
 
 
-def _unknown_members(session: Session) -> list[str]:
+def _unknown_members(session: Session) -> Findings:
+    judged = 0
     out = []
-    for line in _from_worker(session):
-        msg = line.message
-        if not isinstance(msg, dict) or msg.get("type") not in _KNOWN:
-            continue
+    for _, msg in _messages(session):
         kind = msg["type"]
+        if kind not in _KNOWN:
+            continue
+        judged += 1
         extra = _extra(msg, _KNOWN[kind])
         for (owner, member), known in _KNOWN_NESTED.items():
             if kind == owner and isinstance(msg.get(member), dict):
                 extra += [f"{member}.{k}" for k in _extra(msg[member], known)]
         if extra:
             out.append(f"{kind} with {', '.join(extra)}")
-    return out
+    return Findings(judged, out)
 
 
-def _fractional_integers(session: Session) -> list[str]:
+def _fractional_integers(session: Session) -> Findings:
+    judged = 0
     out = []
-    for line in _from_worker(session):
-        msg = line.message
-        if isinstance(msg, dict) and msg.get("type") in _INTEGERS:
-            for member in _INTEGERS[msg["type"]]:
-                if isinstance(msg.get(member), float):
-                    out.append(f"{msg['type']} {member} written as {msg[member]!r}")
-    return out
+    for _, msg in _messages(session):
+        for member in _INTEGERS.get(msg["type"], ()):
+            if member not in msg:
+                continue
+            judged += 1
+            if isinstance(msg[member], float):
+                out.append(f"{msg['type']} {member} written as {msg[member]!r}")
+    return Findings(judged, out)
 
 
-def _responses(session: Session) -> Iterator[dict[str, Any]]:
+def _responses(session: Session) -> list[dict[str, Any]]:
     """The worker's RESPONSEs that carry an integer status."""
-    for line in _from_worker(session):
-        msg = line.message
-        is_response = isinstance(msg, dict) and msg.get("type") == "RESPONSE"
-        if is_response and isinstance(msg.get("status"), int):
-            yield msg
-
-
-def _stacks(session: Session) -> list[str]:
     return [
-        f"RESPONSE {msg.get('id')!r} carries errorPayload.stack"
-        for msg in _responses(session)
-        if isinstance(msg.get("errorPayload"), dict) and "stack" in msg["errorPayload"]
+        msg
+        for _, msg in _messages(session)
+        if msg["type"] == "RESPONSE" and isinstance(msg.get("status"), int)
     ]
 
 
-def _failure_error_text(session: Session) -> list[str]:
+def _failures(session: Session) -> list[dict[str, Any]]:
+    return [msg for msg in _responses(session) if msg["status"] >= 400]
+
+
+def _stacks(session: Session) -> Findings:
+    failures = _failures(session)
+    return Findings(
+        len(failures),
+        [
+            f"RESPONSE {msg.get('id')!r} carries errorPayload.stack"
+            for msg in failures
+            if isinstance(msg.get("errorPayload"), dict) and "stack" in msg["errorPayload"]
+        ],
+    )
+
+
+def _failure_error_text(session: Session) -> Findings:
+    responses = _responses(session)
     out = []
-    for msg in _responses(session):
+    for msg in responses:
         if msg["status"] >= 400 and not isinstance(msg.get("error"), str):
             out.append(f"RESPONSE {msg.get('id')!r} status {msg['status']} has no error string")
         if msg["status"] < 400 and ("error" in msg or "errorPayload" in msg):
             out.append(f"RESPONSE {msg.get('id')!r} status {msg['status']} carries an error")
+    return Findings(len(responses), out)
+
+
+def _failure_payload(session: Session) -> Findings:
+    failures = _failures(session)
+    out = []
+    for msg in failures:
+        payload = msg.get("errorPayload")
+        if not isinstance(payload, dict):
+            out.append(f"RESPONSE {msg.get('id')!r} status {msg['status']} has no errorPayload")
+        elif isinstance(msg.get("error"), str) and payload.get("message") != msg["error"]:
+            out.append(
+                f"RESPONSE {msg.get('id')!r}: errorPayload.message differs from error (RESP-8)"
+            )
+    return Findings(len(failures), out)
+
+
+def _inits(session: Session) -> list[tuple[int, dict[str, Any]]]:
+    """The valid INITs the suite sent, with their place in the trace. An invalid INIT
+    is as if it had not come (MSG-9), so it is no INIT here either."""
+    out = []
+    for index, line in enumerate(session.trace):
+        # Lines to the worker are not parsed as they go (some are 20 MiB): an INIT is
+        # small and names its type near the start.
+        if line.direction != "to-worker" or b'"INIT"' not in line.raw[:200]:
+            continue
+        try:
+            msg = json.loads(line.raw)
+        except ValueError:
+            continue
+        is_init = isinstance(msg, dict) and msg.get("type") == "INIT"
+        if is_init and not schema_errors("init.json", msg):
+            out.append((index, msg))
     return out
 
 
-def _failure_payload(session: Session) -> list[str]:
-    return [
-        f"RESPONSE {msg.get('id')!r} status {msg['status']} has no errorPayload"
-        for msg in _responses(session)
-        if msg["status"] >= 400 and "errorPayload" not in msg
+def _ready_once(session: Session) -> Findings:
+    """READY-2: at most one READY, after the first INIT, before any other answer."""
+    readies = [
+        (index, line)
+        for index, line in enumerate(session.trace)
+        if line.direction == "from-worker"
+        and isinstance(line.message, dict)
+        and line.message.get("type") == "READY"
     ]
+    if not readies:
+        return Findings(0, [])
+    out = []
+    if len(readies) > 1:
+        out.append(
+            f"{len(readies)} READYs in one run, at "
+            + ", ".join(f"{line.t:.0f}" for _, line in readies)
+            + " ms"
+        )
+    first, ready = readies[0]
+    inits = _inits(session)
+    if not inits or inits[0][0] > first:
+        out.append(f"READY at {ready.t:.0f} ms with no INIT before it")
+    else:
+        for line in session.trace[inits[0][0] : first]:
+            kind = line.message.get("type") if isinstance(line.message, dict) else None
+            if line.direction == "from-worker" and kind in ("RESPONSE", "REQUEST"):
+                out.append(
+                    f"a {kind} at {line.t:.0f} ms came between INIT and READY ({ready.t:.0f} ms)"
+                )
+                break
+    return Findings(len(readies), out)
 
+
+def _within_peer_limit(session: Session) -> Findings:
+    """FRAME-11: once INIT states maxLineBytes, no line of the worker's is longer."""
+    inits = _inits(session)
+    if not inits or not isinstance(inits[0][1].get("maxLineBytes"), int):
+        return Findings(0, [])
+    start, init = inits[0]
+    limit: int = init["maxLineBytes"]
+    lines = [line for line in session.trace[start:] if line.direction == "from-worker"]
+    return Findings(
+        len(lines),
+        [
+            f"{line.t:.0f} ms: a line of {len(line.raw)} bytes; INIT's maxLineBytes is {limit}"
+            for line in lines
+            if len(line.raw) > limit
+        ],
+    )
+
+
+BOM = b"\xef\xbb\xbf"
+LINES = "no line from the worker"
+RESPONSES = "no RESPONSE from the worker"
+FAILURES = "no failure RESPONSE from the worker"
 
 GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (
     GlobalCheck(
         "stream.stdout-purity",
-        ("STREAM-1", "FRAME-1"),
+        ("STREAM-1", "FRAME-1", "MSG-1", "STREAM-4"),
         "MUST",
-        "stdout carries protocol lines only: no banner, no stray print",
+        "stdout carries protocol lines only: no banner, no stray print, no broken line",
         _purity,
+        LINES,
     ),
-    GlobalCheck("frame.no-crlf", ("FRAME-4",), "MUST", "no line ends with CR LF", _crlf),
+    GlobalCheck("frame.no-crlf", ("FRAME-4",), "MUST", "no line ends with CR LF", _crlf, LINES),
     GlobalCheck(
-        "frame.no-bom", ("FRAME-7",), "MUST", "no line starts with a byte-order mark", _bom
+        "frame.no-bom",
+        ("FRAME-7",),
+        "MUST",
+        "no line starts with a byte-order mark",
+        _bom,
+        LINES,
     ),
     GlobalCheck(
         "frame.no-partial-line",
@@ -188,13 +334,15 @@ GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (
         "MUST",
         "every line the worker wrote ends with a newline",
         _partial,
+        "no output from the worker",
     ),
     GlobalCheck(
         "msg.schema-valid",
-        ("MSG-2", "MSG-6"),
+        ("MSG-2", "MSG-6", "VER-1"),
         "MUST",
         "every message the worker sent validates against schema/child-message.json",
         _schema,
+        "no message from the worker",
     ),
     GlobalCheck(
         "msg.no-unknown-members",
@@ -202,6 +350,7 @@ GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (
         "MUST",
         "the worker sends only members the protocol defines (or x- extensions)",
         _unknown_members,
+        "no message of a known type from the worker",
     ),
     GlobalCheck(
         "resp.error-text",
@@ -209,13 +358,15 @@ GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (
         "MUST",
         "failures carry an error string; successes carry no error",
         _failure_error_text,
+        RESPONSES,
     ),
     GlobalCheck(
         "resp.error-payload",
-        ("RESP-3",),
+        ("RESP-8",),
         "SHOULD",
-        "failures carry a structured errorPayload",
+        "failures carry a structured errorPayload whose message is the error text",
         _failure_payload,
+        FAILURES,
     ),
     GlobalCheck(
         "msg.integers-without-fraction",
@@ -223,6 +374,7 @@ GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (
         "MUST",
         "integers are written without a fraction (404, never 404.0)",
         _fractional_integers,
+        "no integer member in the worker's messages",
     ),
     GlobalCheck(
         "resp.no-stack-by-default",
@@ -230,5 +382,22 @@ GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (
         "MUST",
         "no errorPayload.stack unless the worker was configured to send it",
         _stacks,
+        FAILURES,
+    ),
+    GlobalCheck(
+        "ready.once-after-init",
+        ("READY-2",),
+        "MUST",
+        "at most one READY per run, only after an INIT, before any RESPONSE or REQUEST",
+        _ready_once,
+        "no READY from the worker",
+    ),
+    GlobalCheck(
+        "frame.line-within-peer-limit",
+        ("FRAME-11",),
+        "MUST",
+        "no line longer than the maxLineBytes INIT states",
+        _within_peer_limit,
+        "no worker line after an INIT with maxLineBytes",
     ),
 )

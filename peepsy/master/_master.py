@@ -51,12 +51,14 @@ from peepsy.master._events import (
 from peepsy.master._stats import GroupStats, ProcessStats, ProcessStatus, Reply, Strategy
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
+    MIN_MAX_LINE_BYTES,
     PROTOCOL_VERSION,
     Connection,
     ErrorPayload,
     Event,
     HeartbeatReceived,
     Init,
+    InvalidResponseReceived,
     MessageRejected,
     ReadyReceived,
     RequestReceived,
@@ -67,6 +69,7 @@ from peepsy.protocol import (
     StreamEnded,
     UnmatchedResponse,
 )
+from peepsy.protocol._codec import printable
 from peepsy.transport import (
     ChildTransport,
     Launcher,
@@ -88,6 +91,7 @@ STRATEGIES: Final = ("round-robin", "random", "least-busy")
 SAFE_RETRY_STATUSES: Final = NOT_RUN_STATUSES
 EMA_ALPHA: Final = 0.2
 _STDERR_LINES: Final = 200
+_MAX_STATED_LINE_BYTES: Final = 2**53 - 1
 #: Statuses of a child whose process runs (set on spawn, cleared when it exits).
 # "starting" and "restarting" are neither: until the new process is up and its
 # transport in place, a request would be written to nothing.
@@ -472,12 +476,20 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
             raise PeepsyProcessError(
                 f"could not start {handle.target}: {exc}", target=handle.target
             ) from exc
+        # FRAME-6/11: the child may write lines up to our limit, when we can state it (a
+        # limit under the 1 MiB every receiver takes cannot be).
+        limit = (
+            {"max_line_bytes": min(self._max_line_bytes, _MAX_STATED_LINE_BYTES)}
+            if self._max_line_bytes >= MIN_MAX_LINE_BYTES
+            else {}
+        )
         init = Init(
             type="INIT",
             mode=handle.mode,
             protocol=PROTOCOL_VERSION,
             target=handle.target,
             heartbeat_interval=self._heartbeat_interval,
+            **limit,
         )
         handle.transport.write(handle.conn.send(init))
         handle.status = "running"  # the process is up; it owes us no message to prove it
@@ -566,7 +578,10 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         status, :class:`~peepsy.PeepsyTimeoutError` after ``timeout`` ms,
         :class:`~peepsy.PeepsyProcessError` when the child dies with the request in
         flight or no member is running, :class:`~peepsy.PeepsyNotFoundError` for an
-        unknown target. Retries (``retries``, default ``max_retries``, ``retry_delay``
+        unknown target, :class:`~peepsy.protocol.InvalidResponse` at once when the
+        child's answer is invalid (MSG-9), :class:`~peepsy.protocol.LineTooLongForPeer`
+        without sending when the request is longer than the child's READY allows
+        (FRAME-11). Retries (``retries``, default ``max_retries``, ``retry_delay``
         apart) cover only faults after which the request cannot have completed or
         cannot be told to have: timeouts, process errors, unknown targets and 408/503
         answers (the request never ran). Other failure statuses are retried only when
@@ -778,6 +793,8 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
                 handle.status = "running"
         elif isinstance(event, MessageRejected):
             self._on_garbage(handle, event)
+        elif isinstance(event, InvalidResponseReceived):
+            self._on_invalid_response(handle, event)
         elif isinstance(event, UnmatchedResponse):
             if event.late:
                 handle.late_responses += 1
@@ -809,6 +826,19 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         if not call.future.done():
             call.future.set_result(event.response)
 
+    def _on_invalid_response(self, handle: _ChildHandle, event: InvalidResponseReceived) -> None:
+        # MSG-9: the child answered, wrongly; its caller learns it now, not at its timeout.
+        handle.rejected_lines += 1
+        handle.errors += 1
+        log.warning("%s sent a bad line: %s", handle.target, event.error)
+        self._emitter.emit("error", ErrorEvent(handle.target, event.error))
+        call = handle.inflight.pop(event.id, None)
+        if call is None:  # pragma: no cover - the core reports only ids we wait for
+            return
+        self._finish(call)
+        if not call.future.done():
+            call.future.set_exception(event.error)
+
     def _on_garbage(self, handle: _ChildHandle, event: MessageRejected) -> None:
         handle.rejected_lines += 1
         err = event.error
@@ -823,7 +853,7 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
     def _serve_child_request(self, handle: _ChildHandle, event: RequestReceived) -> None:
         entry = self._handlers.get(event.action)
         if entry is None:
-            message = NOT_FOUND_TEMPLATE.format(action=event.action)
+            message = NOT_FOUND_TEMPLATE.format(action=printable(event.action))
             payload = ErrorPayload(
                 name="PeepsyNotFoundError", message=message, code="PEEPSY_NOT_FOUND"
             )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any, Final, NoReturn
 
-from pydantic import ValidationError
-from pydantic_core import PydanticSerializationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from peepsy._errors import (
     EncodeError,
@@ -18,10 +20,20 @@ from peepsy._errors import (
 from peepsy.protocol._messages import LEGACY_TAG, MESSAGE_ADAPTER, Message
 
 _validate_json: Final = MESSAGE_ADAPTER.validate_json
+_validate_python: Final = MESSAGE_ADAPTER.validate_python
+#: A JSON escape of a UTF-16 surrogate, which pydantic's parser refuses when it stands alone.
+_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_NOT_JSON: Final = object()
 
 
 def parse(line: bytes | str, *, line_number: int | None = None) -> Message:
     """Validate one line (without its newline) into a message model.
+
+    A number that equals an integer (``5000.0``, ``5e3``) is taken as that integer
+    wherever the schema wants one (MSG-8), and strings may hold lone surrogate escapes
+    (FRAME-9). Both cost nothing on the common line: they are handled only after the
+    strict parse has failed.
 
     Raises a :class:`~peepsy.RemoteProtocolError` subclass that says what is wrong,
     where (JSON paths), and which request id the line carried, if any.
@@ -29,15 +41,17 @@ def parse(line: bytes | str, *, line_number: int | None = None) -> Message:
     try:
         message = _validate_json(line)
     except ValidationError as exc:
-        _raise_for(exc, line, line_number)
+        message = _parse_leniently(exc, line, line_number)
     # JSON has no NaN or Infinity (RFC 8259), but the parser takes them: look closer only
     # when the bytes could hold one, so the common line pays two substring searches.
     raw = line if isinstance(line, bytes) else line.encode()
     if (b"NaN" in raw or b"Infinity" in raw) and _has_constant(line):
+        request_id, response_id = _recover_ids(line)
         raise InvalidJson(
             "NaN and Infinity are not JSON numbers",
             line=line_number,
-            request_id=_recover_id(line),
+            request_id=request_id,
+            response_id=response_id,
         )
     return message
 
@@ -47,12 +61,166 @@ def encode(message: Message) -> bytes:
 
     ``data`` and ``details`` are written as pydantic writes JSON: models, dataclasses,
     dates and UUIDs become JSON values, and a float that is NaN or infinite becomes
-    ``null`` as in JavaScript's ``JSON.stringify``.
+    ``null`` as in JavaScript's ``JSON.stringify``. A lone surrogate in a string is
+    written as its ``\\uXXXX`` escape (FRAME-9), never as bytes that are not UTF-8.
     """
+    serializer = message.__pydantic_serializer__
     try:
-        return message.__pydantic_serializer__.to_json(message, by_alias=True) + b"\n"
+        return serializer.to_json(message, by_alias=True) + b"\n"
     except PydanticSerializationError as exc:
-        raise EncodeError(f"cannot write {message.type} as JSON: {exc}") from exc
+        if not _is_surrogate_failure(exc):
+            raise EncodeError(f"cannot write {message.type} as JSON: {exc}") from exc
+        return _dumps_escaping(serializer.to_python(message, by_alias=True), message.type) + b"\n"
+
+
+def dumps(value: Any, kind: str) -> bytes:
+    """One JSON value as bytes, written as :func:`encode` writes a message's ``data``."""
+    try:
+        return to_json(value, by_alias=True, inf_nan_mode="null")
+    except PydanticSerializationError as exc:
+        if not _is_surrogate_failure(exc):
+            raise EncodeError(f"cannot write {kind} as JSON: {exc}") from exc
+        return _dumps_escaping(value, kind)
+
+
+def printable(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD: for messages meant for
+    people (error texts), which the models hold only as valid Unicode."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
+def _is_surrogate_failure(exc: Exception) -> bool:
+    return "surrogates not allowed" in str(exc)
+
+
+def _dumps_escaping(value: Any, kind: str) -> bytes:
+    # The slow path of FRAME-9: the stdlib writes lone surrogates as characters, which
+    # are then turned into escapes; they can only stand inside JSON strings.
+    try:
+        text = json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError, PydanticSerializationError) as exc:
+        raise EncodeError(f"cannot write {kind} as JSON: {exc}") from exc
+    return _SURROGATE.sub(_escape, text).encode()
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as the JSON types the stdlib writes, mapped as pydantic maps them."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {_plain_key(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return _plain(to_jsonable_python(value, by_alias=True, inf_nan_mode="null"))
+
+
+def _plain_key(key: Any) -> Any:
+    return key if isinstance(key, str) else to_jsonable_python(key)
+
+
+def _loads(line: bytes | str) -> Any:
+    """The stdlib's reading of a line, or ``_NOT_JSON``. Bytes must be UTF-8: the stdlib
+    would also guess UTF-16 and let encoded surrogates through."""
+    try:
+        return json.loads(line.decode() if isinstance(line, bytes) else line)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+def _parse_leniently(exc: ValidationError, line: bytes | str, line_number: int | None) -> Message:
+    """The slow path, taken only when the strict parse failed: it may have failed on a
+    lone surrogate escape (FRAME-9) or an integral float (MSG-8) alone."""
+    first = exc.errors(include_url=False, include_context=False)[0]
+    if first["type"] == "json_invalid":
+        raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
+        if _SURROGATE_ESCAPE.search(raw) is None:
+            raise InvalidJson(first["msg"], line=line_number) from None
+        obj = _loads(line)
+        if obj is _NOT_JSON:
+            raise InvalidJson(first["msg"], line=line_number) from None
+    elif _repairable(exc):
+        obj = _loads(line)
+    else:
+        _raise_for(exc, line, line_number)
+    try:
+        return _validate_python(obj)
+    except ValidationError as again:
+        exc = again
+    originals: list[tuple[tuple[int | str, ...], str]] = []
+    if _repair(obj, exc, originals):
+        try:
+            message = _validate_python(obj)
+        except ValidationError as last:
+            exc = last
+        else:
+            for loc, text in originals:
+                _put_back(message, loc, text)
+            return message
+    return _raise_for(exc, line, line_number)
+
+
+def _repairable(exc: ValidationError) -> bool:
+    return any(err["type"] == "int_type" and _integral_float(err["input"]) for err in exc.errors())
+
+
+def _integral_float(value: object) -> bool:
+    return type(value) is float and math.isfinite(value) and value.is_integer()
+
+
+def _repair(
+    obj: Any, exc: ValidationError, originals: list[tuple[tuple[int | str, ...], str]]
+) -> bool:
+    """Turn, in place, each integral float the models refused into its integer (MSG-8)
+    and each string they refused for a lone surrogate into a stand-in of the same
+    length (FRAME-9), remembered in ``originals``. Returns whether anything changed."""
+    changed = False
+    for err in exc.errors(include_url=False, include_context=False):
+        if not err["loc"]:
+            continue  # the message as a whole: no member to repair
+        loc = _object_path(err["loc"])
+        value = err["input"]
+        if err["type"] == "int_type" and _integral_float(value):
+            replacement: Any = int(value)
+        elif err["type"] == "string_unicode" and isinstance(value, str):
+            replacement = _SURROGATE.sub("\ufffd", value)
+            originals.append((loc, value))
+        else:
+            continue
+        container = obj
+        for part in loc[:-1]:
+            container = container[part]
+        container[loc[-1]] = replacement
+        changed = True
+    return changed
+
+
+def _object_path(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    # The tags that routed the message (its type, a REQUEST's shape) are not members.
+    return loc[2:] if loc[0] == "REQUEST" else loc[1:]
+
+
+def _put_back(message: BaseModel, loc: tuple[int | str, ...], text: str) -> None:
+    target: Any = message
+    for part in loc[:-1]:
+        target = target[part] if isinstance(part, int) else getattr(target, _attr(target, part))
+    last = loc[-1]
+    if isinstance(last, int):
+        target[last] = text
+    else:
+        object.__setattr__(target, _attr(target, last), text)
+
+
+def _attr(model: BaseModel, alias: str) -> str:
+    for name, field in type(model).model_fields.items():
+        if alias in (field.alias, name):
+            return name
+    raise KeyError(alias)  # pragma: no cover - the loc came from this model
 
 
 class _Constant(Exception):
@@ -71,18 +239,47 @@ def _has_constant(line: bytes | str) -> bool:
     return False
 
 
-def _recover_id(line: bytes | str) -> str | None:
-    """The request id a broken REQUEST line still carries, so it can be answered (REQ-7)."""
-    try:
-        obj = json.loads(line)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(obj, dict) or obj.get("type") != "REQUEST":
-        return None
-    body = obj.get("request")
-    candidate = body.get("id") if isinstance(body, dict) else obj.get("id")
+def _recover_ids(line: bytes | str) -> tuple[str | None, str | None]:
+    """What a broken line still tells: the readable id of a REQUEST (REQ-10), so that it
+    can be answered (REQ-7), or the string id of a RESPONSE, so that the request it
+    answers can fail at once (MSG-9)."""
+    obj = _loads(line)
+    if not isinstance(obj, dict):
+        return None, None
+    kind = obj.get("type")
+    if kind == "RESPONSE":
+        rid = obj.get("id")
+        return None, rid if isinstance(rid, str) else None
+    if kind != "REQUEST":
+        return None, None
+    # REQ-10: a `request` member, whatever it holds, is where the id is; the flat id
+    # beside a broken `request` is not read.
+    if "request" in obj:
+        body = obj["request"]
+        candidate = body.get("id") if isinstance(body, dict) else None
+    else:
+        candidate = obj.get("id")
     if isinstance(candidate, str) and 0 < len(candidate) <= 128:
-        return candidate
+        return candidate, None
+    return None, None
+
+
+# How senders write a REQUEST's start: the type, then the id (or the legacy body's id).
+_HEAD_ID: Final = re.compile(
+    rb'[ \t\r]*\{[ \t\r]*"type"[ \t\r]*:[ \t\r]*"REQUEST"[ \t\r]*,[ \t\r]*'
+    rb'(?:"request"[ \t\r]*:[ \t\r]*\{[ \t\r]*)?"id"[ \t\r]*:[ \t\r]*("(?:[^"\\]|\\.)*")'
+)
+
+
+def request_id_from_head(head: bytes) -> str | None:
+    """The id of a REQUEST read from the start of its line alone, when the line is too
+    long to be parsed whole (FRAME-12); ``None`` when the start does not show one."""
+    match = _HEAD_ID.match(head)
+    if match is None:
+        return None
+    rid = _loads(match[1])
+    if isinstance(rid, str) and 0 < len(rid) <= 128:
+        return rid
     return None
 
 
@@ -110,10 +307,12 @@ def _raise_for(exc: ValidationError, line: bytes | str, line_number: int | None)
     shape = "legacy REQUEST" if kind == "REQUEST" and first["loc"][1] == LEGACY_TAG else str(kind)
     issues = tuple(Issue(json_path(err["loc"][skip:]), err["msg"]) for err in errors)
     summary = "; ".join(str(i) for i in issues)
+    request_id, response_id = _recover_ids(line)
     raise InvalidMessage(
         f"invalid {shape}: {summary}",
         line=line_number,
-        request_id=_recover_id(line),
+        request_id=request_id,
+        response_id=response_id,
         issues=issues,
     ) from None
 

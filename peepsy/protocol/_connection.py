@@ -13,16 +13,23 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 from pydantic import MISSING, ValidationError
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic_core import to_json
 
 from peepsy._errors import (
     DuplicateRequestId,
-    EncodeError,
+    InvalidResponse,
+    LineTooLongForPeer,
     LocalProtocolError,
     RemoteProtocolError,
     UnexpectedMessage,
 )
-from peepsy.protocol._codec import encode, parse
+from peepsy.protocol._codec import (
+    dumps,
+    encode,
+    parse,
+    printable,
+    request_id_from_head,
+)
 from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, LineFramer
 from peepsy.protocol._generated import (
     ErrorPayload,
@@ -91,6 +98,19 @@ class UnmatchedResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class InvalidResponseReceived:
+    """An invalid RESPONSE whose id is one of our outstanding requests (MSG-9).
+
+    That request is over: fail its caller with ``error`` now, rather than let it wait for
+    its timeout. A valid answer that still comes for it is ``UnmatchedResponse`` (late).
+    """
+
+    id: str
+    action: str
+    error: InvalidResponse
+
+
+@dataclass(frozen=True, slots=True)
 class InitReceived:
     message: Init
 
@@ -131,6 +151,7 @@ Event: TypeAlias = (
     RequestReceived
     | ResponseReceived
     | UnmatchedResponse
+    | InvalidResponseReceived
     | InitReceived
     | ReadyReceived
     | HeartbeatReceived
@@ -155,6 +176,12 @@ class Connection:
 
     ``receive_data(b"")`` means end of stream. With ``node_ipc``, the lines Node.js puts on
     its IPC channel for itself (``{"cmd":"NODE_...`` objects) are dropped silently.
+
+    ``peer_max_line_bytes`` is the longest line the peer said it accepts (FRAME-11): the
+    ``maxLineBytes`` of the first INIT a child receives, or of the first READY a master
+    receives, unless given. A REQUEST longer than that is refused
+    (:class:`~peepsy.LineTooLongForPeer`); a RESPONSE longer than that is replaced by a
+    413 failure.
     Ids of our requests are a role letter and
     a counter (``m1``, ``m2``, ... or ``c1``, ...): unique on this channel, cheap, and
     they let a late answer be told from a bogus one.
@@ -164,6 +191,7 @@ class Connection:
         "_action_json",
         "_ended",
         "_framer",
+        "_greeted",
         "_next_id",
         "_node_ipc",
         "_outstanding",
@@ -171,6 +199,7 @@ class Connection:
         "_prefix",
         "_prefix_json",
         "our_role",
+        "peer_max_line_bytes",
     )
 
     def __init__(
@@ -180,8 +209,12 @@ class Connection:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         id_prefix: str | None = None,
         node_ipc: bool = False,
+        peer_max_line_bytes: int | None = None,
     ) -> None:
         self.our_role = our_role
+        self.peer_max_line_bytes = peer_max_line_bytes
+        # Whether the peer's INIT (or READY) has come: only the first one states its limit.
+        self._greeted = peer_max_line_bytes is not None
         self._node_ipc = node_ipc
         self._framer = LineFramer(max_line_bytes)
         self._prefix = id_prefix if id_prefix is not None else our_role.value[0]
@@ -231,20 +264,40 @@ class Connection:
                     continue  # Node's own message on its IPC channel, not ours (NODE-1)
                 events.append(self._receive_line(*item))
             else:
+                self._owe(item, request_id_from_head(item.head))
                 events.append(MessageRejected(item))
         return events
+
+    def _owe(self, exc: RemoteProtocolError, request_id: str | None) -> None:
+        """Make a broken REQUEST's id owed an answer, unless that id is owed already: the
+        earlier request with it gets the answer, this line none (REQ-9)."""
+        if request_id is None or request_id in self._owed:
+            exc.request_id = None
+        else:
+            exc.request_id = request_id
+            self._owed.add(request_id)
 
     def _receive_line(self, number: int, line: bytes) -> Event:
         try:
             message = parse(line, line_number=number)
         except RemoteProtocolError as exc:
             if exc.request_id is not None:
-                if exc.request_id in self._owed:
-                    exc.request_id = None  # the earlier request with this id is answered
-                else:
-                    self._owed.add(exc.request_id)
+                self._owe(exc, exc.request_id)
+            elif exc.response_id is not None and exc.response_id in self._outstanding:
+                return self._invalid_response(exc, exc.response_id)
             return MessageRejected(exc)
         return self._dispatch(message, number)
+
+    def _invalid_response(self, exc: RemoteProtocolError, rid: str) -> InvalidResponseReceived:
+        action = self._outstanding.pop(rid)
+        error = InvalidResponse(
+            f"the answer to {action!r} (request {rid!r}) is invalid: {exc.reason}",
+            line=exc.line,
+            response_id=rid,
+            issues=exc.issues,
+        )
+        error.__cause__ = exc
+        return InvalidResponseReceived(rid, action, error)
 
     def _dispatch(self, message: Message, number: int) -> Event:
         if not isinstance(message, _ACCEPTS[self.our_role]):
@@ -262,10 +315,18 @@ class Connection:
         if isinstance(message, Heartbeat):
             return HeartbeatReceived(message)
         if isinstance(message, Init):
+            self._greet(message.max_line_bytes)
             return InitReceived(message)
         if isinstance(message, Shutdown):
             return ShutdownReceived(message)
+        self._greet(message.max_line_bytes)
         return ReadyReceived(message)
+
+    def _greet(self, limit: int | MISSING) -> None:
+        if not self._greeted:
+            self._greeted = True
+            if isinstance(limit, int):
+                self.peer_max_line_bytes = limit
 
     def _receive_response(self, response: Response) -> Event:
         action = self._outstanding.pop(response.id, None)
@@ -342,9 +403,17 @@ class Connection:
                     b'","action":',
                     action_json,
                     b',"data":',
-                    _data_json(data, "REQUEST"),
+                    dumps(data, "REQUEST"),
                     tail,
                 )
+            )
+        limit = self.peer_max_line_bytes
+        if limit is not None and len(line) > limit:
+            raise LineTooLongForPeer(
+                f"REQUEST for {action!r} not sent: its line of {len(line)} bytes exceeds "
+                f"the peer's limit of {limit} bytes (maxLineBytes)",
+                size=len(line),
+                limit=limit,
             )
         self._next_id += 1
         self._outstanding[rid] = action
@@ -357,7 +426,7 @@ class Connection:
             )
         if len(self._action_json) >= _ACTION_CACHE:
             self._action_json.clear()
-        encoded = self._action_json[action] = to_json(action)
+        encoded = self._action_json[action] = dumps(action, "REQUEST")
         return encoded
 
     def _legacy_request(
@@ -405,33 +474,59 @@ class Connection:
             line = b"".join(
                 (
                     b'{"type":"RESPONSE","id":',
-                    to_json(request_id),
+                    dumps(request_id, "RESPONSE"),
                     b',"status":200,"data":',
-                    _data_json(data, "RESPONSE"),
+                    dumps(data, "RESPONSE"),
                     b"}\n",
                 )
             )
-            self._owed.discard(request_id)
-            return line
+        else:
+            line = self._failure_or_other(request_id, status, data, error, error_payload)
+        limit = self.peer_max_line_bytes
+        if limit is not None and len(line) > limit:
+            line = self._too_long_response(request_id, len(line), limit)
+        self._owed.discard(request_id)
+        return line
+
+    def _too_long_response(self, request_id: str, size: int, limit: int) -> bytes:
+        # FRAME-11: the answer cannot be sent, so its failure is; it fits (an id is short).
+        message = (
+            f"the RESPONSE of {size} bytes exceeds the peer's line limit of {limit} bytes "
+            f"(maxLineBytes)"
+        )
+        payload = ErrorPayload(
+            name="PeepsyLineTooLongError", message=message, code="PEEPSY_LINE_TOO_LONG"
+        )
+        return self._failure_or_other(request_id, 413, None, None, payload)
+
+    def _failure_or_other(
+        self,
+        request_id: str,
+        status: int,
+        data: Any,
+        error: str | None,
+        error_payload: ErrorPayload | None,
+    ) -> bytes:
+        # The models hold only valid Unicode; an id with a lone surrogate (FRAME-9) is
+        # validated through a stand-in and put back for writing.
+        wire_id = printable(request_id)
         try:
             if status < 400:
                 if error is not None or error_payload is not None:
                     raise LocalProtocolError(f"a {status} RESPONSE carries no error")
-                message = Response(type="RESPONSE", id=request_id, status=status, data=data)
+                message = Response(type="RESPONSE", id=wire_id, status=status, data=data)
             else:
                 if error is None:
                     if error_payload is None:
                         raise LocalProtocolError(f"a {status} RESPONSE needs an error message")
                     error = error_payload.message
                 extra = {} if error_payload is None else {"error_payload": error_payload}
-                message = Response(
-                    type="RESPONSE", id=request_id, status=status, error=error, **extra
-                )
+                message = Response(type="RESPONSE", id=wire_id, status=status, error=error, **extra)
         except ValidationError as exc:
             raise LocalProtocolError(f"invalid RESPONSE to {request_id!r}: {exc}") from exc
-        line = encode(message)
-        self._owed.discard(request_id)
-        return line
+        if wire_id is not request_id:
+            object.__setattr__(message, "id", request_id)
+        return encode(message)
 
     def send(self, message: Init | Ready | Heartbeat | Shutdown) -> bytes:
         """Write a message that is neither a request nor a response (INIT, READY,
@@ -445,14 +540,6 @@ _ACTION_CACHE: Final = 1024
 # How Node.js writes its internal messages (JSON.stringify of {cmd: "NODE_...", ...}).
 _NODE_INTERNAL: Final = b'{"cmd":"NODE_'
 _INT32: Final = 2**31
-
-
-def _data_json(data: Any, kind: str) -> bytes:
-    try:
-        # Exactly how the models write their `Any` members (non-finite floats as null).
-        return to_json(data, by_alias=True, inf_nan_mode="null")
-    except PydanticSerializationError as exc:
-        raise EncodeError(f"cannot write {kind} as JSON: {exc}") from exc
 
 
 def _int_members(action: str, timeout: int | None, priority: int | None) -> bytes:

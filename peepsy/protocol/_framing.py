@@ -14,6 +14,9 @@ from peepsy._errors import LineTooLong, RemoteProtocolError, TruncatedLine
 #: requires at least 1 MiB (FRAME-6); the reference goes further so large payloads work.
 DEFAULT_MAX_LINE_BYTES: Final = 16 * 1024 * 1024
 MIN_MAX_LINE_BYTES: Final = 1024 * 1024
+#: How much of an over-long line is kept to read its request id from (FRAME-12): enough
+#: for the longest id (128 characters, each escaped as 12 bytes) after the members before it.
+HEAD_BYTES: Final = 2048
 _BOM: Final = b"\xef\xbb\xbf"
 _JSON_SPACE: Final = frozenset(b" \t\r")
 
@@ -52,8 +55,8 @@ class LineFramer:
         """Bytes held for an unfinished line."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes] | RemoteProtocolError]:
-        out: list[tuple[int, bytes] | RemoteProtocolError] = []
+    def feed(self, data: bytes) -> list[tuple[int, bytes] | LineTooLong]:
+        out: list[tuple[int, bytes] | LineTooLong] = []
         if self._at_start:
             if self._buf:
                 data = bytes(self._buf) + data
@@ -74,9 +77,9 @@ class LineFramer:
                 if not self._discarding:
                     if len(self._buf) + len(data) > limit:
                         size = len(self._buf) + len(data)
+                        out.append(self._too_long(size, self._head(data), self._line_no + 1, True))
                         self._buf.clear()
                         self._discarding = True
-                        out.append(self._too_long(size, self._line_no + 1, so_far=True))
                     else:
                         self._buf += data
                 return out
@@ -84,7 +87,7 @@ class LineFramer:
             if self._discarding:
                 self._discarding = False
             elif len(self._buf) + end > limit:
-                out.append(self._too_long(len(self._buf) + end + 1))
+                out.append(self._too_long(len(self._buf) + end + 1, self._head(data)))
                 self._buf.clear()
             else:
                 self._buf += data[:end]
@@ -96,7 +99,7 @@ class LineFramer:
         while (end := find(b"\n", start)) >= 0:
             self._line_no += 1
             if end - start > limit:
-                out.append(self._too_long(end - start + 1))
+                out.append(self._too_long(end - start + 1, data[start : start + HEAD_BYTES]))
             else:
                 self._emit(data[start:end], out)
             start = end + 1
@@ -104,12 +107,13 @@ class LineFramer:
             if len(data) - start > limit:
                 # Report now, not at the newline that may never come, and stop buffering.
                 self._discarding = True
-                out.append(self._too_long(len(data) - start, self._line_no + 1, so_far=True))
+                head = data[start : start + HEAD_BYTES]
+                out.append(self._too_long(len(data) - start, head, self._line_no + 1, True))
             else:
                 self._buf += data[start:]
         return out
 
-    def _emit(self, line: bytes, out: list[tuple[int, bytes] | RemoteProtocolError]) -> None:
+    def _emit(self, line: bytes, out: list[tuple[int, bytes] | LineTooLong]) -> None:
         if line.endswith(b"\r"):
             line = line[:-1]
         # Blank means JSON whitespace only (FRAME-5); a form feed is not JSON whitespace.
@@ -130,9 +134,17 @@ class LineFramer:
             )
         ]
 
-    def _too_long(self, size: int, line: int | None = None, *, so_far: bool = False) -> LineTooLong:
+    def _head(self, data: bytes) -> bytes:
+        """The first bytes of the pending line, continued by ``data``."""
+        head = bytes(self._buf[:HEAD_BYTES])
+        return head + data[: HEAD_BYTES - len(head)]
+
+    def _too_long(
+        self, size: int, head: bytes, line: int | None = None, so_far: bool = False
+    ) -> LineTooLong:
         more = " at least" if so_far else ""
         return LineTooLong(
             f"line of{more} {size} bytes exceeds the limit of {self._max} bytes; it is dropped",
             line=self._line_no if line is None else line,
+            head=head,
         )

@@ -1,6 +1,6 @@
 # GENERATED FILE: DO NOT EDIT.
 # source: schema/bundle.json (bundled from schema/*.json)
-# source sha256: fafbbba5a14d811317df9bd8d6c72f9c3b09cd0b133828d02896926118382492
+# source sha256: 2778035a815add469ad2c233cac970189f4add97c05954dfe3b22fda21da4d7b
 # regenerate: python -m tools.generate
 # generator: datamodel-code-generator (flags in tools/generate.py)
 
@@ -99,11 +99,25 @@ class Init(BaseModel):
     """
     How often, in ms, the master expects a HEARTBEAT; absent means 2000.
     """
+    max_concurrency: Annotated[
+        StrictInt | MISSING,
+        Field(alias="maxConcurrency", ge=1, le=65536, title="Concurrency"),
+    ] = MISSING
+    """
+    The concurrency cap the master asks for. A child configured with its own cap keeps it (INIT-2); otherwise it SHOULD adopt this one. Absent: no cap asked for.
+    """
+    max_line_bytes: Annotated[
+        StrictInt | MISSING,
+        Field(alias="maxLineBytes", ge=1048576, le=9007199254740991, title="LineBytes"),
+    ] = MISSING
+    """
+    The longest line the master accepts; the child MUST NOT write a longer one (FRAME-11). Absent: the child may assume only 1048576.
+    """
 
 
 class Ready(BaseModel):
     """
-    READY: an optional announcement a child MAY send once, after INIT: who it is and what it serves. Node peepsy children never send it; a master never waits for it.
+    READY: an optional announcement of who a child is and what it serves (READY-1). A child that sends it sends it at most once, in answer to the first INIT, as the first message it writes after reading that INIT (HEARTBEATs aside), and never when no INIT came (READY-2). Node peepsy children never send it; a master never waits for it.
     """
 
     model_config = ConfigDict(
@@ -143,6 +157,20 @@ class Ready(BaseModel):
     ] = MISSING
     """
     Name and version of the peepsy implementation, for logs (for example peepsy-python/0.1.0).
+    """
+    max_concurrency: Annotated[
+        StrictInt | MISSING,
+        Field(alias="maxConcurrency", ge=1, le=65536, title="Concurrency"),
+    ] = MISSING
+    """
+    The concurrency cap the child actually runs with. Absent: no cap.
+    """
+    max_line_bytes: Annotated[
+        StrictInt | MISSING,
+        Field(alias="maxLineBytes", ge=1048576, le=9007199254740991, title="LineBytes"),
+    ] = MISSING
+    """
+    The longest line the child accepts; the master MUST NOT write a longer one (FRAME-11). Absent: the master may assume only 1048576.
     """
 
 

@@ -19,12 +19,13 @@ from tests.child._support import FakeMaster, run, serving, settle, until
 # --- READY (READY-1) -------------------------------------------------------------------------
 
 
-def test_ready_is_sent_first_with_the_actions() -> None:
+def test_ready_answers_init_with_the_actions() -> None:
     async def main() -> None:
         child = Child("concurrent")
         child.register_handler("b", lambda data: data)
         child.register_handler("a", lambda data: data)
         async with serving(child) as master:
+            master.init("sequential")
             await until(lambda: bool(master.readies))
             ready = master.readies[0]
             assert ready.pid == os.getpid()
@@ -42,6 +43,7 @@ def test_ready_is_sent_first_with_the_actions() -> None:
 def test_ready_can_be_turned_off() -> None:
     async def main() -> None:
         async with serving(Child(send_ready=False)) as master:
+            master.init("sequential")
             await settle()
             assert master.readies == []
 

@@ -47,6 +47,13 @@ SLOW = (
     "one-mib-fails",
     "wrong-id",
     "drops-expired",
+    "drops-over-long-silently",
+    "never-expires-without-timeout",
+    "default-timeout-2000",
+    "shutdown-ignores-deadline",
+    "eof-waits-for-handlers",
+    "waits-on-invalid-answer",
+    "call-master-no-timeout",
 )
 
 
@@ -79,6 +86,32 @@ MUTANTS: dict[str, Case] = {
     "huge-line-crash": case("frame.huge-line-survived", "frame.one-mib-line"),
     "rejects-nesting-64": case("frame.nesting-64", "frame.deep-nesting-survived"),
     "deep-nesting-crash": case("frame.deep-nesting-survived", "frame.nesting-64"),
+    "acts-on-partial-line-at-eof": case(
+        "frame.partial-line-at-eof-ignored", "stream.stdin-eof-exit"
+    ),
+    "two-messages-one-line-accepted": case(
+        # the line vector with two SHUTDOWNs stops it, too
+        "frame.two-messages-one-line req.invalid-unreadable-silent",
+        "resp.unknown-action",
+    ),
+    "bom-everywhere-accepted": case("frame.bom-mid-stream-rejected", "frame.leading-bom-ignored"),
+    "accepts-invalid-utf8-in-request": case(
+        "frame.invalid-utf8-in-request", "frame.invalid-utf8-survived"
+    ),
+    "rejects-lone-surrogate": case(
+        "frame.lone-surrogate-accepted profile.echo-lone-surrogate", "frame.unicode"
+    ),
+    "echo-replaces-lone-surrogate": case(
+        "profile.echo-lone-surrogate", "frame.lone-surrogate-accepted profile.echo"
+    ),
+    "writes-raw-surrogates": case(
+        "profile.echo-lone-surrogate stream.stdout-purity", "frame.lone-surrogate-accepted"
+    ),
+    "ignores-peer-line-limit": case(
+        "frame.respects-peer-limit frame.line-within-peer-limit", "profile.echo"
+    ),
+    "drops-over-long-silently": case("frame.over-long-answered-413", "frame.huge-line-survived"),
+    "node-cmd-crash": case("msg.node-cmd-ignored", "msg.unknown-type-ignored"),
     # messages
     "wrong-id": case("resp.unknown-action", "msg.schema-valid"),
     "answers-twice": case("req.legacy-wins", "resp.unknown-action"),
@@ -88,17 +121,38 @@ MUTANTS: dict[str, Case] = {
     "nested-extra-member": case("msg.no-unknown-members", "resp.unknown-action"),
     "fractional-status": case("msg.integers-without-fraction", "resp.unknown-action"),
     "sends-stack": case("resp.no-stack-by-default", "resp.unknown-action resp.error-payload"),
-    "rejects-unknown-members": case("msg.unknown-members-ignored", "resp.unknown-action"),
+    "rejects-unknown-members": case(
+        # a vector has a member the worker does not know
+        "msg.unknown-members-ignored req.valid-accepted",
+        "resp.unknown-action",
+    ),
     "crash-on-unknown-type": case("msg.unknown-type-ignored", "msg.wrong-role-ignored"),
     "answers-unknown-type": case("msg.unknown-type-ignored", "msg.wrong-role-ignored"),
     "answers-unmatched-response": case("id.unmatched-response-ignored", "resp.unknown-action"),
     "wrong-role-crash": case("msg.wrong-role-ignored", "msg.unknown-type-ignored"),
-    "drops-legacy-shape": case("req.legacy-shape req.legacy-wins profile.echo-legacy"),
+    "invalid-master-message-crash": case("msg.wrong-role-ignored", "init.invalid-ignored"),
+    "drops-legacy-shape": case(
+        "req.legacy-shape req.legacy-wins profile.echo-legacy req.valid-legacy-accepted",
+        "req.valid-accepted",
+    ),
     "legacy-loses": case("req.legacy-wins", "req.legacy-shape"),
-    "no-400": case("req.invalid-answered-400", "resp.unknown-action"),
+    "no-400": case(
+        "req.invalid-answered-400 req.invalid-legacy-answered-400", "resp.unknown-action"
+    ),
     "runs-duplicate-ids": case(
         "profile.duplicate-id-ignored", "profile.echo profile.sequential-one-at-a-time"
     ),
+    "rejects-integral-float": case("req.integral-float-accepted", "req.invalid-answered-400"),
+    "id-length-utf16": case("id.length-128-code-points", "frame.unicode"),
+    "answers-flat-id-of-broken-legacy": case("req.unreadable-id-silent", "req.legacy-shape"),
+    "runs-timeout-0": case("req.invalid-answered-400", "resp.unknown-action"),
+    "invalid-duplicate-answered-400": case(
+        "req.order-duplicate-first", "profile.duplicate-id-ignored"
+    ),
+    "404-before-503": case(
+        "req.order-shutdown-before-404 shut.same-write-503", "shut.refuse-after-shutdown"
+    ),
+    "503-before-400": case("req.order-shutdown-before-404", "shut.same-write-503"),
     # answers
     "unknown-action-500": case(
         "resp.unknown-action resp.unknown-action-text", "req.invalid-answered-400"
@@ -111,11 +165,28 @@ MUTANTS: dict[str, Case] = {
     "fail-wrong-status": case("profile.fail-500", "profile.echo"),
     # lifecycle
     "requires-init": case("init.not-required", "resp.unknown-action"),
+    "ready-before-init": case("ready.once-after-init", "init.not-required"),
+    "ready-twice": case("ready.once-after-init", "init.repeat-ignored"),
+    "invalid-init-stops": case("init.invalid-ignored", "init.repeat-ignored"),
+    "invalid-shutdown-stops": case("shut.invalid-ignored", "shut.idle-exit-0"),
+    "drops-after-shutdown": case(
+        "shut.refuse-after-shutdown shut.same-write-503", "shut.idle-exit-0"
+    ),
+    "shutdown-stops-reading": case(
+        "shut.same-write-503", "shut.idle-exit-0 shut.refuse-after-shutdown"
+    ),
+    "shutdown-ignores-deadline": case("shut.deadline-exit", "profile.shutdown-finishes-work"),
+    "exits-1-on-eof": case(
+        "stream.stdin-eof-exit", "shut.idle-exit-0 frame.partial-line-at-eof-ignored"
+    ),
+    "eof-waits-for-handlers": case("stream.eof-exits-while-busy", "stream.stdin-eof-exit"),
     "init-repeat-breaks": case("init.repeat-ignored", "resp.unknown-action"),
     "ignores-shutdown": case("shut.idle-exit-0", "stream.stdin-eof-exit"),
     "exits-nonzero-on-shutdown": case("shut.idle-exit-0", "stream.stdin-eof-exit"),
     "shutdown-abandons": case("profile.shutdown-finishes-work", "shut.idle-exit-0"),
-    "accepts-after-shutdown": case("shut.refuse-after-shutdown", "shut.idle-exit-0"),
+    "accepts-after-shutdown": case(
+        "shut.refuse-after-shutdown shut.same-write-503", "shut.idle-exit-0"
+    ),
     "drops-queued-at-shutdown": case(
         "profile.shutdown-answers-queued-503",
         "profile.shutdown-finishes-work shut.refuse-after-shutdown",
@@ -130,9 +201,39 @@ MUTANTS: dict[str, Case] = {
     ),
     "no-priority": case("profile.sequential-priority", "profile.sequential-one-at-a-time"),
     "drops-expired": case("profile.queue-expiry-408", "profile.sequential-one-at-a-time"),
+    "never-expires-without-timeout": case(
+        "profile.queue-expiry-default-5000",
+        "profile.queue-expiry-408 profile.queue-no-early-expiry",
+    ),
+    "default-timeout-2000": case(
+        "profile.queue-no-early-expiry", "profile.queue-expiry-default-5000"
+    ),
+    "concurrent-no-queue-expiry": case(
+        "profile.concurrent-queue-expiry-408",
+        "profile.concurrent-overlap profile.concurrent-priority",
+        "--mode",
+        "concurrent",
+    ),
+    "concurrent-ignores-priority": case(
+        "profile.concurrent-priority",
+        "profile.concurrent-overlap profile.concurrent-queue-expiry-408",
+        "--mode",
+        "concurrent",
+    ),
+    "concurrent-drops-at-shutdown": case(
+        "profile.concurrent-shutdown-503",
+        "profile.concurrent-priority profile.shutdown-finishes-work",
+        "--mode",
+        "concurrent",
+    ),
     # requests to the master
     "call-master-wrong": case("profile.call-master", "profile.call-master-failure"),
     "call-master-failure-lost": case("profile.call-master-failure", "profile.call-master"),
+    "call-master-no-timeout": case("profile.call-master-timeout", "profile.call-master"),
+    "waits-on-invalid-answer": case(
+        "profile.call-master-invalid-answer", "profile.call-master-failure"
+    ),
+    "call-master-legacy-shape": case("req.child-unified-shape", "profile.call-master"),
 }
 
 

@@ -176,6 +176,23 @@ WRITTEN_PROFILE = {
     "profile.duplicate-id-ignored",
     "profile.shutdown-answers-queued-503",
     "hb.while-busy",
+    # issue 8: what a master does not do (reuse ids, answer invalidly or late, cut its
+    # input), and the concurrent queue, which the reference master does not cap at 1
+    "shut.refuse-after-shutdown",
+    "req.order-shutdown-before-404",
+    "req.order-duplicate-first",
+    "req.child-unified-shape",
+    "stream.eof-exits-while-busy",
+    "shut.deadline-exit",
+    "profile.call-master-invalid-answer",
+    "profile.call-master-timeout",
+    "profile.queue-expiry-default-5000",
+    "profile.queue-no-early-expiry",
+    "profile.concurrent-queue-expiry-408",
+    "profile.concurrent-priority",
+    "profile.concurrent-shutdown-503",
+    "frame.respects-peer-limit",
+    "profile.echo-lone-surrogate",
 }
 
 

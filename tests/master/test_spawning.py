@@ -21,7 +21,7 @@ def test_init_is_the_first_line_a_child_gets() -> None:
             assert first == (
                 b'{"type":"INIT","mode":"concurrent","protocol":"'
                 + PROTOCOL_VERSION.encode()
-                + b'","target":"w1","heartbeatInterval":1500}'
+                + b'","target":"w1","heartbeatInterval":1500,"maxLineBytes":16777216}'
             )
             assert len(peer.inits) == 1
 

@@ -6,7 +6,11 @@
 const { fork } = require('child_process');
 
 const [execPath, script, ...rest] = process.argv.slice(2);
-const child = fork(script, rest, { execPath, serialization: 'json', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+// fork gives the child this process's Node flags (process.execArgv) unless execArgv says
+// otherwise; Node peepsy's spawnChild does not pass execArgv on. EXEC_ARGV=clear sets it to [].
+const options = { execPath, serialization: 'json', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] };
+if (process.env.EXEC_ARGV === 'clear') options.execArgv = [];
+const child = fork(script, rest, options);
 const report = { responses: {}, heartbeats: 0, childRequests: [], exit: null, stdout: '', stderr: '' };
 child.stdout.on('data', (d) => { report.stdout += d; });
 child.stderr.on('data', (d) => { report.stderr += d; });
@@ -40,6 +44,8 @@ child.on('message', (m) => {
     }
   }
 });
+// As Node peepsy's master does: a send to a child that is gone is an 'error' event.
+child.on('error', (err) => { report.errors = [...(report.errors || []), err.message]; });
 child.on('exit', (code, signal) => {
   report.exit = { code, signal };
   process.stdout.write(JSON.stringify(report) + '\n');

@@ -1,6 +1,8 @@
 """Interoperability with Node peepsy: Python master <-> Node worker, Node master <-> Python
 child, over Node's own IPC channel. The Node programs use only Node's built-ins and behave
-on the wire as Node peepsy 1.0.1 does (shared/reference/node-peepsy-wire-facts.md)."""
+on the wire as Node peepsy 1.0.1 does (shared/reference/node-peepsy-wire-facts.md); the
+worker is the model tests/node/peepsy_1_0_1_worker.js, whose conformance run is in
+test_expected_failures.py."""
 
 from __future__ import annotations
 
@@ -18,11 +20,18 @@ from typing import Any, TypeVar
 
 import pytest
 
-from peepsy import AutoRestartEvent, HeartbeatMissedEvent, Master, PeepsyProcessError, RemoteError
+from peepsy import (
+    AutoRestartEvent,
+    HeartbeatMissedEvent,
+    Master,
+    PeepsyProcessError,
+    RemoteError,
+    SpawnEvent,
+)
 
 HERE = Path(__file__).resolve().parent
 NODE = shutil.which("node")
-WORKER = str(HERE / "node_worker.js")
+WORKER = str(HERE / "peepsy_1_0_1_worker.js")
 T = TypeVar("T")
 
 pytestmark = pytest.mark.skipif(NODE is None, reason="needs Node.js")
@@ -39,6 +48,13 @@ async def spawn_node(master: Master, target: str = "n1", **env: str) -> None:
     )
 
 
+async def written(master: Master, target: str = "n1") -> None:
+    """Lets a request task just created run its first step, in which the master writes a
+    request to a lone child (no timed wait), and checks that it did."""
+    await asyncio.sleep(0)
+    assert master.get_process_stats(target).requests_active == 1
+
+
 def test_python_master_serves_requests_with_an_unmodified_node_worker() -> None:
     async def main() -> None:
         async with Master(timeout=5000) as master:
@@ -49,7 +65,7 @@ def test_python_master_serves_requests_with_an_unmodified_node_worker() -> None:
                 calls.append(data)
                 return {"master": "python", "got": data}
 
-            await spawn_node(master)
+            await spawn_node(master, PEEPSY_LOG_LEVEL="debug")
             reply = await master.request("echo", "n1", {"a": [1, "é"], "n": None})
             assert reply.data == {"a": [1, "é"], "n": None}
             with pytest.raises(RemoteError) as nope:
@@ -66,10 +82,11 @@ def test_python_master_serves_requests_with_an_unmodified_node_worker() -> None:
             )
             assert relayed.data == {"master": "python", "got": 7}
             assert calls == [7]
-            # Its stdout is free for logs: INIT was logged there, not parsed.
+            # Its stdout is free for logs: INIT was logged there (at debug level), not parsed.
             stats = master.get_process_stats("n1")
             assert stats.rejected_lines == 0
-            assert any("INIT received" in line for line in master.get_stderr("n1"))
+            logs = master.get_stderr("n1")
+            assert any("Child process initialized" in line for line in logs), logs
 
     run(main())
 
@@ -112,7 +129,7 @@ def test_heartbeats_of_a_node_worker_feed_the_masters_health_checks() -> None:
             master.on("heartbeat-missed", missed.append)
             master.on("auto-restart", restarts.append)
             # A worker that rebinds process.send heartbeats; health then uses them.
-            await spawn_node(master, HEARTBEAT_MS="100")
+            await spawn_node(master, REBIND_SEND="1", HEARTBEAT_MS="100")
             await asyncio.sleep(0.8)
             stats = master.get_process_stats("n1")
             assert stats.last_heartbeat_at is not None
@@ -135,12 +152,16 @@ def test_node_internal_messages_are_ignored_silently() -> None:
     run(main())
 
 
-def test_shutdown_lets_a_node_worker_finish_and_exit_0() -> None:
+def test_shutdown_lets_a_concurrent_node_worker_finish_and_exit_0() -> None:
+    """A concurrent 1.0.1 child counts its running requests and waits for them (up to
+    10 s) before it disconnects."""
+
     async def main() -> None:
         async with Master() as master:
-            await spawn_node(master)
+            await spawn_node(master, MODE="concurrent")
+            # The channel is ordered: the worker starts the sleep before it reads SHUTDOWN.
             slow = asyncio.create_task(master.request("sleep", "n1", 400))
-            await asyncio.sleep(0.1)
+            await written(master)
             code = await master.shutdown_child("n1", timeout=5000)
             assert code == 0
             assert (await slow).data == 400
@@ -148,23 +169,50 @@ def test_shutdown_lets_a_node_worker_finish_and_exit_0() -> None:
     run(main())
 
 
-def test_a_killed_node_worker_fails_in_flight_requests_at_once_and_comes_back() -> None:
+def test_shutdown_abandons_the_request_a_sequential_node_worker_is_running() -> None:
+    """A sequential 1.0.1 child does not count the request it runs as in progress: on
+    SHUTDOWN it disconnects at once, and the request is never answered. Our master fails
+    it when the channel closes, not at its timeout."""
+
     async def main() -> None:
         async with Master(timeout=30_000) as master:
             await spawn_node(master)
+            slow = asyncio.create_task(master.request("sleep", "n1", 1500))
+            await written(master)
+            started = time.monotonic()
+            code = await master.shutdown_child("n1", timeout=5000)
+            assert code == 0
+            with pytest.raises(PeepsyProcessError) as lost:
+                await slow
+            assert "before answering 'sleep'" in str(lost.value)
+            assert time.monotonic() - started < 10
+
+    run(main())
+
+
+def test_a_killed_node_worker_fails_in_flight_requests_at_once_and_comes_back() -> None:
+    async def main() -> None:
+        async with Master(timeout=30_000) as master:
+            respawned = asyncio.Event()
+
+            def on_spawn(event: SpawnEvent) -> None:
+                if event.restart:
+                    respawned.set()
+
+            master.on("spawn", on_spawn)
+            await spawn_node(master)
             first = master.get_process_stats("n1").pid
             slow = asyncio.create_task(master.request("sleep", "n1", 20_000))
-            await asyncio.sleep(0.2)
+            await written(master)
             started = time.monotonic()
             assert first is not None
             os.kill(first, signal.SIGKILL)
             with pytest.raises(PeepsyProcessError):
                 await slow
             assert time.monotonic() - started < 10
-            for _ in range(100):
-                if master.is_process_alive("n1") and master.get_process_stats("n1").pid != first:
-                    break
-                await asyncio.sleep(0.05)
+            async with asyncio.timeout(10):
+                await respawned.wait()
+            assert master.get_process_stats("n1").pid != first
             assert (await master.request("echo", "n1", "back")).data == "back"
             assert master.get_process_stats("n1").restarts == 1
 
@@ -200,6 +248,35 @@ def test_a_node_master_uses_a_python_child_like_a_node_worker() -> None:
     assert "a print inside a handler" in report["stdout"]
 
 
+@pytest.mark.parametrize("exec_argv", ["inherited", "clear"])
+def test_a_node_master_started_with_node_flags_must_clear_execargv(exec_argv: str) -> None:
+    """fork hands the master's Node flags to the child's executable: Python refuses
+    --enable-source-maps unless the fork options say execArgv: []."""
+    assert NODE is not None
+    out = subprocess.run(
+        [
+            NODE, "--enable-source-maps", str(HERE / "node_master.js"),
+            sys.executable, str(HERE / "python_child.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ, "IDLE_MS": "0", "EXEC_ARGV": exec_argv,
+            "PYTHONPATH": str(HERE.parents[1]),
+        },
+        check=False,
+    )  # fmt: skip
+    report = json.loads(out.stdout.splitlines()[0])
+    if exec_argv == "clear":
+        assert report["responses"]["node-1"]["data"] == 3
+        assert report["exit"] == {"code": 0, "signal": None}
+    else:
+        assert report["responses"] == {}
+        assert report["exit"]["code"] == 2  # Python's usage error
+        assert "--enable-source-maps" in report["stderr"]
+
+
 def test_an_idle_node_worker_is_alive_and_serving_after_a_minute() -> None:
     async def main() -> None:
         async with Master(heartbeat_interval=200, heartbeat_miss_threshold=3) as master:
@@ -211,29 +288,3 @@ def test_an_idle_node_worker_is_alive_and_serving_after_a_minute() -> None:
             assert (await master.request("echo", "n1", "still here")).data == "still here"
 
     run(main())
-
-
-def test_the_conformance_suite_validates_a_node_worker_over_its_ipc_channel(
-    tmp_path: Path,
-) -> None:
-    """--transport node-ipc: a Node peepsy worker is checked as it is. It passes
-    everything but the known departures of 1.0.1, listed in an expected-failures file;
-    an entry that started passing would fail the run as stale."""
-    assert NODE is not None
-    report = tmp_path / "report.json"
-    out = subprocess.run(
-        [
-            sys.executable, "-m", "peepsy.conformance", "--quiet", "--transport", "node-ipc",
-            "--expected-failures", str(HERE / "node-worker-expected-failures.txt"),
-            "--json", str(report), "--", NODE, WORKER,
-        ],
-        capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stdout[-3000:]
-    data = json.loads(report.read_text(encoding="utf-8"))
-    verdicts = {c["check"]: c["verdict"] for c in data["checks"]}
-    assert verdicts["profile.echo"] == "pass"
-    assert verdicts["req.legacy-shape"] == "pass"
-    assert verdicts["profile.call-master"] == "pass"
-    assert verdicts["resp.unknown-action-text"] == "pass"
-    assert verdicts["frame.invalid-json-survived"] == "fail"

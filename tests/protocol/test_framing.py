@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from peepsy.protocol import (
@@ -22,7 +24,7 @@ BOM = b"\xef\xbb\xbf"
 Outcome = tuple[str, int, bytes] | tuple[str, int | None]
 
 
-def outcome(items: list[tuple[int, bytes] | RemoteProtocolError]) -> list[Outcome]:
+def outcome(items: Sequence[tuple[int, bytes] | RemoteProtocolError]) -> list[Outcome]:
     out: list[Outcome] = []
     for item in items:
         if isinstance(item, tuple):

@@ -27,6 +27,7 @@ ALLOWED = frozenset(
         "typing",
         "typing_extensions",
         "functools",
+        "math",
         "re",
         "pydantic",
         "pydantic_core",

@@ -1,0 +1,92 @@
+"""The checks over every run, judged on hand-made traces: each can pass, fail, and say
+that it had nothing to judge (never a pass then)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from peepsy.conformance._checks import GLOBAL_CHECKS
+from peepsy.conformance._wire import Session, WireLine
+
+CHECKS = {g.check: g for g in GLOBAL_CHECKS}
+INIT = {"type": "INIT", "mode": "sequential"}
+READY = {"type": "READY", "pid": 7}
+
+
+def session(*lines: tuple[str, Any]) -> Session:
+    """A finished run: ("in", message) went to the worker, ("out", message) came back."""
+    s = Session(argv=[])
+    for t, (direction, message) in enumerate(lines):
+        raw = (message if isinstance(message, bytes) else json.dumps(message).encode()) + b"\n"
+        parsed = None if isinstance(message, bytes) else message
+        s.trace.append(
+            WireLine(float(t), "to-worker" if direction == "in" else "from-worker", raw, parsed)
+        )
+    return s
+
+
+def verdict(check: str, *sessions: Session) -> str:
+    return CHECKS[check].judge(list(sessions)).verdict
+
+
+def response(status: int, **extra: Any) -> dict[str, Any]:
+    return {"type": "RESPONSE", "id": "a", "status": status, **extra}
+
+
+def test_nothing_to_judge_is_untestable_not_pass() -> None:
+    silent = session(("in", INIT))
+    for check in CHECKS:
+        assert verdict(check, silent) == "untestable", check
+    assert "not testable" in CHECKS["resp.error-text"].judge([silent]).message
+    assert verdict("resp.error-text") == "skip"  # no run at all
+
+
+def test_resp_checks_judge_responses() -> None:
+    good = session(("out", response(404, error="x", errorPayload={"name": "E", "message": "x"})))
+    assert verdict("resp.error-text", good) == "pass"
+    assert verdict("resp.error-payload", good) == "pass"
+    bare = session(("out", response(404, error="x")))
+    assert verdict("resp.error-payload", bare) == "warn"
+    other = session(("out", response(404, error="x", errorPayload={"name": "E", "message": "y"})))
+    assert verdict("resp.error-payload", other) == "warn"
+    assert verdict("resp.error-text", session(("out", response(404)))) == "fail"
+    # successes only: nothing for the failure checks to judge
+    ok = session(("out", response(200, data=1)))
+    assert verdict("resp.error-payload", ok) == "untestable"
+    assert verdict("resp.error-text", ok) == "pass"
+
+
+def test_ready_once_after_init() -> None:
+    assert verdict("ready.once-after-init", session(("in", INIT), ("out", READY))) == "pass"
+    twice = session(("in", INIT), ("out", READY), ("in", INIT), ("out", READY))
+    assert verdict("ready.once-after-init", twice) == "fail"
+    assert verdict("ready.once-after-init", session(("out", READY))) == "fail"
+    late = session(("in", INIT), ("out", response(404, error="x")), ("out", READY))
+    assert verdict("ready.once-after-init", late) == "fail"
+    # an invalid INIT is as if it had not come (MSG-9): no READY may answer it
+    invalid = session(("in", {"type": "INIT", "mode": "parallel"}), ("out", READY))
+    assert verdict("ready.once-after-init", invalid) == "fail"
+    # judged over all runs: one bad run fails the check
+    good = session(("in", INIT), ("out", READY))
+    assert verdict("ready.once-after-init", good, twice) == "fail"
+
+
+def test_line_within_peer_limit() -> None:
+    init = {**INIT, "maxLineBytes": 1048576}
+    small = session(("in", init), ("out", response(200, data="x")))
+    assert verdict("frame.line-within-peer-limit", small) == "pass"
+    big = session(("in", init), ("out", response(200, data="x" * 1048576)))
+    assert verdict("frame.line-within-peer-limit", big) == "fail"
+    unstated = session(("in", INIT), ("out", response(200, data="x" * 1048576)))
+    assert verdict("frame.line-within-peer-limit", unstated) == "untestable"
+
+
+def test_purity_and_integers() -> None:
+    assert verdict("stream.stdout-purity", session(("out", response(200)))) == "pass"
+    banner = session(("out", b"starting up"))
+    banner.trace[0].problem = "not a JSON line"
+    assert verdict("stream.stdout-purity", banner) == "fail"
+    assert verdict("msg.integers-without-fraction", session(("out", response(200)))) == "pass"
+    fractional = session(("out", {"type": "RESPONSE", "id": "a", "status": 200.0}))
+    assert verdict("msg.integers-without-fraction", fractional) == "fail"
