@@ -83,6 +83,9 @@ class Failure:
                 f"made as: {c.how}",
                 f"expected: {expected_text(c.expect)}",
             ]
+            if c.expect.relies_on:
+                rules = ", ".join(sorted(c.expect.relies_on))
+                lines.append(f"(this verdict rests on {rules}, added by issue 8; --fuzz-waive)")
         lines.append(f"got: {self.got}")
         if self.late:
             lines.append("(not shrunk: this was judged at the end of the run)")

@@ -257,6 +257,42 @@ def broken_request_line(draw: st.DrawFn) -> Drawn:
     return Drawn(body, f"{title} with one member broken")
 
 
+#: REQUEST members whose schema states bounds, and the $defs that state them.
+_BOUNDED = {
+    "timeout": "TimeoutMs",
+    "priority": "Priority",
+    "id": "RequestId",
+    "action": "ActionName",
+}
+
+
+@st.composite
+def boundary_line(draw: st.DrawFn) -> Drawn:
+    """A REQUEST with one member at, or just past, a bound its schema states: integers
+    also written as integral floats (MSG-8), strings of astral characters or lone
+    surrogates, which count as one each (D7). Where receivers differ most."""
+    title = draw(st.sampled_from(("RequestUnified", "RequestLegacy")))
+    message = _object(_stamp(draw(messages(title))))
+    name = draw(st.sampled_from(sorted(_BOUNDED)))
+    sub = _defs()[_BOUNDED[name]]
+    nested = title == "RequestLegacy" and name in ("id", "action")
+    holder = message["request"] if nested else message
+    floats: frozenset[str] = frozenset()
+    if sub["type"] == "integer":
+        low, high = sub["minimum"], sub["maximum"]
+        holder[name] = draw(st.sampled_from((low, high, low - 1, high + 1, 5000)))
+        floats = frozenset({name}) if draw(st.booleans()) else frozenset()
+    else:
+        size = draw(st.sampled_from((sub["maxLength"], sub["maxLength"] + 1)))
+        char = draw(st.sampled_from(("x", "\U0001f389", "\ud800")))
+        prefix = PLACEHOLDER.decode() if name == "id" else ACTION_PREFIX
+        holder[name] = (prefix + char * size)[:size]
+    form = draw(st.integers(0, len(_FLOAT_FORMS) - 1))
+    body = render(message, ascii_only=draw(st.booleans()), spaced=False, floats=floats, form=form)
+    written = " as an integral float" if floats else ""
+    return Drawn(body, f"{title} with {name} at a bound{written}")
+
+
 @st.composite
 def invalid_line(draw: st.DrawFn) -> Drawn:
     """A message with one member broken, or another JSON value: an unknown type, a
@@ -334,4 +370,6 @@ def mutated_line(draw: st.DrawFn) -> Drawn:
 
 def lines() -> st.SearchStrategy[Drawn]:
     """Every kind of line, simplest first: hypothesis shrinks towards the first."""
-    return st.one_of(valid_line(), broken_request_line(), invalid_line(), mutated_line())
+    return st.one_of(
+        valid_line(), broken_request_line(), boundary_line(), invalid_line(), mutated_line()
+    )

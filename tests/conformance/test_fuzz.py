@@ -24,12 +24,6 @@ from tests.conformance._cli import PYTHON, REPORT_SCHEMA, ROOT, WORKER, run_cli
 
 MUTANT = ROOT / "conformance" / "mutants" / "mutant.py"
 SEED = 7
-#: The rules issue 8 added that the reference worker and the mutant on this branch do
-#: not follow yet (issue8-ref and issue8-checks fix them): lone surrogates are rejected
-#: or crash the answer (FRAME-9), "timeout":5000.0 is answered 400 (MSG-8), and the flat
-#: id beside a broken `request` is read and answered 400 (REQ-10).
-NOT_YET = frozenset({"FRAME-9", "MSG-8", "REQ-10"})
-WAIVE_ARGS = [arg for rule in sorted(NOT_YET) for arg in ("--fuzz-waive", rule)]
 
 #: REQ-10 for the invalid REQUEST vectors: which id a receiver reads (None: none).
 #: Valid REQUEST vectors read their own id; every other vector reads none.
@@ -55,7 +49,6 @@ INVALID_REQUEST_IDS: dict[str, str | None] = {
     "legacy-no-action": "1",
     "legacy-empty-id": None,
     "legacy-timeout-negative": "1",
-    "request-timeout-integral-float": "1",
 }
 
 
@@ -142,34 +135,23 @@ def test_a_repeated_member_may_make_the_line_invalid() -> None:
 
 
 def test_reference_worker_passes() -> None:
-    failure, sent = fuzz([PYTHON, str(WORKER)], 150, SEED, waive=NOT_YET)
+    failure, sent = fuzz([PYTHON, str(WORKER)], 150, SEED)
     assert failure is None, failure.describe(f"--seed {SEED}")
     assert len(sent) == 150
-
-
-@pytest.mark.xfail(
-    reason="the reference worker on this branch breaks FRAME-9 (drops lines with a lone"
-    " surrogate), MSG-8 (400 for timeout 5000.0) and REQ-10 (400 to the flat id beside"
-    " request:null); issue8-ref fixes them: remove this mark when it merges",
-    raises=AssertionError,
-)
-def test_reference_worker_passes_every_decision() -> None:
-    failure, _ = fuzz([PYTHON, str(WORKER)], 150, SEED)
-    assert failure is None, failure.describe(f"--seed {SEED}")
 
 
 #: Runs the fuzzer in a fresh interpreter and prints a digest of the lines it sent.
 _DIGEST = """
 import hashlib, sys
 from peepsy.conformance._fuzz import fuzz
-failure, sent = fuzz(sys.argv[2:], 30, int(sys.argv[1]), waive=frozenset(NOT_YET))
+failure, sent = fuzz(sys.argv[2:], 30, int(sys.argv[1]))
 assert failure is None, failure.describe(sys.argv[1])
 print(len(sent), hashlib.sha256(b"\\n".join(sent)).hexdigest())
 """
 
 
 def _digest(seed: int, hash_seed: str) -> str:
-    code = _DIGEST.replace("NOT_YET", repr(sorted(NOT_YET)))
+    code = _DIGEST
     done = subprocess.run(
         [PYTHON, "-c", code, str(seed), PYTHON, str(MUTANT)],
         capture_output=True,
@@ -196,6 +178,10 @@ def test_the_same_seed_sends_the_same_lines() -> None:
         ("no-400", "REQ-7"),
         ("crash-on-bad-json", "FRAME-8"),
         ("answers-unknown-type", "MSG-5"),
+        ("runs-timeout-0", "REQ-7"),
+        ("rejects-lone-surrogate", "FRAME-9"),
+        ("rejects-integral-float", "MSG-8"),
+        ("answers-flat-id-of-broken-legacy", "REQ-10"),
     ],
 )
 def test_broken_worker_fails_with_a_small_case_and_its_seed(
@@ -208,7 +194,6 @@ def test_broken_worker_fails_with_a_small_case_and_its_seed(
         "150",
         "--seed",
         str(SEED),
-        *WAIVE_ARGS,
         "--json",
         str(report),
         "--junit",
@@ -223,8 +208,9 @@ def test_broken_worker_fails_with_a_small_case_and_its_seed(
     out = done.stdout
     assert f"seed {SEED}" in out
     assert f"--seed {SEED}" in out
-    rule_line = next(line for line in out.splitlines() if line.strip().startswith("rule: "))
-    assert rule in rule_line
+    # The rule broken, or the issue-8 rule the verdict rests on.
+    message = out[out.index("rule: ") : out.index("reproduce with: ")]
+    assert rule in message
     sent = next(line for line in out.splitlines() if line.strip().startswith("sent (example"))
     size = int(sent.split(", ")[1].split(" bytes")[0])
     assert size <= 100, sent  # shrunk: the lines drawn first are often far longer
@@ -237,7 +223,7 @@ def test_broken_worker_fails_with_a_small_case_and_its_seed(
 
 def test_reference_worker_passes_on_the_command_line(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
-    done = run_cli("--fuzz", "30", *WAIVE_ARGS, "--json", str(report), "--", PYTHON, str(WORKER))
+    done = run_cli("--fuzz", "30", "--json", str(report), "--", PYTHON, str(WORKER))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "seed " in done.stdout.splitlines()[0]  # a random seed, printed first
     [check] = json.loads(report.read_text(encoding="utf-8"))["checks"]
@@ -268,13 +254,13 @@ REORDERING = Path(__file__).with_name("reordering_worker.py")
 
 def test_answers_after_the_sentinel_are_not_blamed() -> None:
     """RESP-6: a worker may answer a line after the sentinel that follows it."""
-    failure, sent = fuzz([PYTHON, str(REORDERING)], 60, SEED, waive=NOT_YET)
+    failure, sent = fuzz([PYTHON, str(REORDERING)], 60, SEED)
     assert failure is None, failure.describe(f"--seed {SEED}")
     assert len(sent) == 60
 
 
 def test_answers_never_written_are_missed() -> None:
-    failure, _ = fuzz([PYTHON, str(REORDERING), "--drop"], 60, SEED, waive=NOT_YET)
+    failure, _ = fuzz([PYTHON, str(REORDERING), "--drop"], 60, SEED)
     assert failure is not None
     assert failure.case is not None
     assert failure.case.expect.status in (400, 404)
@@ -290,3 +276,20 @@ def test_a_worker_that_cannot_start_is_an_error_not_a_line_to_blame(tmp_path: Pa
     assert check["verdict"] == "error"
     assert "exit status 1" in check["message"]
     assert "sent (example" not in check["message"]
+
+
+@pytest.mark.parametrize(
+    ("mutation", "rule"),
+    [
+        ("rejects-lone-surrogate", "FRAME-9"),
+        ("rejects-integral-float", "MSG-8"),
+        ("answers-flat-id-of-broken-legacy", "REQ-10"),
+    ],
+)
+def test_a_waived_rule_is_not_judged(mutation: str, rule: str) -> None:
+    """--fuzz-waive RULE sends no line whose verdict rests on RULE, and only those: the
+    mutant that breaks just that rule passes (the tests above show it fails without)."""
+    worker = [PYTHON, str(MUTANT), "--mutation", mutation]
+    failure, sent = fuzz(worker, 100, SEED, waive=frozenset({rule}))
+    assert failure is None, failure.describe(f"--seed {SEED} --fuzz-waive {rule}")
+    assert len(sent) == 100
