@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from peepsy.conformance._schemas import schema_errors
+from peepsy.conformance._schemas import data_dir, load_json, schema_errors
 from peepsy.conformance._transcript import Outcome
 from peepsy.conformance._wire import Session, WireLine
 
@@ -121,34 +121,44 @@ def _schema(session: Session) -> Findings:
     return Findings(len(messages), out)
 
 
-_KNOWN = {
-    "READY": {
-        "type",
-        "pid",
-        "protocol",
-        "mode",
-        "actions",
-        "implementation",
-        "maxConcurrency",
-        "maxLineBytes",
-    },
-    "REQUEST": {"type", "id", "action", "data", "timeout", "priority", "request"},
-    "RESPONSE": {"type", "id", "status", "data", "error", "errorPayload"},
-    "HEARTBEAT": {"type", "pid", "timestamp", "requestsActive"},
-}
+def _bundle_defs() -> dict[str, Any]:
+    defs: dict[str, Any] = load_json(data_dir() / "schema" / "bundle.json")["$defs"]
+    return defs
 
 
-_KNOWN_NESTED = {
-    ("RESPONSE", "errorPayload"): {"name", "message", "code", "details", "stack"},
-    ("REQUEST", "request"): {"id", "action", "data"},
-}
-# Members the schema types as integers: JSON Schema counts 404.0 as one, MSG-7 does not.
-_INTEGERS = {
-    "READY": ("pid", "maxConcurrency", "maxLineBytes"),
-    "REQUEST": ("timeout", "priority"),
-    "RESPONSE": ("status",),
-    "HEARTBEAT": ("pid", "timestamp", "requestsActive"),
-}
+def _is_integer(prop: dict[str, Any], defs: dict[str, Any]) -> bool:
+    if "$ref" in prop:
+        prop = defs[prop["$ref"].rsplit("/", 1)[-1]]
+    return prop.get("type") == "integer"
+
+
+def _members(
+    defs: dict[str, Any],
+) -> tuple[dict[str, set[str]], dict[tuple[str, str], set[str]], dict[str, tuple[str, ...]]]:
+    """What the schema defines, read from schema/bundle.json so that a member added there
+    is known here at once: the members of each message a child sends, the members of
+    the objects nested in them, and the members the schema types as integers (JSON
+    Schema counts 404.0 as an integer, MSG-7 does not)."""
+    shapes = {
+        "READY": ["Ready"],
+        "REQUEST": ["RequestUnified", "RequestLegacy"],
+        "RESPONSE": ["Response"],
+        "HEARTBEAT": ["Heartbeat"],
+    }
+    known: dict[str, set[str]] = {}
+    integers: dict[str, tuple[str, ...]] = {}
+    for kind, names in shapes.items():
+        props = {k: v for name in names for k, v in defs[name]["properties"].items()}
+        known[kind] = set(props)
+        integers[kind] = tuple(sorted(k for k, v in props.items() if _is_integer(v, defs)))
+    nested = {
+        ("RESPONSE", "errorPayload"): set(defs["ErrorPayload"]["properties"]),
+        ("REQUEST", "request"): set(defs["RequestBody"]["properties"]),
+    }
+    return known, nested, integers
+
+
+_KNOWN, _KNOWN_NESTED, _INTEGERS = _members(_bundle_defs())
 
 
 def _extra(members: dict[str, Any], known: set[str]) -> list[str]:

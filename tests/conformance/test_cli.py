@@ -84,12 +84,8 @@ def test_a_passing_run_with_reports(tmp_path: Path) -> None:
         "resp.no-stack-by-default": "pass",
     }
     assert data["worker"] == [PYTHON, str(WORKER)]
-    # The worker takes its mode from INIT, so its READY names none.
-    assert (data["mode"], data["modeSource"], data["profile"]) == (
-        "sequential",
-        "INIT (assumed)",
-        True,
-    )
+    # The worker answers INIT with a READY that names the mode it adopted (READY-2).
+    assert (data["mode"], data["modeSource"], data["profile"]) == ("sequential", "READY", True)
     assert data["summary"]["levels"] == {"core": "reached", "profile": "not-run"}
     assert data["passed"] is True
     suite = ET.fromstring(xml.read_bytes())

@@ -6,24 +6,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from peepsy.conformance._schemas import builtin_transcripts
+from peepsy.conformance._suite import load_all
 from tests.conformance._cli import EXAMPLE_WORKER, PYTHON, REFERENCE, ROOT, run_cli
 
-SEQUENTIAL_ONLY = {
-    "profile.sequential-one-at-a-time",
-    "profile.sequential-priority",
-    "profile.queue-expiry-408",
-    "profile.shutdown-answers-queued-503",
-}
-CONCURRENT_ONLY = {"profile.concurrent-overlap"}
-ANY_MODE = {
-    "profile.echo",
-    "profile.echo-legacy",
-    "profile.fail-500",
-    "profile.shutdown-finishes-work",
-    "profile.call-master",
-    "profile.call-master-failure",
-    "profile.duplicate-id-ignored",
-}
+
+def profile_checks_by_mode() -> dict[str, set[str]]:
+    """The built-in checks named ``profile.*``, by the mode their header asks for."""
+    out: dict[str, set[str]] = {"any": set(), "sequential": set(), "concurrent": set()}
+    for t in load_all([builtin_transcripts()]):
+        if t.check.startswith("profile."):
+            out[t.mode].add(t.check)
+    return out
+
+
+BY_MODE = profile_checks_by_mode()
+ANY_MODE, SEQUENTIAL_ONLY, CONCURRENT_ONLY = (
+    BY_MODE["any"],
+    BY_MODE["sequential"],
+    BY_MODE["concurrent"],
+)
 
 
 def profile_run(tmp_path: Path, *options: str) -> dict[str, dict[str, str]]:
@@ -36,6 +38,12 @@ def profile_run(tmp_path: Path, *options: str) -> dict[str, dict[str, str]]:
 
 def verdicts(checks: dict[str, dict[str, str]]) -> dict[str, str]:
     return {check: c["verdict"] for check, c in checks.items()}
+
+
+def test_the_modes_each_have_profile_checks() -> None:
+    assert {"profile.sequential-priority", "profile.queue-expiry-408"} <= SEQUENTIAL_ONLY
+    assert {"profile.concurrent-overlap", "profile.concurrent-priority"} <= CONCURRENT_ONLY
+    assert {"profile.echo", "profile.call-master"} <= ANY_MODE
 
 
 def test_sequential(tmp_path: Path) -> None:
