@@ -14,7 +14,7 @@
 //
 // The whole worker is one event loop. Handlers are async functions and never block, so
 // the heartbeat timer, the queue's expiry timers and the reading of stdin all keep going
-// while requests run (HB-1). The requirement ids in the comments (FRAME-6, SCHED-3, ...)
+// while requests run (HB-1, HB-4). The requirement ids in the comments (FRAME-6, SCHED-3, ...)
 // are those of docs/protocol.md.
 
 'use strict';
@@ -27,23 +27,33 @@ const { TextDecoder } = require('node:util');
 // drop longer lines whole: a line is held in memory as one string, so some bound is
 // needed, and 16 MiB is far above anything a sane master sends.
 const MAX_LINE_BYTES = 16 * 1024 * 1024;
+// FRAME-12: of a line too long to keep we keep its first bytes, enough to read a
+// REQUEST's id from (128 characters, each escaped as up to 12 bytes, and what precedes).
+const HEAD_BYTES = 2048;
 // FRAME-3 lets a receiver reject nesting deeper than 64 levels. V8 parses any depth, but
 // JSON.stringify recurses and overflows the stack somewhere in the thousands, so data we
 // accept must stay shallow enough for us to write back (echo).
 const MAX_DEPTH = 512;
 const DEFAULT_TIMEOUT_MS = 5000; // REQ-4: an absent `timeout`
 const DEFAULT_HEARTBEAT_MS = 2000; // HB-1: until INIT says otherwise
-const SHUTDOWN_GRACE_MS = 10000; // SHUT-1: when SHUTDOWN names no timeout
-const MASTER_CALL_TIMEOUT_MS = 5000; // how long callMaster waits for the master
+const SHUTDOWN_GRACE_MS = 10000; // SHUT-6: when SHUTDOWN names no timeout
+// STREAM-3: after end of input we exit within 1000 ms whatever runs. We give running
+// handlers half of that to finish (their answers are welcome, not required: SHUT-2).
+const END_OF_INPUT_GRACE_MS = 500;
 const IMPLEMENTATION = 'peepsy-node-example/1.0';
 
 // --- state ----------------------------------------------------------------------------
 
-// Sequential until INIT says otherwise (INIT-2: a child not configured with a mode of
-// its own adopts INIT's).
+// Sequential, with no cap, until INIT says otherwise (INIT-2: a child not configured
+// with a mode or a cap of its own adopts INIT's).
 let mode = 'sequential';
+let maxConcurrency = Infinity; // the cap in concurrent mode (SCHED-2)
 let heartbeatMs = DEFAULT_HEARTBEAT_MS;
-let initSeen = false;
+let initSeen = false; // the first valid INIT has come (INIT-2, READY-2)
+// FRAME-11: the longest line the master accepts, from its first INIT's maxLineBytes. A
+// master that states none has promised only 1 MiB (FRAME-6), but FRAME-11 binds us to a
+// stated limit only: like the reference, we then write what we must and risk the drop.
+let peerMaxLineBytes = Infinity;
 let stopping = false; // after SHUTDOWN or end of input: no new work (SHUT-1)
 let inputEnded = false;
 let running = 0;
@@ -69,8 +79,11 @@ function log(text) {
 // One write per whole line (STREAM-4). On Linux, writes to a pipe are synchronous in
 // Node, and on other systems they are queued in order, so lines never interleave.
 // JSON.stringify escapes line feeds and control characters inside strings, writes no
-// BOM and no CR (FRAME-1, FRAME-4, FRAME-7), and turns non-finite numbers into null, as
-// FRAME-3 recommends.
+// BOM and no CR (FRAME-1, FRAME-4, FRAME-7), turns non-finite numbers into null, as
+// FRAME-3 recommends, and writes a lone surrogate as its \uXXXX escape (FRAME-9).
+//
+// FRAME-11: no line longer than the master's maxLineBytes. A RESPONSE that would be is
+// replaced by a 413 failure; a REQUEST (callMaster) is not sent, and its call fails.
 function send(message) {
   let text;
   try {
@@ -81,6 +94,17 @@ function send(message) {
     if (message.type !== 'RESPONSE' || message.status >= 400) throw err;
     text = JSON.stringify(failureMessage(message.id, 500, {
       name: 'EncodeError', message: `cannot write the result as JSON: ${err.message}`,
+    }));
+  }
+  const bytes = Buffer.byteLength(text) + 1; // the \n counts (FRAME-6)
+  if (bytes > peerMaxLineBytes) {
+    const tooLong = `the ${message.type} of ${bytes} bytes exceeds the master's line limit `
+      + `of ${peerMaxLineBytes} bytes (maxLineBytes)`;
+    if (message.type !== 'RESPONSE') {
+      throw new HandlerError(tooLong, { status: 502, name: 'PeepsyLineTooLongError', code: 'PEEPSY_LINE_TOO_LONG' });
+    }
+    text = JSON.stringify(failureMessage(message.id, 413, {
+      name: 'PeepsyLineTooLongError', message: tooLong, code: 'PEEPSY_LINE_TOO_LONG',
     }));
   }
   process.stdout.write(`${text}\n`);
@@ -146,57 +170,93 @@ const handlers = new Map([
     return data;
   }],
   ['callMaster', async (data) => {
-    if (!isObject(data) || !validAction(data.action)) {
-      throw new HandlerError('callMaster wants {"action": NAME, "data": ANY}');
+    if (!isObject(data) || !validAction(data.action)
+        || (hasOwn(data, 'timeout') && !validInt(data.timeout, 1, 300000))) {
+      throw new HandlerError('callMaster wants {"action": NAME, "data": ANY, "timeout": MS (optional)}');
     }
-    return callMaster(data.action, data.data, hasOwn(data, 'data'));
+    return callMaster(data.action, data.data, hasOwn(data, 'data'), data.timeout);
   }],
 ]);
 
 // --- requests to the master -----------------------------------------------------------
 
+// A call to the master that gave no usable answer (no answer in time, an invalid one,
+// a closed channel, a request too long to send) fails the request that made it with 502,
+// as the reference worker does: any status from 400 on is a failure (RESP-2).
+function callFailed(text, name = 'PeepsyCallError', code = undefined) {
+  return new HandlerError(text, { status: 502, name, code });
+}
+
 // The child side of a REQUEST (ID-3): ids of our own ("c1", "c2", ...), the unified
-// shape (REQ-6), and a timer of our own, since the master owes us nothing if it never
-// answers.
-function callMaster(action, data, withData) {
+// shape (REQ-6), and a timer of our own (REQ-11): the master owes us nothing if it never
+// answers, so when the REQUEST's timeout has passed we fail the call ourselves, and a
+// later answer finds no pending call (ID-4).
+function callMaster(action, data, withData, timeout = DEFAULT_TIMEOUT_MS) {
   if (inputEnded) {
-    return Promise.reject(new HandlerError('the master has closed the channel'));
+    return Promise.reject(callFailed('the master has closed the channel'));
   }
   const id = `c${nextCallId++}`;
+  const request = { type: 'REQUEST', id, action, timeout };
+  if (withData) request.data = data;
+  try {
+    send(request);
+  } catch (err) {
+    return Promise.reject(err); // FRAME-11: too long to send; nothing went out
+  }
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      pendingCalls.delete(id); // a late answer is now an unmatched RESPONSE (ID-4)
-      reject(new HandlerError(`the master did not answer ${action} within ${MASTER_CALL_TIMEOUT_MS} ms`,
-        { name: 'PeepsyTimeoutError', code: 'PEEPSY_TIMEOUT' }));
-    }, MASTER_CALL_TIMEOUT_MS);
+      pendingCalls.delete(id);
+      reject(callFailed(`the master did not answer ${action} within ${timeout} ms`,
+        'PeepsyTimeoutError', 'PEEPSY_TIMEOUT'));
+    }, timeout);
     pendingCalls.set(id, { resolve, reject, timer });
-    const request = { type: 'REQUEST', id, action, timeout: MASTER_CALL_TIMEOUT_MS };
-    if (withData) request.data = data;
-    send(request);
   });
+}
+
+// What is wrong with a RESPONSE (MSG-2), or null when it is valid.
+function responseProblem(msg) {
+  if (!validId(msg.id)) return '`id` is not a string of 1..128 characters';
+  if (!validInt(msg.status, 100, 599)) return '`status` is not an integer of 100..599';
+  if (hasOwn(msg, 'error') && typeof msg.error !== 'string') return '`error` is not a string';
+  if (hasOwn(msg, 'errorPayload')) {
+    const payload = msg.errorPayload;
+    if (!isObject(payload)) return '`errorPayload` is not an object';
+    if (!validName(payload.name)) return '`errorPayload.name` is not a string of 1..256 characters';
+    if (typeof payload.message !== 'string') return '`errorPayload.message` is not a string';
+    if (hasOwn(payload, 'code') && !validName(payload.code)) {
+      return '`errorPayload.code` is not a string of 1..256 characters';
+    }
+    if (hasOwn(payload, 'stack') && typeof payload.stack !== 'string') return '`errorPayload.stack` is not a string';
+  }
+  return null;
 }
 
 function onResponse(msg) {
   const id = msg.id;
   const call = typeof id === 'string' ? pendingCalls.get(id) : undefined;
+  const problem = responseProblem(msg);
   if (call === undefined) {
-    // ID-4: late or never asked for. Never deliver it to anyone.
-    log(`ignored a RESPONSE to ${JSON.stringify(id)}, which is not one of our requests`);
-    return;
-  }
-  if (!Number.isInteger(msg.status) || msg.status < 100 || msg.status > 599) {
-    log(`ignored an invalid RESPONSE to ${id} (status ${JSON.stringify(msg.status)})`);
+    // ID-4, MSG-9: late, never asked for, or invalid without one of our ids. Never
+    // deliver it to anyone.
+    log(`ignored a RESPONSE to ${JSON.stringify(id)}, which is not one of our requests${
+      problem ? ` (and is invalid: ${problem})` : ''}`);
     return;
   }
   pendingCalls.delete(id);
   clearTimeout(call.timer);
+  if (problem !== null) {
+    // MSG-9: an invalid answer to one of our requests fails it at once; nothing waits
+    // for the timeout.
+    call.reject(callFailed(`the master's answer to ${id} is invalid: ${problem}`));
+    return;
+  }
   // RESP-2: anything below 400 is a success.
   if (msg.status < 400) {
     call.resolve(hasOwn(msg, 'data') ? msg.data : null);
     return;
   }
   // RESP-3: the text is `error`, else errorPayload.message, else a generic one.
-  const payload = isObject(msg.errorPayload) ? msg.errorPayload : {};
+  const payload = hasOwn(msg, 'errorPayload') ? msg.errorPayload : {};
   const text = typeof msg.error === 'string' ? msg.error
     : typeof payload.message === 'string' ? payload.message
       : `the master answered with status ${msg.status}`;
@@ -205,8 +265,8 @@ function onResponse(msg) {
   const status = msg.status === 408 || msg.status === 503 ? 500 : msg.status;
   call.reject(new HandlerError(text, {
     status,
-    name: typeof payload.name === 'string' && payload.name.length > 0 ? payload.name : 'RemoteError',
-    code: typeof payload.code === 'string' ? payload.code : undefined,
+    name: typeof payload.name === 'string' ? payload.name : 'RemoteError',
+    code: payload.code,
     details: payload.details,
   }));
 }
@@ -232,23 +292,29 @@ function validId(value) {
   return typeof value === 'string' && value.length > 0 && codePoints(value) <= 128;
 }
 
-function validAction(value) {
+// Action names, errorPayload names and codes, INIT's target: 1..256 characters.
+function validName(value) {
   return typeof value === 'string' && value.length > 0 && codePoints(value) <= 256;
 }
+const validAction = validName;
 
+// MSG-8: JSON.parse reads 5000, 5000.0 and 5e3 as the same number, so an integral float
+// is an integer here without any effort; 5000.5 is not.
 function validInt(value, low, high) {
   return Number.isInteger(value) && value >= low && value <= high;
 }
 
 // Both REQUEST shapes (REQ-3): a `request` member makes it legacy, whatever else the
-// message holds. Returns {request} or {problem, id}, where id is what we could still read
+// message holds. Returns {request} or {problem, id}, where id is the readable id, if any
 // (REQ-7 answers it with 400).
+//
+// REQ-10: the id is readable when it is a string of 1..128 characters where the shape
+// puts it: in `request` when there is a `request` member, else at the top. Nothing else
+// is read; in particular not a flat `id` beside a `request` that is not an object.
 function readRequest(msg) {
   const legacy = hasOwn(msg, 'request');
   const body = legacy ? msg.request : msg;
-  let readableId;
-  if (isObject(body) && validId(body.id)) readableId = body.id;
-  else if (legacy && !isObject(body) && validId(msg.id)) readableId = msg.id;
+  const readableId = isObject(body) && validId(body.id) ? body.id : undefined;
   const problem = (text) => ({ problem: text, id: readableId });
   if (!isObject(body)) return problem('`request` is not an object');
   if (!validId(body.id)) return problem('`id` is not a string of 1..128 characters');
@@ -274,8 +340,10 @@ function readRequest(msg) {
 
 // --- scheduling (SCHED-1..3) ----------------------------------------------------------
 
+// SCHED-1, SCHED-2: one at a time in sequential mode; in concurrent mode up to the cap
+// INIT asked for, if any.
 function capacity() {
-  return mode === 'sequential' ? 1 : Infinity;
+  return mode === 'sequential' ? 1 : maxConcurrency;
 }
 
 function onRequest(msg) {
@@ -316,8 +384,9 @@ function onRequest(msg) {
     return;
   }
   // SCHED-3: a request that waits longer than its sender will wait is answered 408 and
-  // never run. Its clock starts when it reaches us, which is as close as we can get to
-  // "when it was sent".
+  // never run. Its clock starts when we read it (REQ-4), which is as close as we can get
+  // to "when it was sent".
+  request.expiresAt = performance.now() + request.timeout;
   request.timer = setTimeout(() => expire(request), request.timeout);
   queue.push(request);
 }
@@ -325,6 +394,12 @@ function onRequest(msg) {
 function expire(request) {
   const index = queue.indexOf(request);
   if (index === -1) return;
+  // REQ-4: never before its time. Node's timers may fire a millisecond early.
+  const left = request.expiresAt - performance.now();
+  if (left > 0) {
+    request.timer = setTimeout(() => expire(request), Math.ceil(left));
+    return;
+  }
   queue.splice(index, 1);
   answerFailure(request.id, 408, {
     name: 'PeepsyTimeoutError',
@@ -375,38 +450,74 @@ async function start(request) {
 
 // --- INIT, SHUTDOWN, end of input -----------------------------------------------------
 
+// MSG-2: what is wrong with an INIT, or null when it is valid.
+function initProblem(msg) {
+  if (msg.mode !== 'sequential' && msg.mode !== 'concurrent') {
+    return '`mode` is not "sequential" or "concurrent"';
+  }
+  if (hasOwn(msg, 'protocol')
+      && !(typeof msg.protocol === 'string' && /^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$/.test(msg.protocol))) {
+    return '`protocol` is not a version MAJOR.MINOR';
+  }
+  if (hasOwn(msg, 'target') && !validName(msg.target)) return '`target` is not a string of 1..256 characters';
+  if (hasOwn(msg, 'heartbeatInterval') && !validInt(msg.heartbeatInterval, 1, 300000)) {
+    return '`heartbeatInterval` is not an integer of 1..300000';
+  }
+  if (hasOwn(msg, 'maxConcurrency') && !validInt(msg.maxConcurrency, 1, 65536)) {
+    return '`maxConcurrency` is not an integer of 1..65536';
+  }
+  if (hasOwn(msg, 'maxLineBytes') && !validInt(msg.maxLineBytes, 1048576, Number.MAX_SAFE_INTEGER)) {
+    return '`maxLineBytes` is not an integer of 1048576..2^53-1';
+  }
+  return null;
+}
+
+// INIT-2: the first valid INIT sets the mode, the cap, the heartbeat interval and the
+// master's line limit; later ones are ignored. MSG-9: an invalid one is ignored as if it
+// had not come, and the next valid one is the first.
 function onInit(msg) {
   if (initSeen) {
     log('ignored a repeated INIT (INIT-2)');
     return;
   }
-  if (msg.mode !== 'sequential' && msg.mode !== 'concurrent') {
-    log(`ignored an INIT with mode ${JSON.stringify(msg.mode)}`);
+  const problem = initProblem(msg);
+  if (problem !== null) {
+    log(`ignored an invalid INIT: ${problem} (MSG-9)`);
     return;
   }
   initSeen = true;
-  if (typeof msg.protocol === 'string' && !msg.protocol.startsWith('1.')) {
+  if (hasOwn(msg, 'protocol') && !msg.protocol.startsWith('1.')) {
     // VER-2: a different MAJOR version may not understand us; say so and carry on.
     log(`the master speaks protocol ${msg.protocol}; this worker speaks 1.0`);
   }
   mode = msg.mode;
-  pump(); // concurrent mode may start what sequential mode queued
-  if (validInt(msg.heartbeatInterval, 1, 300000)) {
+  if (hasOwn(msg, 'maxConcurrency')) maxConcurrency = msg.maxConcurrency;
+  if (hasOwn(msg, 'maxLineBytes')) peerMaxLineBytes = msg.maxLineBytes;
+  // READY-1 is optional; we send it, and READY-2 says when: once, in answer to this INIT,
+  // before anything else we write, describing us as we now run.
+  const ready = {
+    type: 'READY',
+    pid: process.pid,
+    protocol: '1.0',
+    mode,
+    actions: [...handlers.keys()],
+    implementation: IMPLEMENTATION,
+  };
+  const cap = capacity();
+  if (cap !== Infinity) ready.maxConcurrency = cap; // absent: no cap
+  ready.maxLineBytes = MAX_LINE_BYTES; // FRAME-6: what we read before dropping a line
+  send(ready);
+  if (hasOwn(msg, 'heartbeatInterval')) {
     heartbeatMs = msg.heartbeatInterval;
     // Apply the new interval now, without waiting out the old one.
     scheduleHeartbeat(Math.min(nextHeartbeatAt, Date.now() + heartbeatMs));
   }
+  pump(); // concurrent mode may start what sequential mode queued
 }
 
-function onShutdown(msg) {
-  const grace = validInt(msg.timeout, 1, 300000) ? msg.timeout : SHUTDOWN_GRACE_MS;
-  beginStop(grace);
-}
-
-// SHUT-1: take nothing new (onRequest answers 503 from now on), answer what still waits
-// in the queue with 503, let what runs finish, then exit 0. A handler that outlives the
-// grace period is abandoned: the master would kill us anyway (SHUT-3).
-function beginStop(graceMs) {
+// SHUT-1, SHUT-4: take nothing new (onRequest answers 503 from now on) and answer what
+// still waits in the queue with 503. What runs goes on (SHUT-5).
+function stopTakingWork() {
   if (stopping) return;
   stopping = true;
   while (queue.length > 0) {
@@ -415,26 +526,56 @@ function beginStop(graceMs) {
       name: 'PeepsyShutdownError', message: 'the worker is shutting down', code: 'PEEPSY_SHUTTING_DOWN',
     });
   }
+}
+
+// Exit when nothing runs any more (SHUT-5), and in any case within `ms` from now,
+// abandoning the handlers still running (SHUT-6, STREAM-3). The earliest deadline wins.
+let exitTimer = null;
+let exitDeadline = Infinity;
+function exitWithin(ms) {
   if (running === 0) {
     exit();
     return;
   }
-  setTimeout(() => {
-    log(`${running} request(s) still running after ${graceMs} ms; abandoning them`);
+  const deadline = performance.now() + ms;
+  if (deadline >= exitDeadline) return;
+  exitDeadline = deadline;
+  clearTimeout(exitTimer);
+  exitTimer = setTimeout(() => {
+    log(`${running} request(s) still running at the deadline; abandoning them`);
     exit();
-  }, graceMs).unref();
+  }, ms);
 }
 
-// STREAM-3, SHUT-2: end of input means the master is gone or done with us. Nobody will
-// answer our own requests any more, so fail them now rather than at their timeout.
+let shutdownSeen = false;
+function onShutdown(msg) {
+  if (hasOwn(msg, 'timeout') && !validInt(msg.timeout, 1, 300000)) {
+    // MSG-9: an invalid SHUTDOWN does not stop us.
+    log('ignored an invalid SHUTDOWN: `timeout` is not an integer of 1..300000 (MSG-9)');
+    return;
+  }
+  if (shutdownSeen) {
+    log('ignored a repeated SHUTDOWN: the first one\'s deadline stands (SHUT-6)');
+    return;
+  }
+  shutdownSeen = true;
+  stopTakingWork();
+  // SHUT-6: the deadline counts from now; absent, our own grace period.
+  exitWithin(hasOwn(msg, 'timeout') ? msg.timeout : SHUTDOWN_GRACE_MS);
+}
+
+// STREAM-3, SHUT-2: end of input means the master is gone or done with us. Nothing new
+// starts, and nobody will answer our own requests any more, so they fail now rather than
+// at their timeout. We exit within 1000 ms, SHUTDOWN or not.
 function onEnd() {
   inputEnded = true;
   for (const [id, call] of pendingCalls) {
     clearTimeout(call.timer);
-    call.reject(new HandlerError('the master closed the channel before it answered'));
+    call.reject(callFailed('the master closed the channel before it answered'));
     pendingCalls.delete(id);
   }
-  beginStop(SHUTDOWN_GRACE_MS);
+  stopTakingWork();
+  exitWithin(END_OF_INPUT_GRACE_MS);
 }
 
 let exiting = false;
@@ -480,6 +621,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 let pieces = []; // the current line so far, as Buffers
 let pieceBytes = 0;
 let skipping = false; // inside a line that is too long: read on to its \n, keep nothing
+let skippedHead = null; // ... but its first HEAD_BYTES bytes (FRAME-12)
 let lineNumber = 0;
 
 function onData(chunk) {
@@ -493,6 +635,7 @@ function onData(chunk) {
       // The \n counts towards the limit (FRAME-6).
       if (pieceBytes + 1 > MAX_LINE_BYTES) {
         skipping = true;
+        skippedHead = Buffer.concat(pieces, Math.min(pieceBytes, HEAD_BYTES));
         pieces = [];
         pieceBytes = 0;
       }
@@ -503,6 +646,8 @@ function onData(chunk) {
       // FRAME-6, FRAME-8: the long line costs only itself.
       log(`line ${lineNumber}: longer than ${MAX_LINE_BYTES} bytes; dropped`);
       skipping = false;
+      onOverLongLine(skippedHead);
+      skippedHead = null;
     } else {
       const line = pieces.length === 1 ? pieces[0] : Buffer.concat(pieces);
       pieces = [];
@@ -511,6 +656,33 @@ function onData(chunk) {
     }
     from = nl + 1;
   }
+}
+
+// FRAME-12: a REQUEST line we dropped for its length is answered 413 when its first
+// bytes show its id: the type first, then the id (flat, or first in `request`), as
+// senders write them. REQ-9 still holds: an id we owe an answer for gets none.
+const HEAD_ID = /^[ \t\r]*\{[ \t\r]*"type"[ \t\r]*:[ \t\r]*"REQUEST"[ \t\r]*,[ \t\r]*(?:"request"[ \t\r]*:[ \t\r]*\{[ \t\r]*)?"id"[ \t\r]*:[ \t\r]*("(?:[^"\\]|\\.)*")/;
+
+function onOverLongLine(head) {
+  if (lineNumber === 1 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) {
+    head = head.subarray(3); // FRAME-7
+  }
+  // Read as latin1, one character per byte, so that the match's offsets are byte offsets;
+  // then the id's JSON string is decoded properly (strict UTF-8, then JSON).
+  const match = HEAD_ID.exec(head.toString('latin1'));
+  if (match === null) return;
+  let id;
+  try {
+    id = JSON.parse(utf8.decode(head.subarray(match[0].length - match[1].length, match[0].length)));
+  } catch {
+    return;
+  }
+  if (!validId(id) || owed.has(id)) return;
+  answerFailure(id, 413, {
+    name: 'PeepsyLineTooLongError',
+    message: `the REQUEST line is longer than this worker's limit of ${MAX_LINE_BYTES} bytes (maxLineBytes); it was dropped`,
+    code: 'PEEPSY_LINE_TOO_LONG',
+  });
 }
 
 function onLine(bytes) {
@@ -593,13 +765,5 @@ process.stdin.on('error', (err) => {
   onEnd();
 });
 
-// READY-1 is optional; it names us for the master's logs. It leaves out `mode`, since
-// INIT may still change it.
-send({
-  type: 'READY',
-  pid: process.pid,
-  protocol: '1.0',
-  actions: [...handlers.keys()],
-  implementation: IMPLEMENTATION,
-});
+// HB-1: a HEARTBEAT at once, and then every interval. READY waits for INIT (READY-2).
 beat();
