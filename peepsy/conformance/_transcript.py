@@ -83,6 +83,9 @@ class Outcome:
     stderr: str = ""
     duration_ms: float = 0.0
     source: str = ""
+    #: How the worker ended when it ended during the check (``exited with status 3``);
+    #: "" when it was still running at the check's end.
+    worker_exit: str = ""
 
     @property
     def failed(self) -> bool:
