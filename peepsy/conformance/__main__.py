@@ -344,7 +344,15 @@ async def _run(
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
-    loop.add_signal_handler(signal.SIGINT, task.cancel)
+    cancelled: list[bool] = []
+
+    def interrupt() -> None:
+        # Once: a second Ctrl-C must not cut short the clean-up the first one started.
+        if not cancelled:
+            cancelled.append(True)
+            task.cancel()
+
+    loop.add_signal_handler(signal.SIGINT, interrupt)
     try:
         return await run_suite(options, progress)
     finally:

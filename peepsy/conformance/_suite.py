@@ -391,9 +391,9 @@ async def _run_all(
     try:
         await asyncio.gather(*tasks)
     finally:
-        for task in tasks:
-            task.cancel()
-        # Wait for their clean-up (each stops its worker) even when cancelled ourselves.
+        # Cancelled (SIGINT), gather has cancelled each task once: wait for their clean-up
+        # (each reaps its killed worker). A second cancel would cut that clean-up short
+        # and leave processes the closed loop still watches.
         await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
     ran = [s for s in sessions if s is not None]
     for offset, check in enumerate(global_checks, start=len(transcripts)):

@@ -247,11 +247,21 @@ class Session:
                 await proc.wait()
         # A grandchild of the worker may still hold its pipes open: end the group too.
         self.kill()
+        # With the group gone its pipes end: let the readers take the rest and finish
+        # (an event, not a fixed wait); cancel only those held open from outside it.
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._writer is not None:
             self._writer.close()
+        # Close the process transport now, in the loop: left to the garbage collector it
+        # would close after the loop has (after a SIGINT, say) and print a traceback.
+        transport = getattr(proc, "_transport", None)
+        if transport is not None:
+            transport.close()
 
 
 def describe_exit(code: int | None) -> str:
