@@ -353,13 +353,22 @@ async def _run(
             task.cancel()
 
     loop.add_signal_handler(signal.SIGINT, interrupt)
+    if _EARLY_SIGINT:
+        interrupt()  # it came while the run was being set up: stop at the first step
     try:
         return await run_suite(options, progress)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
 
 
+#: SIGINTs that came after the arguments were read but before the run's own handler.
+_EARLY_SIGINT: list[int] = []
+
+
 def _main(argv: list[str] | None) -> int:
+    # From now on a SIGINT is noted rather than raised, so that however early it comes
+    # the run stops the same way: workers killed, partial reports, exit 130.
+    signal.signal(signal.SIGINT, lambda signum, frame: _EARLY_SIGINT.append(signum))
     p = parser()
     args = p.parse_args(argv)
     dirs = ([builtin_transcripts()] if not args.no_builtin else []) + list(args.transcripts)
@@ -433,7 +442,7 @@ def _main(argv: list[str] | None) -> int:
     except OSError as exc:
         print(f"peepsy.conformance: cannot write the report: {exc}", file=sys.stderr)
         return 2
-    if result.interrupted or late:
+    if result.interrupted or late or _EARLY_SIGINT:
         ran = sum(o.verdict != "not-run" for o in result.outcomes)
         reports = " and ".join(str(r) for r in (args.json, args.junit) if r)
         _say_interrupted(

@@ -397,7 +397,13 @@ async def _run_all(
         await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
     ran = [s for s in sessions if s is not None]
     for offset, check in enumerate(global_checks, start=len(transcripts)):
-        record(offset, check.judge(ran), False)
+        outcome = check.judge(ran)
+        if not ran:
+            # No run wrote anything: nothing to judge, which is not a pass (nor a skip
+            # for this worker's sake).
+            outcome.verdict = "untestable"
+            outcome.message = "not testable: no other check ran, so no output to judge"
+        record(offset, outcome, False)
 
 
 def expected_ms(transcript: Transcript) -> float:

@@ -441,3 +441,51 @@ def test_a_closed_stdout_is_quiet_and_the_reports_still_get_written(tmp_path: Pa
     assert done.returncode == 0, err
     assert err == ""
     assert json.loads(report.read_text(encoding="utf-8"))["passed"] is True
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_ctrl_c_in_the_first_moments_during_the_probe(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # Says its pid through the FIFO as it starts (the probe's worker), then stays silent.
+    script = worker(
+        tmp_path,
+        """
+        with open(sys.argv[1], "w") as f:
+            f.write(str(os.getpid()))
+        for raw in sys.stdin:
+            pass
+        """,
+    )
+    report = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "peepsy.conformance",
+            "--no-builtin",
+            "--transcripts",
+            str(write_transcript(tmp_path / "p.ndjson", *PASSING)),
+            "--json",
+            str(report),
+            "--",
+            PYTHON,
+            str(script),
+            str(fifo),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with open(fifo, encoding="utf-8") as f:  # returns once the worker has written it
+        pid = int(f.read())
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1, err
+    assert not alive(pid)
+    data = json.loads(report.read_text(encoding="utf-8"))
+    VALIDATOR.validate(data)
+    assert data["interrupted"] is True
+    assert {c["verdict"] for c in data["checks"]} == {"not-run"}
