@@ -53,6 +53,8 @@ class Session:
     ready: list[WireLine] = field(default_factory=list)
     #: Set at the first READY, or when the output closes (no READY can come then).
     ready_seen: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set at each HEARTBEAT (and when the output closes): waiters clear it, then wait.
+    heartbeat_seen: asyncio.Event = field(default_factory=asyncio.Event)
     output_closed: bool = False
     partial: bytes = b""
     transport: str = "stdio"
@@ -127,6 +129,7 @@ class Session:
                 self.partial = exc.partial
                 self.output_closed = True
                 self.ready_seen.set()
+                self.heartbeat_seen.set()
                 self.messages.put_nowait(_CLOSED)
                 return
             except asyncio.LimitOverrunError:
@@ -139,6 +142,7 @@ class Session:
             # not see them; the suite still validates every one.
             if kind == "HEARTBEAT":
                 self.heartbeats.append(line)
+                self.heartbeat_seen.set()
             elif kind == "READY":
                 self.ready.append(line)
                 self.ready_seen.set()
