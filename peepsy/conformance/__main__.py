@@ -26,6 +26,7 @@ import math
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -352,23 +353,40 @@ async def _run(
             cancelled.append(True)
             task.cancel()
 
-    loop.add_signal_handler(signal.SIGINT, interrupt)
-    if _EARLY_SIGINT:
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    if _NOTED_SIGINT:
         interrupt()  # it came while the run was being set up: stop at the first step
     try:
         return await run_suite(options, progress)
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        if main_thread:
+            loop.remove_signal_handler(signal.SIGINT)  # this restores KeyboardInterrupt:
+            signal.signal(signal.SIGINT, _note_sigint)  # note it instead, reports to write
 
 
-#: SIGINTs that came after the arguments were read but before the run's own handler.
-_EARLY_SIGINT: list[int] = []
+#: SIGINTs that came outside the run itself (while it was set up, or its reports written).
+_NOTED_SIGINT: list[int] = []
+
+
+def _note_sigint(signum: int, frame: FrameType | None) -> None:
+    _NOTED_SIGINT.append(signum)
 
 
 def _main(argv: list[str] | None) -> int:
+    if threading.current_thread() is not threading.main_thread():
+        return _main_body(argv)  # signals reach the main thread only
     # From now on a SIGINT is noted rather than raised, so that however early it comes
     # the run stops the same way: workers killed, partial reports, exit 130.
-    signal.signal(signal.SIGINT, lambda signum, frame: _EARLY_SIGINT.append(signum))
+    before = signal.signal(signal.SIGINT, _note_sigint)
+    try:
+        return _main_body(argv)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _main_body(argv: list[str] | None) -> int:
     p = parser()
     args = p.parse_args(argv)
     dirs = ([builtin_transcripts()] if not args.no_builtin else []) + list(args.transcripts)
@@ -422,13 +440,7 @@ def _main(argv: list[str] | None) -> int:
         result = asyncio.run(_run(options, None if args.quiet else progress))
     except Interrupted as stop:
         result = stop.result
-    # From here on a SIGINT only makes the exit status 130: the reports get written.
-    late: list[int] = []
-
-    def later(signum: int, frame: FrameType | None) -> None:
-        late.append(signum)
-
-    signal.signal(signal.SIGINT, later)
+    # From here on a SIGINT (noted) only makes the exit status 130: the reports get written.
     if not result.interrupted:
         _Stdout.guard(lambda: summary(result, expectations, args.trace))
     try:
@@ -442,7 +454,7 @@ def _main(argv: list[str] | None) -> int:
     except OSError as exc:
         print(f"peepsy.conformance: cannot write the report: {exc}", file=sys.stderr)
         return 2
-    if result.interrupted or late or _EARLY_SIGINT:
+    if result.interrupted or _NOTED_SIGINT:
         ran = sum(o.verdict != "not-run" for o in result.outcomes)
         reports = " and ".join(str(r) for r in (args.json, args.junit) if r)
         _say_interrupted(
