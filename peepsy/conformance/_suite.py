@@ -200,7 +200,8 @@ async def _probe(session: Session, options: Options, mode: str) -> ProbeResult:
             result.problem = (
                 "the worker did not answer the probe's echo within"
                 f" {PROBE_MS * options.timeout_scale:.0f} ms; its answers arrived only after"
-                " its input closed: does it flush stdout after each line?"
+                " its input closed: does it flush stdout after each line? (A worker that"
+                " only starts slowly looks the same: then raise --timeout-scale.)"
             )
         else:
             result.note = (
