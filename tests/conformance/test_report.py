@@ -240,3 +240,39 @@ def test_terminal_summary() -> None:
     summary(result(outcome("s", "skip")), NONE, trace=False, out=out)
     assert "warning: no check ran" in out.getvalue()
     assert out.getvalue().endswith("result: PASSED\n")
+
+
+def test_junit_holds_what_xml_cannot() -> None:
+    """A lone surrogate (FRAME-9 lets JSON carry one), ESC, NUL and U+FFFE in any text
+    are written as visible escapes; the report parses."""
+    odd = "x\ud800y \x1b[31mred\x1b[0m \x00 \ufffe"
+    suite = junit(
+        result(
+            outcome("a.fail", "fail", message=odd, stderr=odd, trace=[odd]),
+            outcome("a.warn", "warn", message=odd),
+        )
+    )
+    cases = {c.attrib["name"]: c for c in suite.findall("testcase")}
+    failure = cases["a.fail"].find("failure")
+    assert failure is not None
+    assert failure.attrib["message"] == "x\\ud800y \\x1b[31mred\\x1b[0m \\x00 \\ufffe"
+    assert cases["a.fail"].findtext("system-err") == failure.attrib["message"]
+    warning = cases["a.warn"].find("skipped")
+    assert warning is not None
+    assert warning.attrib["type"] == "warning"
+    assert warning.attrib["message"].endswith("\\x00 \\ufffe")
+
+
+def test_untestable_and_not_run_are_skipped_with_their_kind() -> None:
+    suite = junit(
+        result(
+            outcome("a.nt", "untestable", message="not testable: no heartbeats"),
+            outcome("a.nr", "not-run", message="not run: interrupted (SIGINT)"),
+        )
+    )
+    kinds = {c.attrib["name"]: c.find("skipped") for c in suite.findall("testcase")}
+    assert {k: (v.attrib["type"] if v is not None else None) for k, v in kinds.items()} == {
+        "a.nt": "untestable",
+        "a.nr": "not-run",
+    }
+    assert counts_of(suite) == {"tests": 2, "failures": 0, "errors": 0, "skipped": 2}
