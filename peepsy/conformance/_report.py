@@ -121,6 +121,12 @@ def summary(
             out.write("    worker stderr (end):\n")
             for line in outcome.stderr.strip().splitlines()[-20 if trace else -10 :]:
                 out.write(f"      {line}\n")
+    untestable = [o for o in result.outcomes if o.verdict == "untestable"]
+    if untestable:
+        # Not failures, but not passes either: say what could not be judged, and why.
+        out.write("\n")
+        for outcome in untestable:
+            out.write(f"=== N/T {outcome.check}: {outcome.message}\n")
     if result.startup_problem:
         out.write(f"\n=== NOT RUN: no check ran: {result.startup_problem}\n")
         if result.startup_stderr:
@@ -142,7 +148,8 @@ def summary(
     for verdict in VERDICTS:
         out.write(f"| {verdict:<10} | {counts[verdict]:5} |\n")
     out.write("+------------+-------+\n")
-    if not result.startup_problem and all(o.verdict == "skip" for o in result.outcomes):
+    judged = ("pass", "fail", "warn", "timeout", "error")
+    if not result.startup_problem and not any(o.verdict in judged for o in result.outcomes):
         out.write("warning: no check ran: look at the levels line and --only/--skip\n")
     code = exit_code(result, expectations)
     out.write("result: " + ("FAILED" if code else "PASSED") + "\n")

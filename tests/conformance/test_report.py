@@ -276,3 +276,17 @@ def test_untestable_and_not_run_are_skipped_with_their_kind() -> None:
         "a.nr": "not-run",
     }
     assert counts_of(suite) == {"tests": 2, "failures": 0, "errors": 0, "skipped": 2}
+
+
+def test_terminal_summary_says_what_could_not_be_judged() -> None:
+    out = io.StringIO()
+    summary(
+        result(outcome("hb.x", "untestable", message="not testable: no HEARTBEAT")),
+        NONE,
+        trace=False,
+        out=out,
+    )
+    text = out.getvalue()
+    assert "=== N/T hb.x: not testable: no HEARTBEAT" in text
+    assert "warning: no check ran" in text  # nothing was judged
+    assert text.endswith("result: PASSED\n")
