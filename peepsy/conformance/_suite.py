@@ -217,8 +217,14 @@ async def _probe(session: Session, options: Options, mode: str) -> ProbeResult:
 
 
 async def run_one(
-    transcript: Transcript, options: Options, mode: str, live: set[Session] | None = None
+    transcript: Transcript,
+    options: Options,
+    mode: str,
+    live: set[Session] | None = None,
+    judged: Callable[[], None] | None = None,
 ) -> tuple[Outcome, Session]:
+    """Plays one transcript against a fresh worker. ``judged`` is called once the
+    verdict is known, before the worker is stopped (which may take its grace)."""
     outcome = Outcome(
         check=transcript.check,
         requirement=transcript.requirement,
@@ -264,6 +270,8 @@ async def run_one(
     finally:
         if outcome.verdict != "pass":
             await _note_exit(session, outcome)
+        if judged is not None:
+            judged()
         await session.stop()
         if live is not None:
             live.discard(session)
@@ -349,12 +357,7 @@ async def _run_all(
 ) -> None:
     mode = options.mode or "sequential"
     found = await probe(options, mode, live)
-    if options.mode is not None:
-        result.mode, result.mode_source = options.mode, "--mode"
-    elif found.announced in ("sequential", "concurrent"):
-        result.mode, result.mode_source = found.announced, "READY"
-    else:
-        result.mode, result.mode_source = mode, "INIT (assumed)"
+    _learn(options, result, found, mode)
     if found.problem:
         result.startup_problem, result.startup_stderr = found.problem, found.stderr
         why = f"the worker cannot be checked: {found.problem}"
@@ -364,17 +367,25 @@ async def _run_all(
         for offset, check in enumerate(global_checks, start=len(transcripts)):
             record(offset, _global_not_run(check, why), True)
         return
-    result.profile = found.profile if options.level != "core" else False
-    result.profile_note = found.note if options.level != "core" else "--level core"
-    if options.level == "profile" and not found.profile:
-        result.profile_note = found.note + " (--level profile: profile checks run and fail)"
-        result.profile = True
     sessions: list[Session | None] = [None] * len(transcripts)
     limit = asyncio.Semaphore(max(1, options.jobs))
 
     async def one(position: int, transcript: Transcript) -> None:
-        async with limit:
-            outcome, session = await run_one(transcript, options, result.mode, live)
+        await limit.acquire()
+        held = [True]
+
+        def free() -> None:
+            if held:
+                held.clear()
+                limit.release()
+
+        try:
+            # The slot is freed at the verdict: a worker taking its grace to exit (up to
+            # a second, with a handler still running) costs no CPU, and need not hold
+            # back the next check.
+            outcome, session = await run_one(transcript, options, result.mode, live, free)
+        finally:
+            free()
         sessions[position] = session
         record(position, outcome, False)
 
@@ -405,6 +416,21 @@ async def _run_all(
             outcome.verdict = "untestable"
             outcome.message = "not testable: no other check ran, so no output to judge"
         record(offset, outcome, False)
+
+
+def _learn(options: Options, result: SuiteResult, found: ProbeResult, mode: str) -> None:
+    """What the probe says about the worker's mode and level."""
+    if options.mode is not None:
+        result.mode, result.mode_source = options.mode, "--mode"
+    elif found.announced in ("sequential", "concurrent"):
+        result.mode, result.mode_source = found.announced, "READY"
+    else:
+        result.mode, result.mode_source = mode, "INIT (assumed)"
+    result.profile = found.profile if options.level != "core" else False
+    result.profile_note = found.note if options.level != "core" else "--level core"
+    if options.level == "profile" and not found.profile:
+        result.profile_note = found.note + " (--level profile: profile checks run and fail)"
+        result.profile = True
 
 
 def expected_ms(transcript: Transcript) -> float:
