@@ -340,26 +340,18 @@ class _Stdout:
 async def _run(
     options: Options, progress: Callable[[Outcome, int, int], None] | None
 ) -> SuiteResult:
-    """The suite, with SIGINT cancelling it (run_suite then kills every worker's group
-    and raises :class:`Interrupted` with the partial result)."""
+    """The suite, with SIGINT setting its ``stop`` event (run_suite then kills every
+    worker's group and raises :class:`Interrupted` with the partial result)."""
     loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    cancelled: list[bool] = []
-
-    def interrupt() -> None:
-        # Once: a second Ctrl-C must not cut short the clean-up the first one started.
-        if not cancelled:
-            cancelled.append(True)
-            task.cancel()
-
+    stop = asyncio.Event()
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:
-        loop.add_signal_handler(signal.SIGINT, interrupt)
+        # A second Ctrl-C sets it again: it cannot cut short the clean-up of the first.
+        loop.add_signal_handler(signal.SIGINT, stop.set)
     if _NOTED_SIGINT:
-        interrupt()  # it came while the run was being set up: stop at the first step
+        stop.set()  # it came while the run was being set up: stop at the first step
     try:
-        return await run_suite(options, progress)
+        return await run_suite(options, progress, stop)
     finally:
         if main_thread:
             loop.remove_signal_handler(signal.SIGINT)  # this restores KeyboardInterrupt:

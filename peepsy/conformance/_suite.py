@@ -293,13 +293,16 @@ async def _note_exit(session: Session, outcome: Outcome) -> None:
 
 
 async def run_suite(
-    options: Options, progress: Callable[[Outcome, int, int], None] | None = None
+    options: Options,
+    progress: Callable[[Outcome, int, int], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> SuiteResult:
     """Runs every selected check, ``options.jobs`` at a time, each in a fresh worker.
     ``progress`` is told of each outcome as it comes (index is the count so far);
-    the result lists them in the stable order of the checks. On cancellation (SIGINT)
-    every worker's process group is killed and :class:`Interrupted` carries the partial
-    result, its unfinished checks ``not-run``."""
+    the result lists them in the stable order of the checks. When ``stop`` is set
+    (SIGINT) or the call is cancelled, every worker's process group is killed and
+    :class:`Interrupted` carries the partial result, its unfinished checks ``not-run``;
+    set after the last check, it only marks the result ``interrupted``."""
     dirs = ([builtin_transcripts()] if options.builtin else []) + list(options.transcript_dirs)
     transcripts = [t for t in load_all(dirs) if selected(t.check, options.only, options.skip)]
     global_checks = [g for g in GLOBAL_CHECKS if selected(g.check, options.only, options.skip)]
@@ -316,17 +319,46 @@ async def run_suite(
         if progress is not None and not quiet:
             progress(outcome, done, total)
 
+    # The run is a task of its own, raced against ``stop``: an event, so that a SIGINT
+    # at any moment (even between the last check and the return) is seen the same way.
+    work = asyncio.create_task(_run_all(options, result, transcripts, global_checks, live, record))
+    stopped = asyncio.create_task((stop or asyncio.Event()).wait())
     try:
-        await _run_all(options, result, transcripts, global_checks, live, record)
+        await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
-        # Kill first: the tasks' own clean-up then finds the workers already gone.
-        for session in list(live):
-            session.kill()
-        result.interrupted = True
-        result.outcomes = _fill(slots, transcripts, global_checks, "interrupted (SIGINT)")
-        raise Interrupted(result) from None
+        stopped.cancel()
+        await _interrupt(work, live)
+        raise _interrupted(result, slots, transcripts, global_checks) from None
+    if not work.done():
+        await _interrupt(work, live)
+        raise _interrupted(result, slots, transcripts, global_checks)
+    stopped.cancel()
+    work.result()  # its exceptions are the run's
+    result.interrupted = stop is not None and stop.is_set()
     result.outcomes = _fill(slots, transcripts, global_checks, "")
     return result
+
+
+async def _interrupt(work: asyncio.Task[None], live: set[Session]) -> None:
+    """Kill every worker's group first (their tasks' clean-up then finds them gone),
+    then cancel the run and wait for that clean-up: each reaps its worker."""
+    for session in list(live):
+        session.kill()
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)
+    for session in list(live):  # started while the others were being killed
+        session.kill()
+
+
+def _interrupted(
+    result: SuiteResult,
+    slots: list[Outcome | None],
+    transcripts: list[Transcript],
+    global_checks: list[GlobalCheck],
+) -> Interrupted:
+    result.interrupted = True
+    result.outcomes = _fill(slots, transcripts, global_checks, "interrupted (SIGINT)")
+    return Interrupted(result)
 
 
 def _fill(
