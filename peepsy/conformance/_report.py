@@ -65,9 +65,8 @@ def exit_code(result: SuiteResult, expectations: Expectations) -> int:
 def progress_line(outcome: Outcome, index: int, total: int, out: TextIO = sys.stdout) -> None:
     reqs = ",".join(outcome.requirement)
     took = f"{outcome.duration_ms:6.0f} ms" if outcome.duration_ms else " " * 9
-    out.write(
-        f"[{index:3}/{total}] {MARKS[outcome.verdict]}  {outcome.check:<40} {reqs:<18} {took}\n"
-    )
+    line = f"[{index:3}/{total}] {MARKS[outcome.verdict]}  {outcome.check:<40} {reqs:<18} {took}"
+    out.write(line.rstrip() + "\n")
     out.flush()
 
 
