@@ -300,7 +300,7 @@ def rendezvous_cases(tmp_path: Path) -> Path:
             '{"wait": 100000}',
         )
     write_transcript(
-        cases / "meet.ndjson",
+        cases / "a-meet.ndjson",  # listed first; it cannot finish before the holders
         '{"check": "mine.meet", "requirement": ["RESP-4"], "description": "d"}',
         '{"send": {"type": "REQUEST", "id": "m", "action": "mine.meet"}}',
         '{"expect": {"type": "RESPONSE", "id": "m", "status": 404}, "within": 10000}',
@@ -403,6 +403,12 @@ def test_results_keep_the_order_of_the_checks_whatever_finishes_first(tmp_path: 
     order = [line.split()[0] for line in listing.splitlines()]
     data = json.loads(report.read_text(encoding="utf-8"))
     assert [c["check"] for c in data["checks"]] == order
+    # mine.meet finished after both holders, yet is listed (and reported) first.
+    assert order[0] == "mine.meet"
+    finished = [w for line in progress for w in line.split() if w.startswith("mine.")]
+    assert finished[-1] == "mine.meet"
+    summary_order = [c["check"] for c in data["checks"] if c["check"].startswith("mine.")]
+    assert summary_order == ["mine.meet", "mine.hold-a", "mine.hold-b"]
 
 
 def test_a_closed_stdout_is_quiet_and_the_reports_still_get_written(tmp_path: Path) -> None:
