@@ -2,8 +2,9 @@
 
 Runs the peepsy conformance suite against a worker: any executable that speaks the
 protocol on its stdin and stdout (docs/protocol.md). Exit status 0 when no check fails,
-1 when one does, 2 when the suite cannot run (bad arguments, an invalid transcript, a
-worker that cannot be started).
+1 when one does (or the worker dies at start-up), 2 when the suite cannot run (bad
+arguments, a selection of no check, an invalid transcript, a report that cannot be
+written, a worker that cannot be started), 130 when stopped by SIGINT (Ctrl-C).
 
 Two more commands, chosen by the first argument:
 
@@ -19,9 +20,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import math
+import os
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 from peepsy.conformance._checks import GLOBAL_CHECKS
 from peepsy.conformance._fuzz_command import fuzz_command
@@ -45,13 +53,18 @@ from peepsy.conformance._report import (
 )
 from peepsy.conformance._schemas import builtin_transcripts
 from peepsy.conformance._suite import (
+    Interrupted,
     Options,
+    SuiteResult,
     WorkerNotStarted,
     load_all,
     run_suite,
     selected,
 )
-from peepsy.conformance._transcript import TranscriptError
+from peepsy.conformance._transcript import Outcome, TranscriptError
+
+#: The exit status of a run stopped by SIGINT (128 + 2, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,7 +74,8 @@ def parser() -> argparse.ArgumentParser:
         epilog="Example: python -m peepsy.conformance -- node my_worker.js. To record a"
         " master and a worker as a transcript: python -m peepsy.conformance record --help;"
         " to turn a raw recording into one: python -m peepsy.conformance generalize --help."
-        " Exit status: 0 passed, 1 a check failed, 2 the suite could not run.",
+        " Exit status: 0 passed, 1 a check failed, 2 the suite could not run,"
+        " 130 stopped by Ctrl-C (SIGINT; the reports then hold what finished).",
     )
     p.add_argument("command", nargs="*", help="the worker command and its arguments (after --)")
     p.add_argument("--list", action="store_true", help="list the checks and exit")
@@ -128,6 +142,15 @@ def parser() -> argparse.ArgumentParser:
         help="multiply every case budget (slow machines)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="run N checks at once, each with its own worker (default: the number of"
+        " cores, %(default)s here)",
+    )
     _fuzz_options(p)
     return p
 
@@ -270,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         return _generalize(argv[1:])
     try:
         return _main(argv)
+    except KeyboardInterrupt:
+        # SIGINT before the run started (or after it ended): no worker is running.
+        _say_interrupted("before any check ran")
+        return EXIT_INTERRUPTED
     except TranscriptError as exc:
         print(f"peepsy.conformance: invalid transcript:\n{exc}", file=sys.stderr)
         return 2
@@ -278,11 +305,126 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _check_settings(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Settings no run can honour: refused (exit 2) before any worker starts."""
+    if not math.isfinite(args.timeout_scale) or args.timeout_scale <= 0:
+        p.error(f"--timeout-scale must be a finite number above 0, not {args.timeout_scale}")
+    if args.jobs < 1:
+        p.error(f"-j/--jobs must be 1 or more, not {args.jobs}")
+    for flag, path in (("--json", args.json), ("--junit", args.junit)):
+        if path is None:
+            continue
+        # Made now, so that a run of minutes does not end in "cannot write the report".
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            p.error(f"{flag} {path}: cannot create its folder: {exc}")
+        if path.is_dir():
+            p.error(f"{flag} {path}: is a folder")
+        if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            p.error(f"{flag} {path}: not writable")
+
+
+def _check_selection(
+    p: argparse.ArgumentParser, args: argparse.Namespace, dirs: list[Path]
+) -> None:
+    """A selection that leaves nothing to run is a mistake (a typo in a glob, say): exit 2,
+    rather than a green run that checked nothing."""
+    chosen = [t for t in load_all(dirs) if selected(t.check, args.only, args.skip)]
+    runnable = [t for t in chosen if args.level != "core" or t.level == "core"]
+    if runnable:
+        return
+    what = " ".join(
+        [f"--only {o!r}" for o in args.only]
+        + [f"--skip {s!r}" for s in args.skip]
+        + ([f"--level {args.level}"] if args.level != "auto" else [])
+    )
+    if chosen:
+        p.error(f"the selection ({what}) leaves only profile checks, and --level core skips them")
+    if any(selected(g.check, args.only, args.skip) for g in GLOBAL_CHECKS):
+        p.error(
+            f"the selection ({what or 'no transcripts'}) matches only checks over every run;"
+            " they judge what the other checks' runs wrote, so select some of those too"
+        )
+    p.error(f"the selection ({what or 'no transcripts'}) matches no check (see --list)")
+
+
+def _say_interrupted(what: str) -> None:
+    with contextlib.suppress(OSError):
+        sys.stderr.write(f"peepsy.conformance: interrupted (SIGINT) {what}\n")
+        sys.stderr.flush()
+
+
+class _Stdout:
+    """Writes to stdout that survive its reader going away (``| head -1``): from the
+    first broken pipe on, the rest goes to /dev/null and the run carries on to write
+    its reports and exit with its real status."""
+
+    broken = False
+
+    @classmethod
+    def guard(cls, write: Callable[[], None]) -> None:
+        if cls.broken:
+            return
+        try:
+            write()
+        except BrokenPipeError:
+            cls.broken = True
+            # Python flushes stdout again at exit: point it at /dev/null so that this
+            # does not fail (and print "Exception ignored") too.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+
+async def _run(
+    options: Options, progress: Callable[[Outcome, int, int], None] | None
+) -> SuiteResult:
+    """The suite, with SIGINT setting its ``stop`` event (run_suite then kills every
+    worker's group and raises :class:`Interrupted` with the partial result)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
+        # A second Ctrl-C sets it again: it cannot cut short the clean-up of the first.
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+    if _NOTED_SIGINT:
+        stop.set()  # it came while the run was being set up: stop at the first step
+    try:
+        return await run_suite(options, progress, stop)
+    finally:
+        if main_thread:
+            loop.remove_signal_handler(signal.SIGINT)  # this restores KeyboardInterrupt:
+            signal.signal(signal.SIGINT, _note_sigint)  # note it instead, reports to write
+
+
+#: SIGINTs that came outside the run itself (while it was set up, or its reports written).
+_NOTED_SIGINT: list[int] = []
+
+
+def _note_sigint(signum: int, frame: FrameType | None) -> None:
+    _NOTED_SIGINT.append(signum)
+
+
 def _main(argv: list[str] | None) -> int:
-    args = parser().parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():
+        return _main_body(argv)  # signals reach the main thread only
+    # From now on a SIGINT is noted rather than raised, so that however early it comes
+    # the run stops the same way: workers killed, partial reports, exit 130.
+    before = signal.signal(signal.SIGINT, _note_sigint)
+    try:
+        return _main_body(argv)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _main_body(argv: list[str] | None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
     if args.fuzz is not None or args.seed is not None or args.fuzz_waive:
-        return fuzz_command(args, parser().error)
+        return fuzz_command(args, p.error)
     dirs = ([builtin_transcripts()] if not args.no_builtin else []) + list(args.transcripts)
+    _check_selection(p, args, dirs)
     if args.list:
         rows: list[tuple[str, str, str, str, str]] = [
             (t.check, t.level, t.severity, ",".join(t.requirement), t.description)
@@ -297,7 +439,8 @@ def _main(argv: list[str] | None) -> int:
         listing(rows)
         return 0
     if not args.command:
-        parser().error("give the worker command, for example: -- node my_worker.js")
+        p.error("give the worker command, for example: -- node my_worker.js")
+    _check_settings(p, args)
     expectations = load_expectations("")
     if args.expected_failures:
         try:
@@ -321,10 +464,19 @@ def _main(argv: list[str] | None) -> int:
         builtin=not args.no_builtin,
         timeout_scale=args.timeout_scale,
         transport=args.transport,
+        jobs=args.jobs,
     )
-    progress = None if args.quiet else progress_line
-    result = asyncio.run(run_suite(options, progress))
-    summary(result, expectations, args.trace)
+
+    def progress(outcome: Outcome, index: int, total: int) -> None:
+        _Stdout.guard(lambda: progress_line(outcome, index, total))
+
+    try:
+        result = asyncio.run(_run(options, None if args.quiet else progress))
+    except Interrupted as stop:
+        result = stop.result
+    # From here on a SIGINT (noted) only makes the exit status 130: the reports get written.
+    if not result.interrupted:
+        _Stdout.guard(lambda: summary(result, expectations, args.trace))
     try:
         if args.json:
             args.json.write_text(
@@ -336,6 +488,14 @@ def _main(argv: list[str] | None) -> int:
     except OSError as exc:
         print(f"peepsy.conformance: cannot write the report: {exc}", file=sys.stderr)
         return 2
+    if result.interrupted or _NOTED_SIGINT:
+        ran = sum(o.verdict != "not-run" for o in result.outcomes)
+        reports = " and ".join(str(r) for r in (args.json, args.junit) if r)
+        _say_interrupted(
+            f"after {ran} of {len(result.outcomes)} checks; every worker stopped"
+            + (f"; partial report: {reports}" if reports else "")
+        )
+        return EXIT_INTERRUPTED
     return exit_code(result, expectations)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from collections import Counter
@@ -16,7 +17,7 @@ from peepsy.conformance._transcript import Outcome
 from peepsy.protocol import PROTOCOL_VERSION
 
 #: The version of the JSON report's shape (conformance/report.schema.json).
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 VERDICTS = ("pass", "fail", "warn", "skip", "untestable", "not-run", "timeout", "error")
 MARKS = {
     "pass": "PASS",
@@ -52,6 +53,8 @@ def load_expectations(text: str) -> Expectations:
 
 
 def exit_code(result: SuiteResult, expectations: Expectations) -> int:
+    if result.startup_problem:
+        return 1  # the worker cannot be checked: that fails the run, once
     for outcome in result.outcomes:
         status = expectations.judge(outcome)
         if status == "stale" or (status is None and outcome.failed):
@@ -62,9 +65,8 @@ def exit_code(result: SuiteResult, expectations: Expectations) -> int:
 def progress_line(outcome: Outcome, index: int, total: int, out: TextIO = sys.stdout) -> None:
     reqs = ",".join(outcome.requirement)
     took = f"{outcome.duration_ms:6.0f} ms" if outcome.duration_ms else " " * 9
-    out.write(
-        f"[{index:3}/{total}] {MARKS[outcome.verdict]}  {outcome.check:<40} {reqs:<18} {took}\n"
-    )
+    line = f"[{index:3}/{total}] {MARKS[outcome.verdict]}  {outcome.check:<40} {reqs:<18} {took}"
+    out.write(line.rstrip() + "\n")
     out.flush()
 
 
@@ -113,10 +115,25 @@ def summary(
             out.write("    wire log:\n")
             for line in outcome.trace:
                 out.write(f"      {line}\n")
-            if outcome.stderr.strip():
-                out.write("    worker stderr (end):\n")
-                for line in outcome.stderr.strip().splitlines()[-20:]:
-                    out.write(f"      {line}\n")
+        # The stderr of a worker that died in the check is why it died: shown by default.
+        if (trace or outcome.worker_exit) and outcome.stderr.strip():
+            out.write("    worker stderr (end):\n")
+            for line in outcome.stderr.strip().splitlines()[-20 if trace else -10 :]:
+                out.write(f"      {line}\n")
+    untestable = [o for o in result.outcomes if o.verdict == "untestable"]
+    if untestable:
+        # Not failures, but not passes either: say what could not be judged, and why.
+        out.write("\n")
+        for outcome in untestable:
+            out.write(f"=== N/T {outcome.check}: {outcome.message}\n")
+    if result.startup_problem:
+        out.write(f"\n=== NOT RUN: no check ran: {result.startup_problem}\n")
+        if result.startup_stderr:
+            out.write("    worker stderr (end):\n")
+            for line in result.startup_stderr:
+                out.write(f"      {line}\n")
+        else:
+            out.write("    worker stderr: (empty)\n")
     stale = [o.check for o in result.outcomes if expectations.judge(o) == "stale"]
     for check in stale:
         out.write(f"\n=== STALE {check}: listed as an expected failure, but it passes; remove it\n")
@@ -130,7 +147,8 @@ def summary(
     for verdict in VERDICTS:
         out.write(f"| {verdict:<10} | {counts[verdict]:5} |\n")
     out.write("+------------+-------+\n")
-    if all(o.verdict == "skip" for o in result.outcomes):
+    judged = ("pass", "fail", "warn", "timeout", "error")
+    if not result.startup_problem and not any(o.verdict in judged for o in result.outcomes):
         out.write("warning: no check ran: look at the levels line and --only/--skip\n")
     code = exit_code(result, expectations)
     out.write("result: " + ("FAILED" if code else "PASSED") + "\n")
@@ -176,7 +194,7 @@ def report_summary(result: SuiteResult, expectations: Expectations) -> dict[str,
         "expectedFailures": [check for check, status in judged if status == "expected"],
         "stale": [check for check, status in judged if status == "stale"],
         "levels": level_states(result),
-        "exitCode": exit_code(result, expectations),
+        "exitCode": 130 if result.interrupted else exit_code(result, expectations),
     }
 
 
@@ -215,6 +233,8 @@ def to_json(result: SuiteResult, expectations: Expectations) -> dict[str, Any]:
             entry["actual"] = _bounded(o.actual)
             entry["trace"] = o.trace[-200:]
             entry["stderr"] = o.stderr
+        if o.worker_exit:
+            entry["workerExit"] = o.worker_exit
         checks.append(entry)
     return {
         "reportVersion": REPORT_VERSION,
@@ -224,51 +244,117 @@ def to_json(result: SuiteResult, expectations: Expectations) -> dict[str, Any]:
         "modeSource": result.mode_source,
         "profile": result.profile,
         "profileNote": result.profile_note,
-        "passed": exit_code(result, expectations) == 0,
+        "passed": exit_code(result, expectations) == 0 and not result.interrupted,
+        "interrupted": result.interrupted,
+        "startup": (
+            {"problem": result.startup_problem, "stderr": result.startup_stderr}
+            if result.startup_problem
+            else None
+        ),
         "summary": report_summary(result, expectations),
         "checks": checks,
     }
 
 
+#: What XML 1.0 cannot hold (its Char production): C0 controls but tab, LF and CR (ESC
+#: of ANSI colours, NUL, ...), lone surrogates, U+FFFE and U+FFFF. A worker may print any
+#: bytes; the report must stay well-formed, so these are written as visible escapes.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` with every character XML 1.0 cannot hold written as ``\\xNN`` or
+    ``\\uNNNN`` (so ESC shows as ``\\x1b``; nothing is silently lost)."""
+    return _NOT_XML.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text
+    )
+
+
+def _stderr_tail(outcome: Outcome, lines: int = 40) -> str:
+    return "\n".join(outcome.stderr.strip().splitlines()[-lines:])
+
+
 def to_junit(result: SuiteResult, expectations: Expectations) -> bytes:
-    """JUnit XML: a failed or timed-out check is a ``failure``, one that could not run
-    an ``error``; skipped checks and tolerated expected failures are ``skipped``; a stale
-    expected failure (it passes) is a ``failure``; a warning passes, with its message in
-    ``system-out``. The counts of the ``testsuite`` are those of these elements."""
-    suite = ET.Element("testsuite", name="peepsy-conformance", tests=str(len(result.outcomes)))
+    """JUnit XML, one ``testcase`` per check (docs/conformance.md, "JUnit mapping"):
+
+    - pass: an empty ``testcase``;
+    - fail, timeout, and a stale expected failure: ``failure`` (``type`` the verdict);
+    - error: ``error``;
+    - warn: ``skipped type="warning"`` whose message starts ``WARN (SHOULD, REQ-1):``:
+      visible in every CI's test view, and it does not fail the build, as a warning must
+      not; its details are also in ``system-out``;
+    - skip, untestable, not-run, and a tolerated expected failure: ``skipped`` with
+      ``type`` saying which (``skip``, ``untestable``, ``not-run``, ``expected-failure``);
+    - a worker that died at start-up adds one ``testcase`` ``suite.worker-starts`` with
+      an ``error`` (the single cause), its stderr in ``system-err``.
+
+    Every case that did not pass carries the end of its worker's stderr in
+    ``system-err``. Text is made XML-safe (:func:`xml_text`). The ``testsuite`` counts
+    are those of these elements."""
+    suite = ET.Element("testsuite", name="peepsy-conformance")
     failures = errors = skipped = 0
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        element = ET.SubElement(parent, tag, {k: xml_text(v) for k, v in attrs.items()})
+        if text is not None:
+            element.text = xml_text(text)
+        return element
+
+    cases = 0
+    if result.startup_problem:
+        cases += 1
+        errors += 1
+        case = sub(suite, "testcase", classname="peepsy.suite", name="suite.worker-starts")
+        case.set("time", "0.000")
+        sub(case, "error", message=result.startup_problem, type="worker-died")
+        sub(case, "system-err", "\n".join(result.startup_stderr))
     for o in result.outcomes:
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname=f"peepsy.{o.level}",
-            name=o.check,
-            time=f"{o.duration_ms / 1000:.3f}",
-        )
+        cases += 1
+        case = sub(suite, "testcase", classname=f"peepsy.{o.level}", name=o.check)
+        case.set("time", f"{o.duration_ms / 1000:.3f}")
         status = expectations.judge(o)
-        if o.verdict == "skip":
+        if o.verdict in ("skip", "untestable", "not-run"):
             skipped += 1
-            ET.SubElement(case, "skipped", message=o.message)
+            sub(case, "skipped", message=o.message, type=o.verdict)
         elif status == "expected":
             skipped += 1
-            ET.SubElement(case, "skipped", message=f"expected failure ({o.verdict}): {o.message}")
+            sub(
+                case,
+                "skipped",
+                message=f"expected failure ({o.verdict}): {o.message}",
+                type="expected-failure",
+            )
         elif status == "stale":
             failures += 1
-            ET.SubElement(
-                case, "failure", message="expected to fail, but passes: remove it from the list"
+            sub(
+                case,
+                "failure",
+                message="expected to fail, but passes: remove it from the list",
+                type="stale",
             )
         elif o.verdict in ("fail", "timeout"):
             failures += 1
-            failure = ET.SubElement(case, "failure", message=o.message or o.verdict)
-            failure.text = "\n".join(
-                [f"{m.path}: expected {m.expected}, got {m.actual}" for m in o.mismatches]
-                + (["wire log:", *o.trace] if o.trace else [])
+            sub(
+                case,
+                "failure",
+                "\n".join(
+                    [f"{m.path}: expected {m.expected}, got {m.actual}" for m in o.mismatches]
+                    + (["wire log:", *o.trace] if o.trace else [])
+                ),
+                message=o.message or o.verdict,
+                type=o.verdict,
             )
         elif o.verdict == "error":
             errors += 1
-            ET.SubElement(case, "error", message=o.message)
+            sub(case, "error", message=o.message, type="error")
         elif o.verdict == "warn":
-            ET.SubElement(case, "system-out").text = f"WARN ({o.severity}): {o.message}"
+            skipped += 1
+            text = f"WARN ({o.severity}, {', '.join(o.requirement)}): {o.message}"
+            sub(case, "skipped", message=text, type="warning")
+            sub(case, "system-out", text)
+        if o.verdict != "pass" and o.stderr.strip():
+            sub(case, "system-err", _stderr_tail(o))
+    suite.set("tests", str(cases))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
     suite.set("skipped", str(skipped))

@@ -83,6 +83,9 @@ class Outcome:
     stderr: str = ""
     duration_ms: float = 0.0
     source: str = ""
+    #: How the worker ended when it ended during the check (``exited with status 3``);
+    #: "" when it was still running at the check's end.
+    worker_exit: str = ""
 
     @property
     def failed(self) -> bool:
@@ -284,17 +287,21 @@ class Runner:
             start = len(s.heartbeats)
             deadline = asyncio.get_running_loop().time() + spec["within"] / 1000
             while len(s.heartbeats) - start < spec["count"]:
-                if asyncio.get_running_loop().time() >= deadline:
-                    if not s.heartbeats and step.get("untestable_if_none"):
-                        raise NotTestable(step["untestable_if_none"])
-                    got = len(s.heartbeats) - start
-                    raise StepFailed(
-                        f"expected {spec['count']} HEARTBEATs within {spec['within']} ms,"
-                        f" got {got}",
-                        f"{spec['count']} heartbeats",
-                        f"{got} heartbeats",
-                    )
-                await asyncio.sleep(0.02)
+                left = deadline - asyncio.get_running_loop().time()
+                if left > 0 and not s.output_closed:
+                    # Woken by the next HEARTBEAT (or the end of the output), not a poll.
+                    s.heartbeat_seen.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(s.heartbeat_seen.wait(), left)
+                    continue
+                if not s.heartbeats and step.get("untestable_if_none"):
+                    raise NotTestable(step["untestable_if_none"])
+                got = len(s.heartbeats) - start
+                raise StepFailed(
+                    f"expected {spec['count']} HEARTBEATs within {spec['within']} ms, got {got}",
+                    f"{spec['count']} heartbeats",
+                    f"{got} heartbeats",
+                )
         elif "close_stdin" in step:
             s.close_stdin()
         elif "expect_exit" in step:

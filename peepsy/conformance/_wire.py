@@ -15,6 +15,9 @@ from typing import Any
 
 #: Lines longer than this from a worker are cut short in the trace (not in the checks).
 _TRACE_LIMIT = 2000
+#: Seconds a worker gets to exit after its input closed, before its group is killed:
+#: STREAM-3's 1000 ms, and slack for a busy machine.
+STOP_GRACE = 1.5
 
 
 @dataclass(slots=True)
@@ -36,7 +39,7 @@ class WireLine:
         return f"{self.t:9.1f} ms {arrow} {text}{note}"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared and hashed by identity: kept in sets
 class Session:
     """One run of the worker command, with everything it wrote."""
 
@@ -50,6 +53,8 @@ class Session:
     ready: list[WireLine] = field(default_factory=list)
     #: Set at the first READY, or when the output closes (no READY can come then).
     ready_seen: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set at each HEARTBEAT (and when the output closes): waiters clear it, then wait.
+    heartbeat_seen: asyncio.Event = field(default_factory=asyncio.Event)
     output_closed: bool = False
     partial: bytes = b""
     transport: str = "stdio"
@@ -124,6 +129,7 @@ class Session:
                 self.partial = exc.partial
                 self.output_closed = True
                 self.ready_seen.set()
+                self.heartbeat_seen.set()
                 self.messages.put_nowait(_CLOSED)
                 return
             except asyncio.LimitOverrunError:
@@ -136,6 +142,7 @@ class Session:
             # not see them; the suite still validates every one.
             if kind == "HEARTBEAT":
                 self.heartbeats.append(line)
+                self.heartbeat_seen.set()
             elif kind == "READY":
                 self.ready.append(line)
                 self.ready_seen.set()
@@ -211,8 +218,26 @@ class Session:
     def returncode(self) -> int | None:
         return None if self._proc is None else self._proc.returncode
 
-    async def stop(self) -> None:
-        """End the worker however it is: close its input, then kill its process group."""
+    def exit_text(self) -> str:
+        """How the worker ended, in words: ``exited with status 3``, ``was killed by
+        signal SIGSEGV (11)``, or ``is still running``."""
+        return describe_exit(self.returncode)
+
+    def stderr_tail(self, lines: int = 10) -> list[str]:
+        """The last lines of what the worker wrote to its stderr (its logs)."""
+        return self.stderr.decode("utf-8", "replace").strip().splitlines()[-lines:]
+
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group (it was started in a session of its
+        own), so that no grandchild outlives the run. Safe to call at any time."""
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """End the worker however it is: close its input, give it ``grace`` seconds to
+        exit by itself (a worker on EOF exits within 1000 ms, STREAM-3), then kill its
+        process group. Waits on the exit itself, never a fixed time."""
         proc = self._proc
         if proc is None:
             return
@@ -220,16 +245,39 @@ class Session:
             if self._writer is not None and not self._writer.is_closing():
                 self._writer.close()
             try:
-                await asyncio.wait_for(proc.wait(), 1.0)
+                await asyncio.wait_for(proc.wait(), grace)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                self.kill()
                 await proc.wait()
+        # A grandchild of the worker may still hold its pipes open: end the group too.
+        self.kill()
+        # With the group gone its pipes end: let the readers take the rest and finish
+        # (an event, not a fixed wait); cancel only those held open from outside it.
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._writer is not None:
             self._writer.close()
+        # Close the process transport now, in the loop: left to the garbage collector it
+        # would close after the loop has (after a SIGINT, say) and print a traceback.
+        transport = getattr(proc, "_transport", None)
+        if transport is not None:
+            transport.close()
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "is still running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "signal"
+        return f"was killed by signal {name} ({-code})"
+    return f"exited with status {code}"
 
 
 _CLOSED = WireLine(0.0, "from-worker", b"")

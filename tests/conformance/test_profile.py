@@ -69,9 +69,15 @@ def test_concurrent(tmp_path: Path) -> None:
 
 
 def test_level_core_skips_the_profile(tmp_path: Path) -> None:
-    checks = profile_run(tmp_path, "--level", "core")
-    assert set(verdicts(checks).values()) == {"skip"}
-    assert all(c["message"].startswith("profile level not offered") for c in checks.values())
+    checks = profile_run(tmp_path, "--only", "resp.unknown-action", "--level", "core")
+    profile = {check: c for check, c in checks.items() if check.startswith("profile.")}
+    assert set(verdicts(profile).values()) == {"skip"}
+    assert all(c["message"].startswith("profile level not offered") for c in profile.values())
+    assert checks["resp.unknown-action"]["verdict"] == "pass"
+    # Profile checks alone with --level core would run nothing: refused before the run.
+    run = run_cli("--only", "profile.*", "--level", "core", *REFERENCE)
+    assert run.returncode == 2
+    assert "leaves only profile checks, and --level core skips them" in run.stderr
 
 
 def test_the_user_example_passes_against_its_worker(tmp_path: Path) -> None:

@@ -182,7 +182,8 @@ def children(suite: ET.Element, tag: str) -> int:
 def test_junit_counts_match_its_elements() -> None:
     suite = junit(MIXED)
     assert suite.tag == "testsuite"
-    assert counts_of(suite) == {"tests": 7, "failures": 2, "errors": 1, "skipped": 1}
+    # The warning is a skipped element (type warning): visible, and not a failure.
+    assert counts_of(suite) == {"tests": 7, "failures": 2, "errors": 1, "skipped": 2}
     for tag, attr in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
         assert children(suite, tag) == int(suite.attrib[attr])
     assert len(suite.findall("testcase")) == 7
@@ -192,9 +193,17 @@ def test_junit_counts_match_its_elements() -> None:
     assert failure is not None
     assert failure.attrib["message"] == "line 3: message does not match"
     assert "$.status: expected 200, got 500" in (failure.text or "")
+    warning = cases["a.warn"].find("skipped")
+    assert warning is not None
+    assert warning.attrib == {"type": "warning", "message": "WARN (SHOULD, RESP-1): no heartbeat"}
     warn_out = cases["a.warn"].find("system-out")
     assert warn_out is not None
-    assert warn_out.text == "WARN (SHOULD): no heartbeat"
+    assert warn_out.text == "WARN (SHOULD, RESP-1): no heartbeat"
+    # The worker's stderr goes with the failure, not with passes.
+    err = cases["a.fail"].find("system-err")
+    assert err is not None
+    assert err.text == "Traceback..."
+    assert cases["a.pass"].find("system-err") is None
     assert cases["a.skip"].attrib["classname"] == "peepsy.profile"
     assert float(suite.attrib["time"]) == pytest.approx(7 * 0.0125, abs=0.002)
 
@@ -203,7 +212,7 @@ def test_junit_with_expected_failures() -> None:
     expectations = Expectations(frozenset({"a.fail", "a.error", "p.pass"}))
     suite = junit(MIXED, expectations)
     # a.fail and a.error tolerated (skipped), p.pass stale (a failure), a.timeout still fails
-    assert counts_of(suite) == {"tests": 7, "failures": 2, "errors": 0, "skipped": 3}
+    assert counts_of(suite) == {"tests": 7, "failures": 2, "errors": 0, "skipped": 4}
     for tag, attr in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
         assert children(suite, tag) == int(suite.attrib[attr])
     cases = {c.attrib["name"]: c for c in suite.findall("testcase")}
@@ -231,3 +240,53 @@ def test_terminal_summary() -> None:
     summary(result(outcome("s", "skip")), NONE, trace=False, out=out)
     assert "warning: no check ran" in out.getvalue()
     assert out.getvalue().endswith("result: PASSED\n")
+
+
+def test_junit_holds_what_xml_cannot() -> None:
+    """A lone surrogate (FRAME-9 lets JSON carry one), ESC, NUL and U+FFFE in any text
+    are written as visible escapes; the report parses."""
+    odd = "x\ud800y \x1b[31mred\x1b[0m \x00 \ufffe"
+    suite = junit(
+        result(
+            outcome("a.fail", "fail", message=odd, stderr=odd, trace=[odd]),
+            outcome("a.warn", "warn", message=odd),
+        )
+    )
+    cases = {c.attrib["name"]: c for c in suite.findall("testcase")}
+    failure = cases["a.fail"].find("failure")
+    assert failure is not None
+    assert failure.attrib["message"] == "x\\ud800y \\x1b[31mred\\x1b[0m \\x00 \\ufffe"
+    assert cases["a.fail"].findtext("system-err") == failure.attrib["message"]
+    warning = cases["a.warn"].find("skipped")
+    assert warning is not None
+    assert warning.attrib["type"] == "warning"
+    assert warning.attrib["message"].endswith("\\x00 \\ufffe")
+
+
+def test_untestable_and_not_run_are_skipped_with_their_kind() -> None:
+    suite = junit(
+        result(
+            outcome("a.nt", "untestable", message="not testable: no heartbeats"),
+            outcome("a.nr", "not-run", message="not run: interrupted (SIGINT)"),
+        )
+    )
+    kinds = {c.attrib["name"]: c.find("skipped") for c in suite.findall("testcase")}
+    assert {k: (v.attrib["type"] if v is not None else None) for k, v in kinds.items()} == {
+        "a.nt": "untestable",
+        "a.nr": "not-run",
+    }
+    assert counts_of(suite) == {"tests": 2, "failures": 0, "errors": 0, "skipped": 2}
+
+
+def test_terminal_summary_says_what_could_not_be_judged() -> None:
+    out = io.StringIO()
+    summary(
+        result(outcome("hb.x", "untestable", message="not testable: no HEARTBEAT")),
+        NONE,
+        trace=False,
+        out=out,
+    )
+    text = out.getvalue()
+    assert "=== N/T hb.x: not testable: no HEARTBEAT" in text
+    assert "warning: no check ran" in text  # nothing was judged
+    assert text.endswith("result: PASSED\n")
