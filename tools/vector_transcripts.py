@@ -49,7 +49,6 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": (
             "every invalid legacy-shape REQUEST vector whose nested id is readable is answered 400"
         ),
-        "transports": ["stdio"],
     },
     "vectors-invalid-unreadable.ndjson": {
         "check": "req.invalid-unreadable-silent",
@@ -74,7 +73,6 @@ HEADERS: dict[str, dict[str, Any]] = {
             "every valid legacy-shape REQUEST vector is accepted:"
             " answered under its nested id, and not 400"
         ),
-        "transports": ["stdio"],
     },
 }
 GENERATED = (
