@@ -117,7 +117,7 @@ def codec_available(name: str) -> bool:
     return name == "json" or importlib.util.find_spec(name) is not None
 
 
-def pick_fast_codec(size: int = 100, loops: int = 20_000) -> tuple[str | None, dict[str, float]]:
+def pick_fast_codec(size: int = 100, loops: int = 10_000) -> tuple[str | None, dict[str, float]]:
     """The faster of the installed fast codecs at a request and its response (encode and
     decode of each, microseconds per round trip), best of three; ``None`` if neither."""
     timings: dict[str, float] = {}

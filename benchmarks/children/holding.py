@@ -30,6 +30,8 @@ def main() -> None:
             parts.append(rest)
         for line in lines:
             msg = json.loads(line)
+            if msg.get("type") == "SHUTDOWN":  # as a peepsy child would, at once
+                return
             if msg.get("type") != "REQUEST":
                 continue
             held.append(msg["id"])
