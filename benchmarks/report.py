@@ -52,7 +52,7 @@ class Target:
 TARGETS = (
     Target(
         "vs-bare-512",
-        "512 in flight: peepsy / fastest bare asyncio pipe",
+        "512 in flight: peepsy / the faster bare asyncio pipe",
         ">=",
         0.7,
         lambda r, lay: _div(
@@ -164,6 +164,26 @@ def build(
             key: _median([r["memory"].get(name, {}).get(key) for r in rounds])
             for key in ("kb_per_request", "seconds_to_send", "seconds_to_answer")
         }
+    # Each lane's bandwidth as a fraction of the raw pipe's, per payload, within rounds.
+    median["vs_raw_pipe"] = {
+        layout.id: {
+            lane.name: {
+                key: _median(
+                    [
+                        _div(
+                            _get(r, layout.id, lane.name, "payloads", key, "mb_per_s"),
+                            _get(r, layout.id, "raw-pipe", "payloads", key, "mb_per_s"),
+                        )
+                        for r in rounds
+                    ]
+                )
+                for key in median["layouts"][layout.id][lane.name]["payloads"]
+            }
+            for lane in lanes
+            if lane.sweep and lane.name != "raw-pipe"
+        }
+        for layout in layouts
+    }
     targets = []
     for target in TARGETS:
         for layout in layouts if target.per_layout else layouts[:1]:
@@ -248,10 +268,12 @@ def table(result: dict[str, Any]) -> str:
             for name, got in lanes.items():
                 if got["payloads"]:
                     cells = [got["payloads"].get(str(s), {}).get("mb_per_s") for s in sizes]
-                    out.append(
-                        f"{result['lanes'][name]:34}"
-                        + "".join(f"{_fmt(c, ',.1f'):>10}" for c in cells)
-                    )
+                    row = "".join(f"{_fmt(c, ',.1f'):>10}" for c in cells)
+                    out.append(f"{result['lanes'][name]:34}{row}")
+            out += ["", "... as a fraction of the raw pipe's (median of the rounds' ratios)"]
+            for name, fractions in med["vs_raw_pipe"][layout["id"]].items():
+                row = "".join(f"{_fmt(fractions.get(str(s)), '.2f'):>10}" for s in sizes)
+                out.append(f"{result['lanes'][name]:34}{row}")
     if med["memory"]:
         out += ["", f"Master memory, {meta['memory_in_flight']:,} requests in flight"]
         for name, got in sorted(med["memory"].items()):
