@@ -243,6 +243,8 @@ def table(result: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v:.2f}" for k, v in meta["codec_us_per_round_trip"].items())
         + ")",
     ]
+    loads = ", ".join(f"{r['load'][0]:.2f}" for r in result["rounds"])
+    out.append(f"1-min load average as each round began: {loads}")
     for name, why in meta["skipped"].items():
         out.append(f"skipped {name}: {why}")
     if meta["layout_note"]:
