@@ -59,6 +59,41 @@ def layouts() -> tuple[list[Layout], str | None]:
     return [two, one], None
 
 
+@dataclass(frozen=True)
+class Plan:
+    lanes: list[Lane]
+    layouts: list[Layout]
+    base: LaneConfig
+    sweep: tuple[int, ...]
+    memory: int
+    timeout: float
+
+    def round(self, r: int, rounds: int) -> dict[str, Any]:
+        """Every lane in every layout, then the memory lanes; the lanes' order rotates
+        by one each round, so that no lane always runs first or after the same one."""
+        shift = r % len(self.lanes) if self.lanes else 0
+        order = self.lanes[shift:] + self.lanes[:shift]
+        this: dict[str, Any] = {"load": os.getloadavg(), "layouts": {}, "memory": {}}
+        for layout in self.layouts:
+            got = this["layouts"][layout.id] = {}
+            for lane in order:
+                config = replace(
+                    self.base,
+                    windows=self.base.windows if lane.windows else (),
+                    sweep=self.sweep if lane.sweep else (),
+                )
+                _progress(f"round {r + 1}/{rounds}, layout ({layout.id}): {lane.name}")
+                got[lane.name] = run_lane(lane, layout, config, self.timeout)
+        for lane in order:
+            if lane.memory and self.memory:
+                _progress(f"round {r + 1}/{rounds}: {lane.name}, {self.memory} in flight")
+                config = replace(self.base, windows=(), sweep=(), memory=self.memory)
+                timeout = self.timeout + self.memory / 500
+                held = run_lane(lane, self.layouts[0], config, timeout)
+                this["memory"][lane.name] = held.get("memory", held)
+        return this
+
+
 def run_lane(lane: Lane, layout: Layout, config: LaneConfig, timeout: float) -> LaneResult:
     """One lane in a process of its own, pinned to the master's core from its exec on
     (its children get the children's core from ``config.child_prefix``)."""
@@ -112,27 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         "pinning": "taskset -c on each exec'd process; pool workers: os.sched_setaffinity "
         "in their initializer",
     }
-    all_rounds: list[dict[str, Any]] = []
-    for r in range(rounds):
-        order = lanes[r % len(lanes) :] + lanes[: r % len(lanes)] if lanes else []
-        this: dict[str, Any] = {"load": os.getloadavg(), "layouts": {}, "memory": {}}
-        for layout in plans:
-            got = this["layouts"][layout.id] = {}
-            for lane in order:
-                config = replace(
-                    base,
-                    windows=base.windows if lane.windows else (),
-                    sweep=sweep if lane.sweep else (),
-                )
-                _progress(f"round {r + 1}/{rounds}, layout ({layout.id}): {lane.name}")
-                got[lane.name] = run_lane(lane, layout, config, timeout)
-        for lane in order:
-            if lane.memory and memory:
-                _progress(f"round {r + 1}/{rounds}: {lane.name} with {memory} in flight")
-                config = replace(base, windows=(), sweep=(), memory=memory)
-                held = run_lane(lane, plans[0], config, timeout + memory / 500)
-                this["memory"][lane.name] = held.get("memory", held)
-        all_rounds.append(this)
+    plan = Plan(lanes, plans, base, sweep, memory, timeout)
+    all_rounds = [plan.round(r, rounds) for r in range(rounds)]
     meta["load_after"] = os.getloadavg()
     result = report.build(meta, plans, lanes, all_rounds)
     print(report.table(result))
