@@ -36,12 +36,18 @@ class LaneConfig:
     warmup: float = 0.2
     #: The fewest completions a measurement waits for (a 10 MB echo can take 0.1 s).
     min_count: int = 3
-    #: Put before each child's argv: ``["taskset", "-c", "1"]`` pins it from its exec on.
-    child_prefix: tuple[str, ...] = ()
+    #: The cores the lane's children are pinned to (none: they share the master's).
+    child_cores: tuple[int, ...] = ()
     #: Requests held in flight by the memory measurement; 0 to skip it.
     memory: int = 0
     #: The fast codec's module name for the ``bare-fast`` lane.
     codec: str = "json"
+
+    @property
+    def child_prefix(self) -> tuple[str, ...]:
+        """Put before each child's argv: taskset sets the affinity, then execs the child,
+        so the child and every thread it ever starts stay on ``child_cores``."""
+        return taskset(self.child_cores)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -49,9 +55,16 @@ class LaneConfig:
     @classmethod
     def from_json(cls, text: str) -> LaneConfig:
         raw = json.loads(text)
-        for key in ("windows", "sweep", "child_prefix"):
+        for key in ("windows", "sweep", "child_cores"):
             raw[key] = tuple(raw[key])
         return cls(**raw)
+
+
+def taskset(cores: tuple[int, ...]) -> tuple[str, ...]:
+    """A command prefix that pins what follows to ``cores`` from its exec on (pinning a
+    running process by pid with ``os.sched_setaffinity`` would pin its main thread only,
+    not the threads it already has: Node's, the peepsy child's heartbeat)."""
+    return ("taskset", "-c", ",".join(map(str, cores))) if cores else ()
 
 
 def payload(size: int) -> dict[str, Any]:

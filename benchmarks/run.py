@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
-from benchmarks.common import LaneConfig, LaneResult, pick_fast_codec
+from benchmarks.common import LaneConfig, LaneResult, pick_fast_codec, taskset
 from benchmarks.lanes import LANES, ROOT, Lane
 
 SWEEP = (100, 10_000, 1_000_000, 10_000_000)
@@ -40,13 +40,6 @@ class Layout:
     title: str
     master: int
     children: int
-
-
-def taskset(core: int) -> tuple[str, ...]:
-    """Pin what follows to ``core``: taskset sets the affinity, then execs the command,
-    so the process and every thread it ever starts stay there (pinning a running
-    process by pid would miss the threads it already has: Node's, peepsy's heartbeat)."""
-    return ("taskset", "-c", str(core))
 
 
 def layouts() -> tuple[list[Layout], str | None]:
@@ -95,10 +88,10 @@ class Plan:
 
 
 def run_lane(lane: Lane, layout: Layout, config: LaneConfig, timeout: float) -> LaneResult:
-    """One lane in a process of its own, pinned to the master's core from its exec on
-    (its children get the children's core from ``config.child_prefix``)."""
-    config = replace(config, child_prefix=taskset(layout.children))
-    argv = [*taskset(layout.master), *lane.command(config)]
+    """One lane in a process of its own, pinned to the master's core from its exec on;
+    the lane pins its children to theirs (``LaneConfig.child_prefix``)."""
+    config = replace(config, child_cores=(layout.children,))
+    argv = [*taskset((layout.master,)), *lane.command(config)]
     start = time.perf_counter()
     try:
         done = subprocess.run(

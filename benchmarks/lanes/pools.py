@@ -27,17 +27,10 @@ def echo(data: Any) -> Any:
 
 
 def _pin(cores: list[int]) -> None:
-    """Pool initializer: forked workers never exec, so taskset cannot reach them; they
-    pin themselves (they have one thread at this point, so the call covers them all)."""
+    """Pool initializer: forked workers never exec, so taskset cannot pin them; they pin
+    themselves (a forked worker has one thread, so this covers all it will start)."""
     if cores:
         os.sched_setaffinity(0, cores)
-
-
-def _child_cores(prefix: tuple[str, ...]) -> list[int]:
-    """The cores of a ``taskset -c LIST`` prefix (the driver's only kind), else none."""
-    if len(prefix) >= 3 and prefix[0].endswith("taskset") and prefix[1] == "-c":
-        return [int(c) for c in prefix[2].split(",")]
-    return []
 
 
 def _drive(submit: Submit, window: int, size: int, config: LaneConfig) -> Point:
@@ -74,7 +67,7 @@ def _drive(submit: Submit, window: int, size: int, config: LaneConfig) -> Point:
 
 
 def run(name: str, config: LaneConfig) -> LaneResult:
-    cores = _child_cores(config.child_prefix)
+    cores = list(config.child_cores)
     ctx = multiprocessing.get_context("fork")
     windows: dict[str, Point] = {}
     if name == "process-pool":

@@ -8,7 +8,9 @@ const path = require('node:path');
 const { onLines } = require('./lines');
 
 const config = JSON.parse(process.argv[2]);
-const argv = [...config.child_prefix, process.execPath, path.join(__dirname, 'child.js')];
+// As LaneConfig.child_prefix: taskset pins the child and all its threads from its exec on.
+const prefix = config.child_cores.length ? ['taskset', '-c', config.child_cores.join(',')] : [];
+const argv = [...prefix, process.execPath, path.join(__dirname, 'child.js')];
 const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
 const waiting = new Map();
 let counter = 0;
