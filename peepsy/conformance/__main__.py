@@ -45,8 +45,8 @@ from peepsy.conformance._record import (
 from peepsy.conformance._report import (
     exit_code,
     listing,
-    load_expectations,
     progress_line,
+    read_expectations,
     summary,
     to_json,
     to_junit,
@@ -449,13 +449,10 @@ def _main_body(argv: list[str] | None) -> int:
     if not args.command:
         p.error("give the worker command, for example: -- node my_worker.js")
     _check_settings(p, args)
-    expectations = load_expectations("")
+    expectations = read_expectations(args.expected_failures)
+    if expectations is None:
+        return 2
     if args.expected_failures:
-        try:
-            expectations = load_expectations(args.expected_failures.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"peepsy.conformance: --expected-failures: {exc}", file=sys.stderr)
-            return 2
         known = {t.check for t in load_all(dirs)} | {g.check for g in GLOBAL_CHECKS}
         for unknown in sorted(expectations.ids - known):
             print(

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, NoReturn
 from peepsy.conformance._fuzz_oracle import expected_text
 from peepsy.conformance._report import (
     exit_code,
-    load_expectations,
     progress_line,
+    read_expectations,
     summary,
     to_json,
     to_junit,
@@ -81,13 +81,9 @@ def fuzz_command(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> 
         error(f"--fuzz runs only the fuzz check; it does not take {', '.join(used)}")
     if not args.command:
         error("give the worker command, for example: --fuzz 500 -- node my_worker.js")
-    expectations = load_expectations("")
-    if args.expected_failures:
-        try:
-            expectations = load_expectations(args.expected_failures.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"peepsy.conformance: --expected-failures: {exc}", file=sys.stderr)
-            return 2
+    expectations = read_expectations(args.expected_failures)
+    if expectations is None:
+        return 2
     try:
         # Imported here: only --fuzz needs hypothesis, so the checks run without it.
         from peepsy.conformance._fuzz import fuzz, random_seed  # noqa: PLC0415

@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 from xml.etree import ElementTree as ET
 
@@ -50,6 +51,18 @@ def load_expectations(text: str) -> Expectations:
     ignored."""
     ids = {line.split("#", 1)[0].strip() for line in text.splitlines()}
     return Expectations(frozenset(i for i in ids if i))
+
+
+def read_expectations(path: Path | None) -> Expectations | None:
+    """The ``--expected-failures`` file (no file: nothing expected), or None after saying
+    on stderr why it cannot be read."""
+    if path is None:
+        return load_expectations("")
+    try:
+        return load_expectations(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"peepsy.conformance: --expected-failures: {exc}", file=sys.stderr)
+        return None
 
 
 def exit_code(result: SuiteResult, expectations: Expectations) -> int:
