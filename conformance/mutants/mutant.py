@@ -76,7 +76,6 @@ MUTATIONS: dict[str, str] = {
     "runs-duplicate-ids": "runs and answers a second request with the id of one it still owes",
     "rejects-integral-float": "answers 400 to a timeout written 5000.0 (MSG-8)",
     "id-length-utf16": "counts id lengths in UTF-16 code units, not code points",
-    "answers-flat-id-of-broken-legacy": "answers 400 under the flat id beside a broken request",
     "runs-timeout-0": "takes timeout 0 as valid (no deadline) instead of answering 400",
     "invalid-duplicate-answered-400": "answers 400 to an invalid request that reuses an owed id",
     "404-before-503": "answers an unknown action 404, not 503, after SHUTDOWN",
@@ -91,12 +90,12 @@ MUTATIONS: dict[str, str] = {
     "fail-wrong-status": "answers a failing handler with 200 and the error as data",
     # lifecycle
     "requires-init": "ignores requests until INIT has arrived",
-    "ready-before-init": "sends READY as it starts, before any INIT",
+    "ready-after-answer": "sends READY only after its first RESPONSE",
+    "reads-flat-id-beside-request": "answers 400 under the flat id beside a request object",
     "ready-twice": "sends READY for every INIT, repeats included",
     "invalid-init-stops": "stops serving after an invalid INIT",
     "invalid-shutdown-stops": "stops on a SHUTDOWN whose timeout is invalid",
     "drops-after-shutdown": "drops requests that arrive after SHUTDOWN, unanswered",
-    "shutdown-stops-reading": "idle, exits on SHUTDOWN at once, not reading the rest of that write",
     "shutdown-ignores-deadline": "on SHUTDOWN waits for running handlers however long they take",
     "exits-1-on-eof": "exits with status 1 when its input ends",
     "eof-waits-for-handlers": "at end of input waits for running handlers however long they take",
@@ -122,7 +121,7 @@ MUTATIONS: dict[str, str] = {
     # requests to the master
     "call-master-wrong": "callMaster answers with the master's data wrapped in a list",
     "call-master-failure-lost": "callMaster turns the master's failure into a success",
-    "call-master-no-timeout": "callMaster's request leaves out the timeout asked for; waits 5 s",
+    "call-master-never-times-out": "callMaster passes the timeout on but never times out itself",
     "waits-on-invalid-answer": "ignores an invalid answer to its own request until its timeout",
     "call-master-legacy-shape": "callMaster sends its request in the legacy nested shape (REQ-6)",
 }
@@ -240,6 +239,8 @@ def _valid_name(value: object, most: int) -> TypeGuard[str]:
 class Worker(asyncio.Protocol):
     def __init__(self, mutation: str | None) -> None:
         self.m = mutation
+        #: ready-after-answer: whether its late READY has gone out.
+        self.late_ready_sent = False
         self.loop = asyncio.get_running_loop()
         self.mode = "sequential"
         self.heartbeat_ms = 2000
@@ -326,6 +327,13 @@ class Worker(asyncio.Protocol):
                 }
             )
         self.write_raw(data)
+        if (
+            self.m == "ready-after-answer"
+            and message.get("type") == "RESPONSE"
+            and not self.late_ready_sent
+        ):
+            self.late_ready_sent = True
+            self.ready()
 
     def respond(self, rid: str, status: int, data: Any = None) -> None:
         self.owed.discard(rid)
@@ -399,21 +407,19 @@ class Worker(asyncio.Protocol):
         rid = f"c{next(self.call_ids)}"
         # REQ-11: the timeout asked for goes in the request, and the call fails at it.
         timeout = _as_int(data.get("timeout"), 1, 300_000) or DEFAULT_TIMEOUT_MS
-        if self.m == "call-master-no-timeout":
-            timeout = DEFAULT_TIMEOUT_MS
         body: dict[str, Any] = {"id": rid, "action": data["action"]}
         if "data" in data:
             body["data"] = data["data"]
         request: dict[str, Any] = {"type": "REQUEST", **body}
         if self.m == "call-master-legacy-shape":
             request = {"type": "REQUEST", "request": body}
-        if self.m != "call-master-no-timeout":
-            request["timeout"] = timeout
+        request["timeout"] = timeout
         future: asyncio.Future[Any] = self.loop.create_future()
         self.calls[rid] = future
         try:
             self.send(request)
-            answer = await asyncio.wait_for(future, timeout / 1000)
+            limit = None if self.m == "call-master-never-times-out" else timeout / 1000
+            answer = await asyncio.wait_for(future, limit)
         except LineTooLong as exc:
             raise Failure(500, "PeepsyLineTooLongError", str(exc), "PEEPSY_LINE_TOO_LONG") from None
         except TimeoutError:
@@ -578,8 +584,6 @@ class Worker(asyncio.Protocol):
                 os._exit(1)
             if self.m == "shutdown-abandons":
                 os._exit(0)
-            if self.m == "shutdown-stops-reading" and self.running == 0:
-                os._exit(0)
             self.shutdown(
                 None if self.m == "shutdown-ignores-deadline" else valid or SHUTDOWN_GRACE_MS
             )
@@ -664,7 +668,7 @@ class Worker(asyncio.Protocol):
         if self.mode == "concurrent":
             self.max_concurrency = _as_int(msg.get("maxConcurrency"), 1, 65536)
         self.peer_limit = _as_int(msg.get("maxLineBytes"), 1, 2**53 - 1) or PEER_LINE_DEFAULT
-        if self.m != "ready-before-init":
+        if self.m != "ready-after-answer":
             self.ready()  # READY-2: the first message after the first INIT
         self.pump()
 
@@ -709,12 +713,7 @@ class Worker(asyncio.Protocol):
         rid: str | None = None
         if isinstance(body, dict) and self.valid_id(body.get("id")):
             rid = body["id"]
-        elif (
-            self.m == "answers-flat-id-of-broken-legacy"
-            and legacy
-            and not isinstance(body, dict)
-            and self.valid_id(msg.get("id"))
-        ):
+        elif self.m == "reads-flat-id-beside-request" and legacy and self.valid_id(msg.get("id")):
             rid = msg["id"]
         if rid is None:
             log("a REQUEST without a readable id: dropped")
@@ -973,8 +972,6 @@ async def serve(mutation: str | None) -> int:
     worker = Worker(mutation)
     if mutation == "prints-banner":
         worker.write_raw(b"mutant worker starting\n")
-    if mutation == "ready-before-init":
-        worker.ready()
     loop = asyncio.get_running_loop()
     stdin = os.fdopen(0, "rb", buffering=0, closefd=False)
     await loop.connect_read_pipe(lambda: worker, stdin)

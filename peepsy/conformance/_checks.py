@@ -264,15 +264,20 @@ def _inits(session: Session) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
-def _ready_once(session: Session) -> Findings:
-    """READY-2: at most one READY, after the first INIT, before any other answer."""
-    readies = [
+def _readies(session: Session) -> list[tuple[int, WireLine]]:
+    return [
         (index, line)
         for index, line in enumerate(session.trace)
         if line.direction == "from-worker"
         and isinstance(line.message, dict)
         and line.message.get("type") == "READY"
     ]
+
+
+def _ready_once(session: Session) -> Findings:
+    """READY-2: at most one READY, either at start-up (before any RESPONSE or REQUEST of
+    the worker's) or first after the first valid INIT."""
+    readies = _readies(session)
     if not readies:
         return Findings(0, [])
     out = []
@@ -283,24 +288,26 @@ def _ready_once(session: Session) -> Findings:
             + " ms"
         )
     first, ready = readies[0]
-    inits = _inits(session)
-    if not inits or inits[0][0] > first:
-        out.append(f"READY at {ready.t:.0f} ms with no INIT before it")
-    else:
-        for line in session.trace[inits[0][0] : first]:
-            kind = line.message.get("type") if isinstance(line.message, dict) else None
-            if line.direction == "from-worker" and kind in ("RESPONSE", "REQUEST"):
-                out.append(
-                    f"a {kind} at {line.t:.0f} ms came between INIT and READY ({ready.t:.0f} ms)"
-                )
-                break
+    inits = [index for index, _ in _inits(session) if index < first]
+    start = inits[0] if inits else 0
+    for line in session.trace[start:first]:
+        kind = line.message.get("type") if isinstance(line.message, dict) else None
+        if line.direction == "from-worker" and kind in ("RESPONSE", "REQUEST"):
+            since = "INIT" if inits else "the start"
+            out.append(
+                f"a {kind} at {line.t:.0f} ms came between {since} and READY ({ready.t:.0f} ms)"
+            )
+            break
     return Findings(len(readies), out)
 
 
 def _within_peer_limit(session: Session) -> Findings:
-    """FRAME-11: once INIT states maxLineBytes, no line of the worker's is longer."""
+    """FRAME-11: once INIT states maxLineBytes, no line of a worker that states its own
+    limit in READY is longer (a worker that states none makes no promise)."""
     inits = _inits(session)
     if not inits or not isinstance(inits[0][1].get("maxLineBytes"), int):
+        return Findings(0, [])
+    if not any(isinstance(line.message.get("maxLineBytes"), int) for _, line in _readies(session)):
         return Findings(0, [])
     start, init = inits[0]
     limit: int = init["maxLineBytes"]
@@ -398,7 +405,7 @@ GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (
         "ready.once-after-init",
         ("READY-2",),
         "MUST",
-        "at most one READY per run, only after an INIT, before any RESPONSE or REQUEST",
+        "at most one READY per run: at start-up, or first after the first INIT",
         _ready_once,
         "no READY from the worker",
     ),
@@ -406,8 +413,8 @@ GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (
         "frame.line-within-peer-limit",
         ("FRAME-11",),
         "MUST",
-        "no line longer than the maxLineBytes INIT states",
+        "no line longer than the maxLineBytes INIT states, from a worker that states its own",
         _within_peer_limit,
-        "no worker line after an INIT with maxLineBytes",
+        "no worker line after an INIT with maxLineBytes, from a worker stating its own",
     ),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from peepsy.conformance._checks import GLOBAL_CHECKS, GlobalCheck
 from peepsy.conformance._matchers import MatchContext
 from peepsy.conformance._schemas import builtin_transcripts, schema_errors
 from peepsy.conformance._transcript import (
+    STARTUP_ALLOWANCE_MS,
     NotTestable,
     Outcome,
     Runner,
@@ -246,8 +247,8 @@ async def run_one(
         live.add(session)
     runner = Runner(session, ctx, init_message(mode))
     try:
-        await asyncio.wait_for(
-            runner.play(transcript), transcript.timeout * options.timeout_scale / 1000
+        await _within_budget(
+            runner.play(transcript), session, transcript.timeout * options.timeout_scale
         )
     except StepFailed as exc:
         outcome.verdict = "fail" if transcript.severity == "MUST" else "warn"
@@ -290,6 +291,23 @@ async def _note_exit(session: Session, outcome: Outcome) -> None:
     if session.returncode is not None:
         outcome.worker_exit = session.exit_text()
         outcome.message += f" (the worker {outcome.worker_exit} during the check)"
+
+
+async def _within_budget(play: Coroutine[Any, Any, None], session: Session, ms: float) -> None:
+    """Play a case within its budget; a worker not heard from by then gets the start-up
+    allowance on top (its start-up is the machine's load, not the case's doing)."""
+    task = asyncio.ensure_future(play)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=ms / 1000)
+        if not done and not session.heard:
+            done, _ = await asyncio.wait({task}, timeout=STARTUP_ALLOWANCE_MS / 1000)
+        if not done:
+            raise TimeoutError
+        task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def run_suite(

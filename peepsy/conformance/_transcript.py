@@ -40,6 +40,11 @@ Verdict = Literal["pass", "fail", "warn", "skip", "untestable", "not-run", "time
 Transport = Literal["stdio", "node-ipc"]
 Level = Literal["core", "profile"]
 DEFAULT_WITHIN = 2000
+#: Until a worker has written its first line, every deadline also covers its start-up:
+#: how long a process takes to start depends on how busy the machine is (dozens of
+#: workers starting at once under -j, on a loaded CI host), not on the rule a step
+#: checks. Timed checks warm up with an echo first, so they never run inside it.
+STARTUP_ALLOWANCE_MS = 5000
 
 
 class TranscriptError(ValueError):
@@ -227,7 +232,8 @@ class Runner:
 
     async def _step(self, step: dict[str, Any]) -> None:  # noqa: PLR0915 - one branch per op
         s = self.session
-        within = float(step.get("within", DEFAULT_WITHIN))
+        startup = 0.0 if s.heard else STARTUP_ALLOWANCE_MS
+        within = float(step.get("within", DEFAULT_WITHIN)) + startup
         if "send" in step:
             s.send(resolve(step["send"], self.ctx))
             await s.drain()
@@ -261,7 +267,11 @@ class Runner:
             await s.drain()
         elif "expect" in step:
             await self._expect(
-                step["expect"], within, step.get("allow", ()), step.get("untestable_if_silent")
+                step["expect"],
+                within,
+                step.get("allow", ()),
+                step.get("untestable_if_silent"),
+                step.get("untestable_if_mismatch"),
             )
         elif "expect_ready" in step:
             await self._expect_ready(
@@ -306,7 +316,7 @@ class Runner:
             s.close_stdin()
         elif "expect_exit" in step:
             spec = step["expect_exit"]
-            code = await s.wait_exit(float(spec.get("within", 5000)))
+            code = await s.wait_exit(float(spec.get("within", 5000)) + startup)
             if code is None:
                 raise StepFailed(
                     f"expected the worker to exit within {spec.get('within', 5000)} ms;"
@@ -324,11 +334,18 @@ class Runner:
             raise TranscriptError(f"unknown step {sorted(step)}")
 
     async def _expect(
-        self, expected: Any, within: float, allow: Any = (), untestable: str | None = None
+        self,
+        expected: Any,
+        within: float,
+        allow: Any = (),
+        untestable: str | None = None,
+        untestable_mismatch: str | None = None,
     ) -> WireLine:
         """The next message must match ``expected``; messages matching one of ``allow``
         may come before it and are passed over. With ``untestable``, silence makes the
-        check untestable rather than failed."""
+        check untestable rather than failed; with ``untestable_mismatch``, so does a
+        message that does not match (a worker that has not opted in to what the check
+        needs)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within / 1000
         while True:
@@ -344,6 +361,10 @@ class Runner:
                 return line
             if any(not match(other, _payload(line), self.ctx) for other in allow):
                 continue
+            if untestable_mismatch:
+                raise NotTestable(
+                    f"{untestable_mismatch} ({problems[0].path}: got {problems[0].actual})"
+                )
             raise StepFailed("message does not match", expected, _payload(line), problems)
 
     async def _expect_ready(self, expected: Any, within: float, untestable: str | None) -> None:

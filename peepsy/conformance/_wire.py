@@ -51,6 +51,8 @@ class Session:
     messages: asyncio.Queue[WireLine] = field(default_factory=asyncio.Queue)
     heartbeats: list[WireLine] = field(default_factory=list)
     ready: list[WireLine] = field(default_factory=list)
+    #: Whether the worker has written anything yet (then it has started).
+    heard: bool = False
     #: Set at the first READY, or when the output closes (no READY can come then).
     ready_seen: asyncio.Event = field(default_factory=asyncio.Event)
     #: Set at each HEARTBEAT (and when the output closes): waiters clear it, then wait.
@@ -137,6 +139,7 @@ class Session:
             line = WireLine(self.now(), "from-worker", raw)
             self._classify(line)
             self.trace.append(line)
+            self.heard = True
             kind = line.message.get("type") if isinstance(line.message, dict) else None
             # HEARTBEAT and READY come whenever the worker likes (HB-1, READY-1): steps do
             # not see them; the suite still validates every one.

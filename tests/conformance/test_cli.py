@@ -31,9 +31,10 @@ FAILING = (
     "",
     '{"expect": {"type": "RESPONSE", "id": "f1", "status": 200, "data": [1]}}',
 )
+#: Longer than its 300 ms budget, even with the 5000 ms start-up allowance on top.
 SLOW = (
     '{"check": "mine.slow", "requirement": ["RESP-1"], "timeout": 300, "description": "too slow"}',
-    '{"wait": 3000}',
+    '{"wait": 6000}',
 )
 
 

@@ -61,11 +61,24 @@ def test_ready_once_after_init() -> None:
     assert verdict("ready.once-after-init", session(("in", INIT), ("out", READY))) == "pass"
     twice = session(("in", INIT), ("out", READY), ("in", INIT), ("out", READY))
     assert verdict("ready.once-after-init", twice) == "fail"
-    assert verdict("ready.once-after-init", session(("out", READY))) == "fail"
+    # READY-2 allows it at start-up, before any answer, INIT or not.
+    assert verdict("ready.once-after-init", session(("out", READY))) == "pass"
+    early = session(("out", READY), ("in", INIT), ("out", response(404, error="x")))
+    assert verdict("ready.once-after-init", early) == "pass"
+    # Neither at start-up nor first after INIT.
     late = session(("in", INIT), ("out", response(404, error="x")), ("out", READY))
     assert verdict("ready.once-after-init", late) == "fail"
-    # an invalid INIT is as if it had not come (MSG-9): no READY may answer it
-    invalid = session(("in", {"type": "INIT", "mode": "parallel"}), ("out", READY))
+    unprompted = session(("out", response(404, error="x")), ("out", READY))
+    assert verdict("ready.once-after-init", unprompted) == "fail"
+    # Answers before INIT came do not count against a READY that answers INIT.
+    before_init = session(("out", response(404, error="x")), ("in", INIT), ("out", READY))
+    assert verdict("ready.once-after-init", before_init) == "pass"
+    # an invalid INIT is as if it had not come (MSG-9): it cannot be what READY answers
+    invalid = session(
+        ("out", response(404, error="x")),
+        ("in", {"type": "INIT", "mode": "parallel"}),
+        ("out", READY),
+    )
     assert verdict("ready.once-after-init", invalid) == "fail"
     # judged over all runs: one bad run fails the check
     good = session(("in", INIT), ("out", READY))
@@ -74,11 +87,16 @@ def test_ready_once_after_init() -> None:
 
 def test_line_within_peer_limit() -> None:
     init = {**INIT, "maxLineBytes": 1048576}
-    small = session(("in", init), ("out", response(200, data="x")))
+    stated = {**READY, "maxLineBytes": 1048576}
+    small = session(("in", init), ("out", stated), ("out", response(200, data="x")))
     assert verdict("frame.line-within-peer-limit", small) == "pass"
-    big = session(("in", init), ("out", response(200, data="x" * 1048576)))
+    big = session(("in", init), ("out", stated), ("out", response(200, data="x" * 1048576)))
     assert verdict("frame.line-within-peer-limit", big) == "fail"
-    unstated = session(("in", INIT), ("out", response(200, data="x" * 1048576)))
+    # FRAME-11 binds a worker that states its own limit; one that states none (or a run
+    # whose INIT stated none) has nothing to judge.
+    silent = session(("in", init), ("out", READY), ("out", response(200, data="x" * 1048576)))
+    assert verdict("frame.line-within-peer-limit", silent) == "untestable"
+    unstated = session(("in", INIT), ("out", stated), ("out", response(200, data="x" * 1048576)))
     assert verdict("frame.line-within-peer-limit", unstated) == "untestable"
 
 
