@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from peepsy.conformance._schemas import data_dir, load_json, schema_errors
-from peepsy.conformance._transcript import Outcome
+from peepsy.conformance._transcript import Outcome, Verdict
 from peepsy.conformance._wire import Session, WireLine
 
 
@@ -40,6 +40,7 @@ class GlobalCheck:
         message = "; ".join(problems[:5]) + (
             f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         )
+        verdict: Verdict
         if not sessions:
             verdict = "skip"
         elif problems:
@@ -49,13 +50,16 @@ class GlobalCheck:
             verdict, message = "untestable", f"not testable: {self.nothing} in any run"
         else:
             verdict = "pass"
+        return self.outcome(verdict, message)
+
+    def outcome(self, verdict: Verdict, message: str) -> Outcome:
         return Outcome(
             check=self.check,
             requirement=self.requirement,
             level="core",
             severity=self.severity,
             description=self.description,
-            verdict=verdict,  # type: ignore[arg-type]
+            verdict=verdict,
             message=message,
             source="(built in)",
         )

@@ -393,7 +393,9 @@ def _fill(
         elif position < len(transcripts):
             out.append(_skipped(transcripts[position], f"not run: {why}", "not-run"))
         else:
-            out.append(_global_not_run(global_checks[position - len(transcripts)], why))
+            out.append(
+                global_checks[position - len(transcripts)].outcome("not-run", f"not run: {why}")
+            )
     return out
 
 
@@ -415,7 +417,7 @@ async def _run_all(
         for position, transcript in enumerate(transcripts):
             record(position, _skipped(transcript, f"not run: {why}", "not-run"), True)
         for offset, check in enumerate(global_checks, start=len(transcripts)):
-            record(offset, _global_not_run(check, why), True)
+            record(offset, check.outcome("not-run", f"not run: {why}"), True)
         return
     sessions: list[Session | None] = [None] * len(transcripts)
     limit = asyncio.Semaphore(max(1, options.jobs))
@@ -511,19 +513,6 @@ def _not_applicable(transcript: Transcript, options: Options, result: SuiteResul
     if transcript.mode not in ("any", result.mode):
         return f"for {transcript.mode} workers; this one is {result.mode}"
     return ""
-
-
-def _global_not_run(check: GlobalCheck, why: str) -> Outcome:
-    return Outcome(
-        check=check.check,
-        requirement=check.requirement,
-        level="core",
-        severity=check.severity,
-        description=check.description,
-        verdict="not-run",
-        message=f"not run: {why}",
-        source="(built in)",
-    )
 
 
 def _skipped(transcript: Transcript, why: str, verdict: Verdict = "skip") -> Outcome:
