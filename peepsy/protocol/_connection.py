@@ -23,6 +23,7 @@ from peepsy._errors import (
     RemoteProtocolError,
     UnexpectedMessage,
 )
+from peepsy.protocol import _hot
 from peepsy.protocol._codec import (
     dumps,
     encode,
@@ -57,7 +58,7 @@ class Role(enum.Enum):
 # --- events: facts about what the peer sent ------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestReceived:
     """The peer asks us to run ``action``; answer with :meth:`Connection.send_response`.
 
@@ -73,16 +74,58 @@ class RequestReceived:
     legacy: bool
 
 
-@dataclass(frozen=True, slots=True)
 class ResponseReceived:
-    """The answer to a request we sent (and have not forgotten)."""
+    """The answer to a request we sent (and have not forgotten).
 
-    response: Response
-    action: str
+    ``ticket`` is what the sender handed to :meth:`Connection.send_request` for this
+    request: the core keeps it in its one table of outstanding requests and gives it
+    back here, so the caller needs no table of its own. The members are read straight
+    from the line; :attr:`response` builds the model only when asked for.
+    """
+
+    __slots__ = ("_model", "action", "data", "id", "status", "ticket")
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002 - the protocol's name for it
+        status: int,
+        data: Any,
+        action: str,
+        ticket: Any = None,
+        model: Response | None = None,
+    ) -> None:
+        self.id = id
+        self.status = status
+        #: The handler's result, or MISSING when the answer carried none.
+        self.data = data
+        self.action = action
+        self.ticket = ticket
+        self._model = model
 
     @property
     def ok(self) -> bool:
-        return self.response.status < 400
+        return self.status < 400
+
+    @property
+    def response(self) -> Response:
+        model = self._model
+        if model is None:
+            model = self._model = _success_model(self.id, self.status, self.data)
+        return model
+
+    def __repr__(self) -> str:
+        return f"ResponseReceived(id={self.id!r}, status={self.status}, action={self.action!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResponseReceived):
+            return NotImplemented
+        return (self.response, self.action, self.ticket) == (
+            other.response,
+            other.action,
+            other.ticket,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +151,7 @@ class InvalidResponseReceived:
     id: str
     action: str
     error: InvalidResponse
+    ticket: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,15 +218,16 @@ _SENDS: Final[dict[Role, tuple[type, ...]]] = {
 class Connection:
     """One side of a peepsy channel.
 
-    ``receive_data(b"")`` means end of stream. With ``node_ipc``, the lines Node.js puts on
-    its IPC channel for itself (``{"cmd":"NODE_...`` objects) are dropped silently.
+    ``receive_data(b"")`` means end of stream.
 
     ``peer_max_line_bytes`` is the longest line the peer said it accepts (FRAME-11): the
     ``maxLineBytes`` of the first INIT a child receives, or of the first READY a master
     receives, unless given. A REQUEST longer than that is refused
     (:class:`~peepsy.LineTooLongForPeer`); a RESPONSE longer than that is replaced by a
     413 failure.
-    Ids of our requests are a role letter and
+    The core keeps the one table of our outstanding requests: each id with the
+    ``ticket`` its sender gave (:meth:`send_request`), handed back with its answer,
+    or by :meth:`forget` and :meth:`forget_all`. Ids of our requests are a role letter and
     a counter (``m1``, ``m2``, ... or ``c1``, ...): unique on this channel, cheap, and
     they let a late answer be told from a bogus one.
     """
@@ -193,7 +238,6 @@ class Connection:
         "_framer",
         "_greeted",
         "_next_id",
-        "_node_ipc",
         "_outstanding",
         "_owed",
         "_prefix",
@@ -208,20 +252,19 @@ class Connection:
         *,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         id_prefix: str | None = None,
-        node_ipc: bool = False,
         peer_max_line_bytes: int | None = None,
     ) -> None:
         self.our_role = our_role
         self.peer_max_line_bytes = peer_max_line_bytes
         # Whether the peer's INIT (or READY) has come: only the first one states its limit.
         self._greeted = peer_max_line_bytes is not None
-        self._node_ipc = node_ipc
         self._framer = LineFramer(max_line_bytes)
         self._prefix = id_prefix if id_prefix is not None else our_role.value[0]
         self._prefix_json = to_json(self._prefix)[1:-1]  # escaped, without its quotes
         self._action_json: dict[str, bytes] = {}
         self._next_id = 1
-        self._outstanding: dict[str, str] = {}  # our request id -> action
+        # our request id -> (action, ticket)
+        self._outstanding: dict[str, tuple[str, Any]] = {}
         self._owed: set[str] = set()  # ids of their requests we have not answered
         self._ended = False
 
@@ -260,8 +303,6 @@ class Connection:
             return events
         for item in self._framer.feed(data):
             if isinstance(item, tuple):
-                if self._node_ipc and item[1].startswith(_NODE_INTERNAL):
-                    continue  # Node's own message on its IPC channel, not ours (NODE-1)
                 events.append(self._receive_line(*item))
             else:
                 self._owe(item, request_id_from_head(item.head))
@@ -278,6 +319,25 @@ class Connection:
             self._owed.add(request_id)
 
     def _receive_line(self, number: int, line: bytes) -> Event:
+        obj = _hot.read(line)
+        if obj is not None:
+            kind = obj.get("type")
+            if kind == "RESPONSE":
+                if _hot.success_response(obj):
+                    return self._receive_response(obj["id"], obj["status"], obj.get("data", MISSING))
+            elif kind == "REQUEST" and _hot.flat_request(obj):
+                rid = obj["id"]
+                if rid in self._owed:
+                    return self._duplicate(rid, number)
+                self._owed.add(rid)
+                return RequestReceived(
+                    rid,
+                    obj["action"],
+                    obj.get("data"),
+                    obj.get("timeout"),
+                    obj.get("priority", 0),
+                    False,
+                )
         try:
             message = parse(line, line_number=number)
         except RemoteProtocolError as exc:
@@ -289,7 +349,7 @@ class Connection:
         return self._dispatch(message, number)
 
     def _invalid_response(self, exc: RemoteProtocolError, rid: str) -> InvalidResponseReceived:
-        action = self._outstanding.pop(rid)
+        action, ticket = self._outstanding.pop(rid)
         error = InvalidResponse(
             f"the answer to {action!r} (request {rid!r}) is invalid: {exc.reason}",
             line=exc.line,
@@ -297,7 +357,7 @@ class Connection:
             issues=exc.issues,
         )
         error.__cause__ = exc
-        return InvalidResponseReceived(rid, action, error)
+        return InvalidResponseReceived(rid, action, error, ticket)
 
     def _dispatch(self, message: Message, number: int) -> Event:
         if not isinstance(message, _ACCEPTS[self.our_role]):
@@ -309,7 +369,7 @@ class Connection:
             )
         # Hot messages first: a RESPONSE or a REQUEST is nearly every line.
         if isinstance(message, Response):
-            return self._receive_response(message)
+            return self._receive_response(message.id, message.status, message.data, message)
         if isinstance(message, RequestUnified | RequestLegacy):
             return self._receive_request(message, number)
         if isinstance(message, Heartbeat):
@@ -328,11 +388,15 @@ class Connection:
             if isinstance(limit, int):
                 self.peer_max_line_bytes = limit
 
-    def _receive_response(self, response: Response) -> Event:
-        action = self._outstanding.pop(response.id, None)
-        if action is None:
-            return UnmatchedResponse(response, late=self._issued(response.id))
-        return ResponseReceived(response, action)
+    def _receive_response(
+        self, rid: str, status: int, data: Any, model: Response | None = None
+    ) -> Event:
+        sent = self._outstanding.pop(rid, None)
+        if sent is None:
+            if model is None:
+                model = _success_model(rid, status, data)
+            return UnmatchedResponse(model, late=self._issued(rid))
+        return ResponseReceived(rid, status, data, sent[0], sent[1], model)
 
     def _receive_request(self, message: RequestUnified | RequestLegacy, number: int) -> Event:
         if isinstance(message, RequestLegacy):
@@ -341,12 +405,7 @@ class Connection:
         else:
             rid, action, data, legacy = message.id, message.action, message.data, False
         if rid in self._owed:
-            return MessageRejected(
-                DuplicateRequestId(
-                    f"request id {rid!r} is already outstanding; this REQUEST is ignored",
-                    line=number,
-                )
-            )
+            return self._duplicate(rid, number)
         self._owed.add(rid)
         timeout = message.timeout
         priority = message.priority
@@ -357,6 +416,14 @@ class Connection:
             timeout=None if timeout is MISSING else timeout,
             priority=0 if priority is MISSING else priority,
             legacy=legacy,
+        )
+
+    def _duplicate(self, rid: str, number: int) -> MessageRejected:
+        return MessageRejected(
+            DuplicateRequestId(
+                f"request id {rid!r} is already outstanding; this REQUEST is ignored",
+                line=number,
+            )
         )
 
     def _issued(self, request_id: str) -> bool:
@@ -381,8 +448,10 @@ class Connection:
         timeout: int | None = None,
         priority: int | None = None,
         legacy: bool = False,
+        ticket: Any = None,
     ) -> tuple[str, bytes]:
-        """Start a request. Returns its id and the line to write."""
+        """Start a request. Returns its id and the line to write. ``ticket`` (anything)
+        comes back with the request's answer, or from :meth:`forget`."""
         rid = f"{self._prefix}{self._next_id}"
         if legacy:
             line = self._legacy_request(rid, action, data, timeout, priority)
@@ -416,7 +485,7 @@ class Connection:
                 limit=limit,
             )
         self._next_id += 1
-        self._outstanding[rid] = action
+        self._outstanding[rid] = (action, ticket)
         return rid, line
 
     def _check_action(self, action: str) -> bytes:
@@ -451,6 +520,13 @@ class Connection:
         Returns whether the id was outstanding.
         """
         return self._outstanding.pop(request_id, None) is not None
+
+    def forget_all(self) -> list[Any]:
+        """Stop waiting for every outstanding request (the channel is gone); returns
+        their tickets, in the order they were sent."""
+        tickets = [ticket for _, ticket in self._outstanding.values()]
+        self._outstanding.clear()
+        return tickets
 
     def send_response(
         self,
@@ -536,9 +612,15 @@ class Connection:
         return encode(message)
 
 
+def _success_model(rid: str, status: int, data: Any) -> Response:
+    """The model of a success answer read on the hot path, which was valid as read."""
+    fields: dict[str, Any] = {"type": "RESPONSE", "id": rid, "status": status}
+    if data is not MISSING:
+        fields["data"] = data
+    return Response.model_construct(**fields)
+
+
 _ACTION_CACHE: Final = 1024
-# How Node.js writes its internal messages (JSON.stringify of {cmd: "NODE_...", ...}).
-_NODE_INTERNAL: Final = b'{"cmd":"NODE_'
 _INT32: Final = 2**31
 
 

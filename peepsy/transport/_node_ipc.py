@@ -28,8 +28,80 @@ from peepsy.transport._process import ExitWatch, SubprocessChildTransport, child
 
 CHANNEL_ENV: Final = "NODE_CHANNEL_FD"
 MODE_ENV: Final = "NODE_CHANNEL_SERIALIZATION_MODE"
+#: How Node.js writes the messages it sends itself on the channel (NODE-1):
+#: ``JSON.stringify({cmd: "NODE_...", ...})``, one per line like ours.
+CONTROL_MARK: Final = b'{"cmd":"NODE_'
 
 log = logging.getLogger("peepsy.transport")
+
+
+class ControlFilter:
+    """Drops Node's own control lines from the bytes read off its IPC channel, so that
+    only peepsy lines reach the protocol core.
+
+    A control line is one that starts with :data:`CONTROL_MARK`; it may arrive split
+    over several reads. Inside a JSON string a line start cannot occur, so the mark at
+    a line start is always Node's. Reads without the mark pass through untouched, but
+    for a short tail held back when it could be the mark's beginning.
+    """
+
+    __slots__ = ("_at_start", "_held", "_skipping")
+
+    def __init__(self) -> None:
+        self._at_start = True  # the next byte starts a line
+        self._held = b""  # a line start that may grow into the mark
+        self._skipping = False  # inside a control line, dropping up to its newline
+
+    def feed(self, data: bytes) -> bytes:
+        """The peepsy bytes of ``data``: complete lines and partial ones, in order."""
+        at_start = self._at_start
+        if self._held:
+            data = self._held + data
+            self._held = b""
+            at_start = True
+        pos = 0
+        if self._skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                return b""
+            self._skipping = False
+            pos = end + 1
+            at_start = True
+        if pos == len(data):
+            self._at_start = at_start
+            return b""
+        if data.find(CONTROL_MARK, pos) < 0 and not _tail_may_grow(data, pos, at_start):
+            self._at_start = data.endswith(b"\n")
+            return data[pos:] if pos else data
+        out: list[bytes] = []
+        while pos < len(data):
+            end = data.find(b"\n", pos)
+            line_end = len(data) if end < 0 else end + 1
+            if at_start and data.startswith(CONTROL_MARK, pos):
+                if end < 0:
+                    self._skipping = True
+                    return b"".join(out)
+            elif at_start and end < 0 and CONTROL_MARK.startswith(data[pos:]):
+                self._held = data[pos:]
+                return b"".join(out)
+            else:
+                out.append(data[pos:line_end])
+            at_start = end >= 0
+            pos = line_end
+        self._at_start = at_start
+        return b"".join(out)
+
+
+def _tail_may_grow(data: bytes, pos: int, at_start: bool) -> bool:
+    """Whether the read ends inside a line that so far could be the mark's beginning."""
+    last = data.rfind(b"\n", pos)
+    if last >= 0:
+        tail = data[last + 1 :]
+    elif at_start:
+        tail = data[pos:]
+    else:
+        return False
+    return 0 < len(tail) < len(CONTROL_MARK) and CONTROL_MARK.startswith(tail)
 
 
 # --- master side ----------------------------------------------------------------------------
@@ -38,9 +110,12 @@ log = logging.getLogger("peepsy.transport")
 class _ChannelProtocol(asyncio.Protocol):
     def __init__(self, owner: _ProcessWatch) -> None:
         self.owner = owner
+        self.filter = ControlFilter()
 
     def data_received(self, data: bytes) -> None:
-        self.owner.listener.data_received(data)
+        data = self.filter.feed(data)
+        if data:
+            self.owner.listener.data_received(data)
 
     def eof_received(self) -> bool | None:
         self.owner.channel_closed()
@@ -134,10 +209,13 @@ async def spawn_node_ipc(spec: SpawnSpec, listener: TransportListener) -> ChildT
 class _ReadProtocol(asyncio.Protocol):
     def __init__(self, listener: ChannelListener) -> None:
         self.listener = listener
+        self.filter = ControlFilter()
         self.ended = False
 
     def data_received(self, data: bytes) -> None:
-        self.listener.data_received(data)
+        data = self.filter.feed(data)
+        if data:
+            self.listener.data_received(data)
 
     def eof_received(self) -> bool | None:
         self._end()

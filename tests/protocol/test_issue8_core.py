@@ -497,12 +497,3 @@ def test_lone_surrogates_in_nested_and_listed_strings_are_kept() -> None:
     assert failed.error == "\udc00"
     assert failed.error_payload.message == "\udc00"  # type: ignore[union-attr]
     assert b'"errorPayload":{"name":"E","message":"\\udc00"}' in encode(failed)
-
-
-def test_nodes_own_ipc_lines_are_dropped_before_any_parsing() -> None:
-    # On Node's IPC channel the lines Node writes for itself are no peepsy messages.
-    child = Connection(Role.CHILD, node_ipc=True)
-    events = child.receive_data(
-        b'{"cmd":"NODE_HANDLE","type":"REQUEST","id":"m1"}\n{"type":"SHUTDOWN"}\n'
-    )
-    assert [type(e).__name__ for e in events] == ["ShutdownReceived"]

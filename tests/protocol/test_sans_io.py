@@ -31,11 +31,12 @@ ALLOWED = frozenset(
         "re",
         "pydantic",
         "pydantic_core",
+        "msgspec",  # the hot path's reader (_hot.py); a pure function, no I/O
         "peepsy._errors",
         "peepsy.protocol",
     }
 )
-ALLOWED_PACKAGES = frozenset({"pydantic", "pydantic_core", "json", "peepsy.protocol"})
+ALLOWED_PACKAGES = frozenset({"pydantic", "pydantic_core", "json", "msgspec", "peepsy.protocol"})
 
 FORBIDDEN = (
     "asyncio",
