@@ -9,19 +9,8 @@ is a worker, :class:`Action` types an action's request and response, and
 Names are imported on first use, so ``import peepsy.protocol`` alone loads no event
 loop, process or thread machinery.
 
-Errors::
-
-    PeepsyError                    every error peepsy raises (``.code`` is stable)
-    ├── PeepsyTimeoutError         no answer in time              PEEPSY_TIMEOUT
-    ├── PeepsyProcessError         a child died / is not running  PEEPSY_PROCESS
-    ├── PeepsyNotFoundError        no such target or group        PEEPSY_NOT_FOUND
-    ├── PeepsyValidationError      data does not fit an Action    PEEPSY_VALIDATION
-    ├── PeepsyShutdownError        refused while shutting down    PEEPSY_SHUTTING_DOWN
-    ├── RemoteError                the peer answered status >= 400 PEEPSY_REMOTE
-    ├── HandlerError               raise it in a handler to pick status/code/details
-    └── ProtocolError              a message broke the protocol   PEEPSY_PROTOCOL
-        ├── LocalProtocolError     ... on our side (EncodeError: not JSON-serializable)
-        └── RemoteProtocolError    ... on the peer's side (see peepsy.protocol)
+Every error derives from :class:`PeepsyError` and has a stable ``code``; the tree is drawn
+in peepsy._errors' docstring and in docs/guide.md ("Errors").
 """
 
 from __future__ import annotations
@@ -31,26 +20,23 @@ from typing import TYPE_CHECKING, Any
 
 from peepsy._errors import (
     EncodeError,
+    HandlerError,
     LocalProtocolError,
     PeepsyError,
+    PeepsyNotFoundError,
+    PeepsyProcessError,
+    PeepsyShutdownError,
+    PeepsyTimeoutError,
+    PeepsyValidationError,
     ProtocolError,
+    RemoteError,
     RemoteProtocolError,
 )
 from peepsy.protocol import PROTOCOL_VERSION
 
 if TYPE_CHECKING:
     from peepsy._actions import Action
-    from peepsy._failures import (
-        HandlerError,
-        PeepsyNotFoundError,
-        PeepsyProcessError,
-        PeepsyShutdownError,
-        PeepsyTimeoutError,
-        PeepsyValidationError,
-        RemoteError,
-        error_from_wire,
-        error_to_wire,
-    )
+    from peepsy._failures import error_from_wire, error_to_wire
     from peepsy.child import Child
     from peepsy.master import (
         AutoRestartEvent,
@@ -69,13 +55,6 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Action": "peepsy._actions",
-    "HandlerError": "peepsy._failures",
-    "PeepsyNotFoundError": "peepsy._failures",
-    "PeepsyProcessError": "peepsy._failures",
-    "PeepsyShutdownError": "peepsy._failures",
-    "PeepsyTimeoutError": "peepsy._failures",
-    "PeepsyValidationError": "peepsy._failures",
-    "RemoteError": "peepsy._failures",
     "error_from_wire": "peepsy._failures",
     "error_to_wire": "peepsy._failures",
     "Child": "peepsy.child",

@@ -11,8 +11,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from peepsy._errors import EncodeError
-from peepsy._failures import PeepsyValidationError
+from peepsy._errors import EncodeError, PeepsyValidationError
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")

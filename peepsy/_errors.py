@@ -1,36 +1,216 @@
-"""The peepsy exception tree.
+"""Every exception peepsy raises, and :class:`Issue`: the tree is drawn here and nowhere
+else in the code. docs/guide.md ("Errors") shows the same lines, and
+tests/test_errors_tree.py holds both drawings to the classes below::
 
-    PeepsyError                       code PEEPSY_ERROR
-    └── ProtocolError                 code PEEPSY_PROTOCOL: a message broke docs/protocol.md
-        ├── LocalProtocolError        we were about to send something invalid (our bug)
-        │   ├── EncodeError           a value could not be written as JSON
-        │   └── LineTooLongForPeer    a REQUEST longer than the peer's stated line limit
-        └── RemoteProtocolError       the peer sent something invalid (its bug)
-            ├── LineTooLong           a line exceeded the receiver's maximum length
-            ├── TruncatedLine         the stream ended inside a line
-            ├── InvalidJson           the line is not UTF-8 JSON (RFC 8259)
-            ├── InvalidMessage        JSON, but not a valid peepsy envelope
-            │   └── UnknownMessageType  an object whose ``type`` this version does not know
-            ├── UnexpectedMessage     valid, but not one the receiving role accepts
-            ├── DuplicateRequestId    a REQUEST reused an id that is still outstanding
-            └── InvalidResponse       the answer to one of our requests was invalid
+    PeepsyError                        PEEPSY_ERROR              base of every peepsy error
+    ├── PeepsyTimeoutError             PEEPSY_TIMEOUT            no answer in time (408)
+    ├── PeepsyProcessError             PEEPSY_PROCESS            a child died/is not running (503)
+    ├── PeepsyNotFoundError            PEEPSY_NOT_FOUND          no such target/group/action (404)
+    ├── PeepsyValidationError          PEEPSY_VALIDATION         data does not fit an Action (422)
+    ├── PeepsyShutdownError            PEEPSY_SHUTTING_DOWN      refused while stopping (503)
+    ├── HandlerError                   HANDLER_ERROR             raised to pick status/code/details
+    ├── RemoteError                    PEEPSY_REMOTE             the peer answered status >= 400
+    └── ProtocolError                  PEEPSY_PROTOCOL           a message broke docs/protocol.md
+        ├── LocalProtocolError         PEEPSY_LOCAL_PROTOCOL     we were about to send it (our bug)
+        │   ├── EncodeError            PEEPSY_ENCODE             a value cannot be written as JSON
+        │   └── LineTooLongForPeer     PEEPSY_LINE_TOO_LONG      a REQUEST over the peer's limit
+        └── RemoteProtocolError        PEEPSY_REMOTE_PROTOCOL    the peer sent it (its bug)
+            ├── LineTooLong            PEEPSY_LINE_TOO_LONG      a line over the receiver's limit
+            ├── TruncatedLine          PEEPSY_TRUNCATED_LINE     the stream ended inside a line
+            ├── InvalidJson            PEEPSY_INVALID_JSON       the line is not UTF-8 JSON
+            ├── InvalidMessage         PEEPSY_INVALID_MESSAGE    JSON, but not a peepsy message
+            │   └── UnknownMessageType PEEPSY_UNKNOWN_TYPE       a type this version does not know
+            ├── UnexpectedMessage      PEEPSY_UNEXPECTED_MESSAGE valid, but not for this role
+            ├── DuplicateRequestId     PEEPSY_DUPLICATE_ID       a REQUEST reused a pending id
+            └── InvalidResponse        PEEPSY_INVALID_RESPONSE   a bad answer to our request
 
-Each exception has a stable ``code``. Remote errors say where (``line`` number, JSON path
-of each ``issues`` entry) and, when the bad line still names one, the ``request_id`` it
-belonged to, so the receiver can answer it instead of leaving the sender waiting; a bad
-RESPONSE line's string id is kept as ``response_id``, so the request it answers can fail
-at once.
+The middle column is the stable ``code`` (a :class:`HandlerError` may be given its own);
+a number in brackets is the status of the failure answer when a handler raises one. Remote
+protocol errors say where (``line`` number, JSON path of each ``issues`` entry) and, when
+the bad line still names one, the ``request_id`` it belonged to, so the receiver can
+answer it instead of leaving the sender waiting; a bad RESPONSE line's string id is kept
+as ``response_id``, so the request it answers can fail at once.
+
+How an exception becomes a wire error and back is peepsy._failures' business.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import MISSING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pydantic import ValidationError
+
+    from peepsy.protocol import ErrorPayload
 
 
 class PeepsyError(Exception):
     """Base class of every error peepsy raises."""
 
     code: str = "PEEPSY_ERROR"
+
+
+# --- failures of a request or a process -------------------------------------------------
+
+
+class PeepsyTimeoutError(PeepsyError):
+    """A request got no answer within its timeout (or expired in a queue)."""
+
+    code = "PEEPSY_TIMEOUT"
+    status = 408
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        action: str | None = None,
+        target: str | None = None,
+        timeout_ms: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.action = action
+        self.target = target
+        self.timeout_ms = timeout_ms
+
+
+class PeepsyProcessError(PeepsyError):
+    """A child process failed: it died with the request in flight, could not be spawned,
+    or is not running."""
+
+    code = "PEEPSY_PROCESS"
+    status = 503
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: str | None = None,
+        returncode: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.target = target
+        self.returncode = returncode
+
+
+class PeepsyNotFoundError(PeepsyError):
+    """No target or group by that name, or no handler for an action."""
+
+    code = "PEEPSY_NOT_FOUND"
+    status = 404
+
+
+class PeepsyValidationError(PeepsyError):
+    """Data did not match the type an :class:`~peepsy.Action` declares.
+
+    ``issues`` lists each problem with its JSON path inside the data.
+    """
+
+    code = "PEEPSY_VALIDATION"
+    status = 422
+
+    def __init__(self, message: str, *, action: str, issues: Sequence[Issue] = ()) -> None:
+        super().__init__(message)
+        self.action = action
+        self.issues = tuple(issues)
+
+    @classmethod
+    def from_pydantic(
+        cls, exc: ValidationError, *, action: str, what: str
+    ) -> PeepsyValidationError:
+        # Not at the top: peepsy.protocol imports this module.
+        from peepsy.protocol._codec import json_path  # noqa: PLC0415
+
+        issues = tuple(
+            Issue(json_path(tuple(err["loc"])), err["msg"])
+            for err in exc.errors(include_url=False, include_input=False, include_context=False)
+        )
+        listed = "; ".join(str(i) for i in issues)
+        return cls(
+            f"{what} of action {action!r} is invalid: {listed}", action=action, issues=issues
+        )
+
+
+class PeepsyShutdownError(PeepsyError):
+    """The receiver is shutting down and takes no new requests."""
+
+    code = "PEEPSY_SHUTTING_DOWN"
+    status = 503
+
+
+class HandlerError(PeepsyError):
+    """Raise from a handler to answer with a chosen status, code and details.
+
+    ``raise HandlerError("no such user", status=404, code="E_NO_USER", details={"id": 7})``
+    """
+
+    code = "HANDLER_ERROR"
+    status = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 500,
+        code: str | None = None,
+        details: Any = None,
+    ) -> None:
+        if not 400 <= status <= 599:
+            raise ValueError(f"a HandlerError status is 400..599, not {status}")
+        super().__init__(message)
+        self.status = status
+        if code is not None:
+            self.code = code
+        self.details = details
+
+
+class RemoteError(PeepsyError):
+    """The peer answered a request with a failure status (>= 400).
+
+    ``status``, ``message`` and, when the peer sent one, the structured ``payload``
+    (name, code, details, stack) come from the RESPONSE.
+    """
+
+    code = "PEEPSY_REMOTE"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        payload: ErrorPayload | None = None,
+        action: str | None = None,
+        target: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.payload = payload
+        self.action = action
+        self.target = target
+
+    @property
+    def remote_name(self) -> str | None:
+        return None if self.payload is None else self.payload.name
+
+    @property
+    def remote_code(self) -> str | None:
+        if self.payload is None or self.payload.code is MISSING:
+            return None
+        return self.payload.code
+
+    @property
+    def details(self) -> Any:
+        if self.payload is None or self.payload.details is MISSING:
+            return None
+        return self.payload.details
+
+
+# --- protocol errors ---------------------------------------------------------------------
 
 
 class ProtocolError(PeepsyError):

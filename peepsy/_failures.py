@@ -1,183 +1,34 @@
-"""Runtime errors, and the two functions that carry an error across the wire.
+"""How an exception crosses the wire: :func:`error_to_wire` turns any exception into a
+status and an error payload, :func:`error_from_wire` turns a failed RESPONSE back into a
+:class:`~peepsy.RemoteError`, and :func:`bare_payload` strips what may not be sendable.
 
-    PeepsyError                         code PEEPSY_ERROR
-    ├── PeepsyTimeoutError              PEEPSY_TIMEOUT: no answer in time (wire status 408)
-    ├── PeepsyProcessError              PEEPSY_PROCESS: the child died, could not start, ...
-    ├── PeepsyNotFoundError             PEEPSY_NOT_FOUND: no such target, group or action (404)
-    ├── PeepsyValidationError           PEEPSY_VALIDATION: data does not fit a declared type (422)
-    ├── PeepsyShutdownError             PEEPSY_SHUTTING_DOWN: refused while stopping (503)
-    ├── HandlerError                    raised by a handler to choose status, code and details
-    └── RemoteError                     PEEPSY_REMOTE: the peer answered with a failure status
-
-:func:`error_to_wire` turns any exception into a status and an error payload;
-:func:`error_from_wire` turns a failed RESPONSE back into a :class:`RemoteError`.
+The exception classes themselves, and their tree, are in peepsy._errors.
 """
 
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
 from typing import Any, Final
 
-from pydantic import MISSING, ValidationError
+from pydantic import MISSING
 
-from peepsy._errors import Issue, LineTooLong, PeepsyError, RemoteProtocolError
-from peepsy.protocol import ErrorPayload, Response, json_path
+from peepsy._errors import (
+    HandlerError,
+    LineTooLong,
+    PeepsyNotFoundError,
+    PeepsyProcessError,
+    PeepsyShutdownError,
+    PeepsyTimeoutError,
+    PeepsyValidationError,
+    RemoteError,
+    RemoteProtocolError,
+)
+from peepsy.protocol import ErrorPayload, Response
 from peepsy.protocol._codec import printable
 
 NOT_FOUND_TEMPLATE: Final = "No handler registered for action: {action}"
 #: Statuses that tell the sender its request never ran, so it may go again (RESP-2).
 NOT_RUN_STATUSES: Final = frozenset({408, 503})
-
-
-class PeepsyTimeoutError(PeepsyError):
-    """A request got no answer within its timeout (or expired in a queue)."""
-
-    code = "PEEPSY_TIMEOUT"
-    status = 408
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        action: str | None = None,
-        target: str | None = None,
-        timeout_ms: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.action = action
-        self.target = target
-        self.timeout_ms = timeout_ms
-
-
-class PeepsyProcessError(PeepsyError):
-    """A child process failed: it died with the request in flight, could not be spawned,
-    or is not running."""
-
-    code = "PEEPSY_PROCESS"
-    status = 503
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        target: str | None = None,
-        returncode: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.target = target
-        self.returncode = returncode
-
-
-class PeepsyNotFoundError(PeepsyError):
-    """No target or group by that name, or no handler for an action."""
-
-    code = "PEEPSY_NOT_FOUND"
-    status = 404
-
-
-class PeepsyValidationError(PeepsyError):
-    """Data did not match the type an :class:`~peepsy.Action` declares.
-
-    ``issues`` lists each problem with its JSON path inside the data.
-    """
-
-    code = "PEEPSY_VALIDATION"
-    status = 422
-
-    def __init__(self, message: str, *, action: str, issues: Sequence[Issue] = ()) -> None:
-        super().__init__(message)
-        self.action = action
-        self.issues = tuple(issues)
-
-    @classmethod
-    def from_pydantic(
-        cls, exc: ValidationError, *, action: str, what: str
-    ) -> PeepsyValidationError:
-        issues = tuple(
-            Issue(json_path(tuple(err["loc"])), err["msg"])
-            for err in exc.errors(include_url=False, include_input=False, include_context=False)
-        )
-        listed = "; ".join(str(i) for i in issues)
-        return cls(
-            f"{what} of action {action!r} is invalid: {listed}", action=action, issues=issues
-        )
-
-
-class PeepsyShutdownError(PeepsyError):
-    """The receiver is shutting down and takes no new requests."""
-
-    code = "PEEPSY_SHUTTING_DOWN"
-    status = 503
-
-
-class HandlerError(PeepsyError):
-    """Raise from a handler to answer with a chosen status, code and details.
-
-    ``raise HandlerError("no such user", status=404, code="E_NO_USER", details={"id": 7})``
-    """
-
-    code = "HANDLER_ERROR"
-    status = 500
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 500,
-        code: str | None = None,
-        details: Any = None,
-    ) -> None:
-        if not 400 <= status <= 599:
-            raise ValueError(f"a HandlerError status is 400..599, not {status}")
-        super().__init__(message)
-        self.status = status
-        if code is not None:
-            self.code = code
-        self.details = details
-
-
-class RemoteError(PeepsyError):
-    """The peer answered a request with a failure status (>= 400).
-
-    ``status``, ``message`` and, when the peer sent one, the structured ``payload``
-    (name, code, details, stack) come from the RESPONSE.
-    """
-
-    code = "PEEPSY_REMOTE"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int,
-        payload: ErrorPayload | None = None,
-        action: str | None = None,
-        target: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.payload = payload
-        self.action = action
-        self.target = target
-
-    @property
-    def remote_name(self) -> str | None:
-        return None if self.payload is None else self.payload.name
-
-    @property
-    def remote_code(self) -> str | None:
-        if self.payload is None or self.payload.code is MISSING:
-            return None
-        return self.payload.code
-
-    @property
-    def details(self) -> Any:
-        if self.payload is None or self.payload.details is MISSING:
-            return None
-        return self.payload.details
-
 
 _BY_CLASS: Final[dict[type[BaseException], tuple[int, str, str]]] = {
     PeepsyTimeoutError: (408, "PeepsyTimeoutError", "PEEPSY_TIMEOUT"),

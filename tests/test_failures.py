@@ -1,5 +1,5 @@
-"""peepsy._failures: the error classes and how errors cross the wire (section 9, RESP-3,
-RESP-5, ERR-2)."""
+"""The runtime error classes (peepsy._errors) and how errors cross the wire
+(peepsy._failures; section 9, RESP-3, RESP-5, ERR-2)."""
 
 from __future__ import annotations
 

@@ -22,15 +22,8 @@ from pydantic import MISSING as _MISSING
 from peepsy._actions import ActionLike, HandlerEntry, HandlerRegistry, Handlers
 from peepsy._checks import check_int, check_ms
 from peepsy._eager import start_eagerly
-from peepsy._errors import EncodeError, PeepsyError
-from peepsy._failures import (
-    NOT_FOUND_TEMPLATE,
-    PeepsyShutdownError,
-    PeepsyTimeoutError,
-    bare_payload,
-    error_from_wire,
-    error_to_wire,
-)
+from peepsy._errors import EncodeError, PeepsyError, PeepsyShutdownError, PeepsyTimeoutError
+from peepsy._failures import NOT_FOUND_TEMPLATE, bare_payload, error_from_wire, error_to_wire
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
     MIN_MAX_LINE_BYTES,

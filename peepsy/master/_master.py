@@ -24,15 +24,19 @@ from typing_extensions import TypeVar
 
 from peepsy._actions import ActionLike, HandlerRegistry, Handlers
 from peepsy._checks import check_int, check_ms
-from peepsy._errors import EncodeError, PeepsyError, RemoteProtocolError
-from peepsy._failures import (
-    NOT_FOUND_TEMPLATE,
-    NOT_RUN_STATUSES,
+from peepsy._errors import (
+    EncodeError,
+    PeepsyError,
     PeepsyNotFoundError,
     PeepsyProcessError,
     PeepsyShutdownError,
     PeepsyTimeoutError,
     RemoteError,
+    RemoteProtocolError,
+)
+from peepsy._failures import (
+    NOT_FOUND_TEMPLATE,
+    NOT_RUN_STATUSES,
     bare_payload,
     error_from_wire,
     error_to_wire,

@@ -21,6 +21,7 @@ CORE_FILES = [*sorted((PACKAGE / "protocol").glob("*.py")), PACKAGE / "_errors.p
 ALLOWED = frozenset(
     {
         "__future__",
+        "collections.abc",
         "json",
         "enum",
         "dataclasses",
