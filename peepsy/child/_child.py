@@ -1,51 +1,42 @@
 """The reference child: serves the master's requests, sends heartbeats, calls the master.
 
-Policy only: the protocol core parses and encodes, the channel moves bytes.
+Policy only: the protocol core parses and encodes, the session runs calls and serves
+requests, the channel moves bytes. What is the child's own: which mode and cap it runs
+with, READY, heartbeats, and when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
 import os
 import signal
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Literal, TypeVar, overload
 
 from pydantic import MISSING as _MISSING
 
-from peepsy._actions import ActionLike, HandlerEntry, HandlerRegistry, Handlers
+from peepsy._actions import ActionLike, HandlerRegistry, Handlers
 from peepsy._checks import check_int, check_ms
-from peepsy._eager import start_eagerly
-from peepsy._errors import EncodeError, PeepsyError, PeepsyShutdownError, PeepsyTimeoutError
-from peepsy._failures import NOT_FOUND_TEMPLATE, bare_payload, error_from_wire, error_to_wire
+from peepsy._errors import PeepsyError, PeepsyShutdownError, RemoteProtocolError
+from peepsy._failures import error_from_wire
+from peepsy.child._heartbeat import Heartbeats
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
     MIN_MAX_LINE_BYTES,
     PROTOCOL_VERSION,
     Connection,
-    ErrorPayload,
     Event,
-    Heartbeat,
-    HeartbeatReceived,
     InitReceived,
-    InvalidResponseReceived,
-    MessageRejected,
     Ready,
-    ReadyReceived,
-    RequestReceived,
-    ResponseReceived,
     Role,
     ShutdownReceived,
     StreamEnded,
     UnmatchedResponse,
 )
-from peepsy.protocol._codec import printable
+from peepsy.session import Call, Deadlines, RetryPolicy, Server, Session, expire
 from peepsy.transport import MasterChannel, NodeIpcChannel, StdioChannel
 
 Mode = Literal["sequential", "concurrent"]
@@ -60,16 +51,6 @@ _MAX_STATED_LINE_BYTES: Final = 2**53 - 1
 IMPLEMENTATION: Final = "peepsy-python/0.1.0"
 
 log = logging.getLogger("peepsy.child")
-
-
-class _Queued:
-    __slots__ = ("done", "entry", "event", "timer")
-
-    def __init__(self, event: RequestReceived, entry: HandlerEntry) -> None:
-        self.event = event
-        self.entry = entry
-        self.done = False
-        self.timer: asyncio.TimerHandle | None = None
 
 
 class Child(HandlerRegistry):
@@ -136,37 +117,25 @@ class Child(HandlerRegistry):
         self._shutdown_grace = shutdown_grace
         self._eof_grace = eof_grace
         self._timeout = timeout
-        self._retries = retries
-        self._retry_delay = retry_delay
+        self._retry = RetryPolicy(retries, retry_delay)
         self._include_stack = include_stack
         self._send_ready = send_ready
         self._max_line_bytes = max_line_bytes
         self.target: str | None = None
+        self._session: Session | None = None
+        self._channel: MasterChannel | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._reset()
 
     def _reset(self) -> None:
-        self._conn = Connection(Role.CHILD, max_line_bytes=self._max_line_bytes)
-        self._channel: MasterChannel | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: list[tuple[int, int, _Queued]] = []
-        self._seq = itertools.count()
-        self._queued = 0
-        self._running = 0
-        self._handled = 0
         self._rejected = 0
-        self._draining = False
-        self._batch: list[bytes] | None = None
         self._init_seen = False
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._pending: dict[str, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
         self._stopping = False
         self._stopped: asyncio.Future[int] | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._abandoned = False
         self._pool: ThreadPoolExecutor | None = None
-        self._hb_stop = threading.Event()
-        self._stopping_heartbeats = False
-        self._hb_thread: threading.Thread | None = None
+        self._heartbeats: Heartbeats | None = None
 
     # --- introspection ------------------------------------------------------------------
 
@@ -177,15 +146,15 @@ class Child(HandlerRegistry):
     @property
     def requests_handled(self) -> int:
         """Requests answered after running their handler (successfully or not)."""
-        return self._handled
+        return self._session.server.handled if self._session is not None else 0
 
     @property
     def requests_in_progress(self) -> int:
-        return self._running
+        return self._session.server.running if self._session is not None else 0
 
     @property
     def queue_size(self) -> int:
-        return self._queued
+        return self._session.server.queued if self._session is not None else 0
 
     @property
     def is_active(self) -> bool:
@@ -193,10 +162,10 @@ class Child(HandlerRegistry):
         return self._channel is not None and not self._stopping
 
     def get_requests_handled(self) -> int:
-        return self._handled
+        return self.requests_handled
 
     def get_queue_size(self) -> int:
-        return self._queued
+        return self.queue_size
 
     # --- running ------------------------------------------------------------------------
 
@@ -231,29 +200,64 @@ class Child(HandlerRegistry):
         signals = self._install_signals(loop) if channel is None else []
         if channel is None:
             # Forked by a Node peepsy master: its IPC channel; otherwise stdin/stdout.
-            node = NodeIpcChannel.from_environment()
-            if node is not None:
-                self._conn = Connection(
-                    Role.CHILD, max_line_bytes=self._max_line_bytes, node_ipc=True
-                )
-            channel = node if node is not None else StdioChannel()
+            channel = NodeIpcChannel.from_environment() or StdioChannel()
         self._channel = channel
+        conn = Connection(Role.CHILD, max_line_bytes=self._max_line_bytes)
+        session = self._session = Session(
+            conn,
+            channel.write,
+            loop,
+            Deadlines(loop, expire),
+            _Listener(self),
+            self._server,
+            peer="master",
+            include_stack=self._include_stack,
+        )
+        heartbeats = self._heartbeats = Heartbeats(conn, channel, self._busy, self._heartbeat_ms)
         try:
-            channel.start(self)
-            self._start_heartbeats()
+            channel.start(_Reader(session))
+            heartbeats.start()
             return await self._stopped
         finally:
             if self._deadline is not None:
                 self._deadline.cancel()
             for sig in signals:
                 loop.remove_signal_handler(sig)
-            self._stopping_heartbeats = True
-            self._hb_stop.set()
-            self._fail_pending(PeepsyShutdownError("the child is stopping"))
+            heartbeats.stop()
+            session.fail_all(lambda _: PeepsyShutdownError("the child is stopping"))
             channel.close()
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             self._channel = None
+
+    def _server(self, session: Session) -> Server:
+        assert self._loop is not None
+        server = Server(
+            self._handlers,
+            session.respond,
+            self._loop,
+            capacity=self._capacity,
+            executor=self._executor,
+        )
+        server.on_idle = self._stopped_serving
+        return server
+
+    def _capacity(self) -> int | None:
+        return 1 if self._mode == "sequential" else self._max_concurrency
+
+    def _busy(self) -> int:
+        session = self._session
+        return 0 if session is None else session.server.running + session.server.queued
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The threads for sync handlers, made on first use (after INIT has settled the
+        mode): one for sequential mode, ``max_concurrency`` (or 32) for concurrent."""
+        if self._pool is None:
+            workers = 1 if self._mode == "sequential" else (self._max_concurrency or 32)
+            self._pool = ThreadPoolExecutor(
+                max_workers=workers, thread_name_prefix="peepsy-handler"
+            )
+        return self._pool
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         if threading.current_thread() is not threading.main_thread():
@@ -267,7 +271,7 @@ class Child(HandlerRegistry):
     def _ready(self) -> Ready:
         # Sent once INIT has settled the mode and the cap: READY states what the child
         # actually runs with (READY-2, SCHED-2). One at a time is a cap of 1.
-        cap = 1 if self._mode == "sequential" else self._max_concurrency
+        cap = self._capacity()
         limits: dict[str, int] = {} if cap is None else {"max_concurrency": cap}
         # A limit under the 1 MiB every receiver takes (FRAME-6) cannot be stated.
         if self._max_line_bytes >= MIN_MAX_LINE_BYTES:
@@ -282,71 +286,10 @@ class Child(HandlerRegistry):
             **limits,
         )
 
-    def _write(self, line: bytes) -> None:
-        if self._batch is not None:
-            self._batch.append(line)
-        elif self._channel is not None:
-            self._channel.write(line)
+    # --- what the master sends besides requests and answers -------------------------------
 
-    # --- heartbeats (HB-1): on their own thread, so no handler can hold them up ---------
-
-    def _start_heartbeats(self) -> None:
-        self._stopping_heartbeats = False
-        self._hb_stop.clear()
-        thread = threading.Thread(target=self._heartbeat_loop, name="peepsy-heartbeat", daemon=True)
-        self._hb_thread = thread
-        thread.start()
-
-    def _heartbeat_loop(self) -> None:
-        channel = self._channel
-        pid = os.getpid()
-        next_at = time.monotonic()
-        while channel is not None:
-            now = time.monotonic()
-            if now >= next_at:
-                line = self._conn.send(
-                    Heartbeat(
-                        type="HEARTBEAT",
-                        pid=pid,
-                        timestamp=int(time.time() * 1000),
-                        requests_active=self._running + self._queued,
-                    )
-                )
-                channel.write_now(line)
-                next_at = now + self._heartbeat_ms / 1000
-            # Woken early when INIT changes the interval, so the new one applies at once.
-            if self._hb_stop.wait(max(0.0, next_at - time.monotonic())):
-                if self._stopping_heartbeats:
-                    return
-                self._hb_stop.clear()
-                next_at = min(next_at, time.monotonic() + self._heartbeat_ms / 1000)
-
-    # --- receiving ----------------------------------------------------------------------
-
-    def data_received(self, data: bytes) -> None:
-        # The answers written while this chunk is handled (every eager one) leave in one
-        # write when it is done: no per-line system call, no extra loop pass to flush.
-        batch = self._batch = []
-        try:
-            for event in self._conn.receive_data(data):
-                self._handle(event)
-        finally:
-            self._batch = None
-            if batch and self._channel is not None:
-                self._channel.write_now(batch[0] if len(batch) == 1 else b"".join(batch))
-
-    def eof_received(self) -> None:
-        for event in self._conn.receive_data(b""):
-            self._handle(event)
-
-    def _handle(self, event: Event) -> None:
-        if isinstance(event, RequestReceived):
-            self._accept(event)
-        elif isinstance(event, ResponseReceived):
-            self._settle(event)
-        elif isinstance(event, MessageRejected):
-            self._rejected_line(event)
-        elif isinstance(event, InitReceived):
+    def _lifecycle(self, event: Event) -> None:
+        if isinstance(event, InitReceived):
             self._init(event)
         elif isinstance(event, ShutdownReceived):
             grace = event.message.timeout
@@ -355,24 +298,17 @@ class Child(HandlerRegistry):
             # The master is gone (STREAM-3, SHUT-2): nothing will answer our requests,
             # and nothing will read our answers for long.
             log.info("stdin closed: stopping within %d ms", self._eof_grace)
-            self._fail_pending(PeepsyShutdownError("the master closed the channel"))
+            assert self._session is not None
+            self._session.fail_all(lambda _: PeepsyShutdownError("the master closed the channel"))
             self.shutdown(self._eof_grace)
-        elif isinstance(event, InvalidResponseReceived):
-            self._settle_invalid(event)
-        elif isinstance(event, UnmatchedResponse):
-            log.debug("ignored a RESPONSE to %r (late=%s)", event.response.id, event.late)
-        elif isinstance(event, HeartbeatReceived | ReadyReceived):  # pragma: no cover
-            pass  # the core rejects these for a child (MSG-6)
+        # HEARTBEAT and READY never get here: the core rejects them for a child (MSG-6).
 
-    def _rejected_line(self, event: MessageRejected) -> None:
+    def _rejected_line(self, error: RemoteProtocolError) -> None:
         # An invalid INIT or SHUTDOWN lands here too, and changes nothing (MSG-9); a bad
-        # REQUEST whose id could be read is answered even while stopping (REQ-9).
+        # REQUEST whose id could be read was answered by the session, even while
+        # stopping (REQ-9).
         self._rejected += 1
-        err = event.error
-        log.warning("bad line from master: %s", err)
-        if err.request_id is not None:
-            status, payload = error_to_wire(err)
-            self._write(self._conn.send_response(err.request_id, status, error_payload=payload))
+        log.warning("bad line from master: %s", error)
 
     def _init(self, event: InitReceived) -> None:
         if self._init_seen:
@@ -382,7 +318,7 @@ class Child(HandlerRegistry):
         msg = event.message
         if isinstance(msg.target, str):
             self.target = msg.target
-        if not self._mode_explicit and msg.mode != self._mode and self._running == 0:
+        if not self._mode_explicit and msg.mode != self._mode and self.requests_in_progress == 0:
             self._mode = msg.mode
             log.info("mode set to %s by INIT", msg.mode)
             if self._pool is not None:  # sized for the old mode
@@ -393,133 +329,10 @@ class Child(HandlerRegistry):
             log.info("concurrency cap set to %d by INIT", msg.max_concurrency)
         if not self._heartbeat_explicit and isinstance(msg.heartbeat_interval, int):
             self._heartbeat_ms = msg.heartbeat_interval
-            self._hb_stop.set()  # wake the heartbeat thread to apply it now
-        if self._send_ready:
-            self._write(self._conn.send(self._ready()))
-
-    # --- scheduling (SCHED-1..3) --------------------------------------------------------
-
-    @property
-    def _capacity(self) -> int | float:
-        if self._mode == "sequential":
-            return 1
-        return self._max_concurrency or float("inf")
-
-    def _accept(self, event: RequestReceived) -> None:
-        if self._stopping:
-            self._answer_error(event.id, PeepsyShutdownError("the child is shutting down"))
-            return
-        entry = self._handlers.get(event.action)
-        if entry is None:
-            message = NOT_FOUND_TEMPLATE.format(action=printable(event.action))
-            payload = ErrorPayload(
-                name="PeepsyNotFoundError", message=message, code="PEEPSY_NOT_FOUND"
-            )
-            self._write(self._conn.send_response(event.id, 404, error_payload=payload))
-            return
-        if self._running < self._capacity and not self._queued:
-            self._start(event, entry)
-        else:
-            self._enqueue(event, entry)
-
-    def _enqueue(self, event: RequestReceived, entry: HandlerEntry) -> None:
-        item = _Queued(event, entry)
-        heapq.heappush(self._queue, (-event.priority, next(self._seq), item))
-        self._queued += 1
-        assert self._loop is not None
-        timeout = event.timeout or DEFAULT_TIMEOUT_MS
-        item.timer = self._loop.call_later(timeout / 1000, self._expire, item)
-
-    def _expire(self, item: _Queued) -> None:
-        if item.done:
-            return
-        item.done = True
-        self._queued -= 1
-        timeout = item.event.timeout or DEFAULT_TIMEOUT_MS
-        self._answer_error(
-            item.event.id,
-            PeepsyTimeoutError(
-                f"Request expired in the queue after {timeout}ms", action=item.event.action
-            ),
-        )
-
-    def _pop(self) -> _Queued | None:
-        while self._queue:
-            _, _, item = heapq.heappop(self._queue)
-            if not item.done:
-                item.done = True
-                self._queued -= 1
-                if item.timer is not None:
-                    item.timer.cancel()
-                return item
-        return None
-
-    def _start(self, event: RequestReceived, entry: HandlerEntry) -> None:
-        """Run a request now. The handler is stepped eagerly: one that does not wait is
-        answered before this returns, with no Task; one that waits gets a Task."""
-        self._running += 1
-        assert self._loop is not None
-        task = start_eagerly(self._loop, self._execute(event, entry))
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    def _start_queued(self) -> None:
-        """Start queued requests while there is capacity. Not re-entered: a request that
-        finishes eagerly inside the loop below only frees its slot."""
-        if self._draining:
-            return
-        self._draining = True
-        try:
-            while self._running < self._capacity and self._queued:
-                item = self._pop()
-                if item is None:  # pragma: no cover - _queued counts live entries
-                    break
-                self._start(item.event, item.entry)
-        finally:
-            self._draining = False
-
-    async def _execute(self, event: RequestReceived, entry: HandlerEntry) -> None:
-        try:
-            result = await entry.run(event.data, self._executor())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._handled += 1
-            self._answer_error(event.id, exc, ran=True)
-        else:
-            self._handled += 1
-            try:
-                line = self._conn.send_response(event.id, 200, result)
-            except EncodeError as exc:
-                self._answer_error(event.id, exc, ran=True)
-            else:
-                self._write(line)
-        finally:
-            self._running -= 1
-            if self._stopping:
-                if self._running == 0:
-                    self._stopped_serving()
-            elif self._queued:
-                self._start_queued()
-
-    def _executor(self) -> ThreadPoolExecutor:
-        """The threads for sync handlers, made on first use (after INIT has settled the
-        mode): one for sequential mode, ``max_concurrency`` (or 32) for concurrent."""
-        if self._pool is None:
-            workers = 1 if self._mode == "sequential" else (self._max_concurrency or 32)
-            self._pool = ThreadPoolExecutor(
-                max_workers=workers, thread_name_prefix="peepsy-handler"
-            )
-        return self._pool
-
-    def _answer_error(self, request_id: str, exc: BaseException, *, ran: bool = False) -> None:
-        status, payload = error_to_wire(exc, include_stack=self._include_stack, ran=ran)
-        try:
-            line = self._conn.send_response(request_id, status, error_payload=payload)
-        except EncodeError:
-            line = self._conn.send_response(request_id, status, error_payload=bare_payload(payload))
-        self._write(line)
+            if self._heartbeats is not None:
+                self._heartbeats.set_interval(msg.heartbeat_interval)
+        if self._send_ready and self._session is not None:
+            self._session.write(self._session.conn.send(self._ready()))
 
     # --- stopping (SHUT-1, SHUT-2) ------------------------------------------------------
 
@@ -533,9 +346,10 @@ class Child(HandlerRegistry):
         if self._stopping:
             return
         self._stopping = True
-        while (item := self._pop()) is not None:
-            self._answer_error(item.event.id, PeepsyShutdownError("the child is shutting down"))
-        if self._running == 0:
+        assert self._session is not None
+        server = self._session.server
+        server.close()
+        if server.running == 0:
             self._stopped_serving()
 
     def _stop_within(self, grace_ms: int) -> None:
@@ -551,11 +365,12 @@ class Child(HandlerRegistry):
         """The stop deadline passed with handlers still running (SHUT-6, STREAM-3): leave
         them unanswered; the master fails their requests."""
         log.warning(
-            "%d request(s) still running at the stop deadline; abandoning them", self._running
+            "%d request(s) still running at the stop deadline; abandoning them",
+            self.requests_in_progress,
         )
         self._abandoned = True
-        for task in list(self._tasks):
-            task.cancel()
+        if self._session is not None:
+            self._session.server.abandon()
         self._stopped_serving()
 
     def _stopped_serving(self) -> None:
@@ -601,91 +416,75 @@ class Child(HandlerRegistry):
         Raises :class:`~peepsy.RemoteError` when the master answers with a failure,
         :class:`~peepsy.protocol.InvalidResponse` when its answer is invalid (MSG-9),
         :class:`~peepsy.PeepsyTimeoutError` when it does not answer within ``timeout``
-        ms (REQ-11; a late answer is then ignored; retried up to ``retries`` times,
-        ``retry_delay`` ms apart: a timeout is the one failure where the master may not
-        have seen the request), :class:`~peepsy.protocol.LineTooLongForPeer` when the
-        request would be longer than the master's ``maxLineBytes`` (FRAME-11), and
-        :class:`~peepsy.PeepsyShutdownError` when the child stops first.
+        ms (REQ-11; a late answer is then ignored), :class:`~peepsy.protocol.LineTooLongForPeer`
+        when the request would be longer than the master's ``maxLineBytes`` (FRAME-11),
+        and :class:`~peepsy.PeepsyShutdownError` when the child stops first. Retries
+        (``retries``, ``retry_delay`` ms apart) follow the master's rule: only failures
+        after which the request cannot have run, or cannot be known to have (a timeout,
+        a 408 or 503 answer).
         """
-        if self._channel is None or self._loop is None:
+        if self._channel is None or self._session is None:
             raise PeepsyError("the child is not serving")
         timeout = self._timeout if timeout is None else timeout
         check_ms("timeout", timeout)
+        policy = self._retry
         if retries is not None:
             check_int("retries", retries, 0)
+            policy = RetryPolicy(retries, policy.delay)
         name = action if isinstance(action, str) else action.name
         payload = data if isinstance(action, str) else action.dump_request(data)
-        attempts = 1 + (self._retries if retries is None else retries)
-        for attempt in range(attempts):
-            try:
-                result = await self._request_once(name, payload, timeout, priority)
-            except PeepsyTimeoutError:
-                if attempt + 1 >= attempts:
-                    raise
-                await asyncio.sleep(self._retry_delay / 1000)
-                continue
-            if not isinstance(action, str):
-                return action.parse_response(result)
-            return result
-        raise AssertionError("unreachable")  # pragma: no cover
+        result = await policy.run(
+            lambda: self._request_once(name, payload, timeout, priority), f"{name} on the master"
+        )
+        if not isinstance(action, str):
+            return action.parse_response(result)
+        return result
 
     async def _request_once(
         self, action: str, data: Any, timeout: int, priority: int | None
     ) -> Any:
-        assert self._loop is not None
-        if self._stopping:
+        if self._stopping or self._session is None:
             raise PeepsyShutdownError("the child is shutting down")
-        rid, line = self._conn.send_request(action, data, timeout=timeout, priority=priority)
-        future: asyncio.Future[Any] = self._loop.create_future()
-        timer = self._loop.call_later(timeout / 1000, self._timed_out, rid, action, timeout)
-        self._pending[rid] = (future, timer)
-        self._write(line)
-        return await future
+        call = self._session.call(action, data, timeout=timeout, priority=priority)
+        try:
+            answer = await call.future
+        except asyncio.CancelledError:
+            call.withdraw()
+            raise
+        if answer.status >= 400:
+            raise error_from_wire(answer.response, action=action, target="master")
+        return None if answer.data is _MISSING else answer.data
 
-    def _timed_out(self, rid: str, action: str, timeout: int) -> None:
-        entry = self._pending.pop(rid, None)
-        self._conn.forget(rid)
-        if entry is not None and not entry[0].done():
-            entry[0].set_exception(
-                PeepsyTimeoutError(
-                    f"Request timed out after {timeout}ms for target: master",
-                    action=action,
-                    target="master",
-                    timeout_ms=timeout,
-                )
-            )
 
-    def _settle_invalid(self, event: InvalidResponseReceived) -> None:
-        # MSG-9: the answer came and was invalid; no valid one will follow, so the
-        # caller learns it now rather than at its timeout.
-        log.warning("invalid answer from the master: %s", event.error)
-        entry = self._pending.pop(event.id, None)
-        if entry is None:  # pragma: no cover - the core only reports ids we await
-            return
-        future, timer = entry
-        timer.cancel()
-        if not future.done():
-            future.set_exception(event.error)
+class _Reader:
+    """The channel's listener: bytes and their end go to the session."""
 
-    def _settle(self, event: ResponseReceived) -> None:
-        entry = self._pending.pop(event.response.id, None)
-        if entry is None:  # pragma: no cover - the core only reports ids we await
-            return
-        future, timer = entry
-        timer.cancel()
-        if future.done():  # pragma: no cover - the caller was cancelled
-            return
-        if event.ok:
-            data = event.response.data
-            future.set_result(None if data is _MISSING else data)
-        else:
-            future.set_exception(
-                error_from_wire(event.response, action=event.action, target="master")
-            )
+    __slots__ = ("data_received", "eof_received")
 
-    def _fail_pending(self, exc: PeepsyError) -> None:
-        pending, self._pending = self._pending, {}
-        for future, timer in pending.values():
-            timer.cancel()
-            if not future.done():
-                future.set_exception(exc)
+    def __init__(self, session: Session) -> None:
+        self.data_received = session.receive
+        self.eof_received = session.end
+
+
+class _Listener:
+    """What the child's session reports to it."""
+
+    __slots__ = ("_child",)
+
+    def __init__(self, child: Child) -> None:
+        self._child = child
+
+    def answered(self, call: Call, status: int) -> None:
+        pass
+
+    def timed_out(self, call: Call) -> None:
+        log.info("no answer from the master to %r within %d ms", call.action, call.timeout)
+
+    def rejected(self, error: RemoteProtocolError) -> None:
+        self._child._rejected_line(error)
+
+    def late(self, event: UnmatchedResponse) -> None:
+        log.debug("ignored a late RESPONSE to %r", event.response.id)
+
+    def lifecycle(self, event: Event) -> None:
+        self._child._lifecycle(event)

@@ -87,7 +87,7 @@ class ResponseReceived:
 
     def __init__(
         self,
-        id: str,  # noqa: A002 - the protocol's name for it
+        id: str,
         status: int,
         data: Any,
         action: str,
@@ -324,7 +324,9 @@ class Connection:
             kind = obj.get("type")
             if kind == "RESPONSE":
                 if _hot.success_response(obj):
-                    return self._receive_response(obj["id"], obj["status"], obj.get("data", MISSING))
+                    return self._receive_response(
+                        obj["id"], obj["status"], obj.get("data", MISSING)
+                    )
             elif kind == "REQUEST" and _hot.flat_request(obj):
                 rid = obj["id"]
                 if rid in self._owed:

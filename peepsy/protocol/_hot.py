@@ -52,10 +52,7 @@ def success_response(obj: dict[str, Any]) -> bool:
     rid = obj.get("id")
     status = obj.get("status")
     return (
-        type(rid) is str
-        and 0 < len(rid) <= _MAX_ID
-        and type(status) is int
-        and 100 <= status < 400
+        type(rid) is str and 0 < len(rid) <= _MAX_ID and type(status) is int and 100 <= status < 400
     )
 
 

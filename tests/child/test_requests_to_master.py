@@ -98,17 +98,38 @@ def test_a_retry_can_succeed() -> None:
     run(main())
 
 
-def test_failures_are_not_retried() -> None:
+def test_a_failure_after_the_handler_ran_is_not_retried() -> None:
     async def main() -> None:
         child = Child(retries=3, retry_delay=10)
         async with serving(child) as master:
             call = asyncio.ensure_future(child.request("x"))
             await until(lambda: len(master.requests) == 1)
-            master.answer(master.requests[0], 503, error="busy")
-            with pytest.raises(RemoteError, match="busy"):
+            master.answer(master.requests[0], 500, error="boom")
+            with pytest.raises(RemoteError, match="boom"):
                 await call
-            await asyncio.sleep(0.05)
-            assert len(master.requests) == 1
+            # The next request on the channel is a new one, not a retry of "x".
+            later = asyncio.ensure_future(child.request("y"))
+            await until(lambda: len(master.requests) == 2)
+            assert master.requests[1].action == "y"
+            master.answer(master.requests[1], 200, data=1)
+            assert await later == 1
+
+    run(main())
+
+
+def test_an_answer_saying_it_never_ran_is_retried_under_the_one_retry_rule() -> None:
+    # 503 and 408 say the request never ran (RESP-2): the master retries them, and so
+    # does a child, with the same policy.
+    async def main() -> None:
+        child = Child(retries=1, retry_delay=0)
+        async with serving(child) as master:
+            call = asyncio.ensure_future(child.request("x"))
+            await until(lambda: len(master.requests) == 1)
+            master.answer(master.requests[0], 503, error="busy")
+            await until(lambda: len(master.requests) == 2)
+            assert master.requests[1].action == "x"
+            master.answer(master.requests[1], 200, data="ok")
+            assert await call == "ok"
 
     run(main())
 

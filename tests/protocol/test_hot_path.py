@@ -26,9 +26,9 @@ from peepsy.protocol import (
     Response,
     ResponseReceived,
     Role,
+    _hot,
     parse,
 )
-from peepsy.protocol import _hot
 from tests._paths import SCHEMA_DIR, load_json, vectors
 
 
@@ -58,7 +58,8 @@ def _agrees(line: bytes) -> bool:
         assert model.status < 400
         assert (model.id, model.status) == (taken["id"], taken["status"])
         assert model.data == taken.get("data", MISSING)
-        assert model.error is MISSING and model.error_payload is MISSING
+        assert model.error is MISSING
+        assert model.error_payload is MISSING
     else:
         assert isinstance(model, RequestUnified)
         assert (model.id, model.action) == (taken["id"], taken["action"])

@@ -1,0 +1,206 @@
+"""Serving the peer's requests: one path for the child and for the master.
+
+A :class:`Server` takes each :class:`~peepsy.protocol.RequestReceived`, finds its
+handler (404 when there is none), runs it within a cap on how many run at once, queues
+the rest by priority (SCHED-1..4), expires a queued request at its timeout (408,
+REQ-4), refuses requests while closing (503, SHUT-1) and turns whatever the handler
+raised into the answer (RESP-*). The cap is the whole scheduling policy: 1 for a
+sequential worker, ``N`` or unbounded for a concurrent one; it is read on every
+decision, so a worker whose INIT changes it applies the change at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, Final
+
+from peepsy._actions import HandlerEntry, Handlers
+from peepsy._eager import start_eagerly
+from peepsy._errors import EncodeError, PeepsyNotFoundError, PeepsyShutdownError, PeepsyTimeoutError
+from peepsy._failures import NOT_FOUND_TEMPLATE
+from peepsy.protocol import RequestReceived
+from peepsy.protocol._codec import printable
+
+#: How long a queued request waits when its REQUEST names no timeout (REQ-4).
+DEFAULT_QUEUE_TIMEOUT_MS: Final = 5000
+
+#: ``respond(request_id, result, error, ran)``: answer with ``result`` when ``error`` is
+#: None, else with the failure ``error`` describes (``ran``: the handler raised it).
+Respond = Callable[[str, Any, BaseException | None, bool], None]
+
+
+class _Queued:
+    __slots__ = ("done", "entry", "event", "timer")
+
+    def __init__(self, event: RequestReceived, entry: HandlerEntry) -> None:
+        self.event = event
+        self.entry = entry
+        self.done = False
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class Server:
+    """Runs the handlers of ``handlers`` for one channel's received requests.
+
+    ``capacity()`` says how many may run at once (``None``: no cap); ``executor()``
+    gives the threads for sync handlers (``None``: the loop's default). ``on_idle`` is
+    called each time the last running handler finishes while closing.
+    """
+
+    __slots__ = (
+        "_capacity",
+        "_draining",
+        "_executor",
+        "_handlers",
+        "_loop",
+        "_queue",
+        "_respond",
+        "_seq",
+        "_tasks",
+        "_who",
+        "closing",
+        "handled",
+        "on_idle",
+        "queued",
+        "running",
+    )
+
+    def __init__(
+        self,
+        handlers: Handlers,
+        respond: Respond,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        capacity: Callable[[], int | None],
+        executor: Callable[[], Executor | None] = lambda: None,
+        who: str = "the child",
+    ) -> None:
+        self._handlers = handlers
+        self._respond = respond
+        self._loop = loop
+        self._capacity = capacity
+        self._executor = executor
+        self._who = who  # for the 503 text: "the child is shutting down"
+        self._queue: list[tuple[int, int, _Queued]] = []
+        self._seq = itertools.count()
+        self._draining = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
+        self.running = 0
+        self.queued = 0
+        #: Requests answered after their handler ran (successfully or not).
+        self.handled = 0
+        self.on_idle: Callable[[], None] | None = None
+
+    def _has_room(self) -> bool:
+        cap = self._capacity()
+        return cap is None or self.running < cap
+
+    def accept(self, event: RequestReceived) -> None:
+        if self.closing:
+            self._respond(event.id, None, self._refusal(), False)
+            return
+        entry = self._handlers.get(event.action)
+        if entry is None:
+            message = NOT_FOUND_TEMPLATE.format(action=printable(event.action))
+            self._respond(event.id, None, PeepsyNotFoundError(message), False)
+        elif not self.queued and self._has_room():
+            self._start(event, entry)
+        else:
+            self._enqueue(event, entry)
+
+    def _enqueue(self, event: RequestReceived, entry: HandlerEntry) -> None:
+        item = _Queued(event, entry)
+        heapq.heappush(self._queue, (-event.priority, next(self._seq), item))
+        self.queued += 1
+        timeout = event.timeout or DEFAULT_QUEUE_TIMEOUT_MS
+        item.timer = self._loop.call_later(timeout / 1000, self._expire, item)
+
+    def _expire(self, item: _Queued) -> None:
+        if item.done:
+            return
+        item.done = True
+        self.queued -= 1
+        event = item.event
+        timeout = event.timeout or DEFAULT_QUEUE_TIMEOUT_MS
+        error = PeepsyTimeoutError(
+            f"Request expired in the queue after {timeout}ms", action=event.action
+        )
+        self._respond(event.id, None, error, False)
+
+    def _pop(self) -> _Queued | None:
+        while self._queue:
+            _, _, item = heapq.heappop(self._queue)
+            if not item.done:
+                item.done = True
+                self.queued -= 1
+                if item.timer is not None:
+                    item.timer.cancel()
+                return item
+        return None
+
+    def _start(self, event: RequestReceived, entry: HandlerEntry) -> None:
+        # Stepped eagerly: a handler that never waits is answered before this returns,
+        # with no Task and no loop pass.
+        self.running += 1
+        task = start_eagerly(self._loop, self._execute(event, entry))
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _start_queued(self) -> None:
+        # Not re-entered: a request that finishes eagerly inside the loop only frees
+        # its slot, and this loop takes the next.
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self.queued and self._has_room():
+                item = self._pop()
+                if item is None:  # pragma: no cover - `queued` counts live entries
+                    break
+                self._start(item.event, item.entry)
+        finally:
+            self._draining = False
+
+    async def _execute(self, event: RequestReceived, entry: HandlerEntry) -> None:
+        try:
+            result = await entry.run(event.data, self._executor())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.handled += 1
+            self._respond(event.id, None, exc, True)
+        else:
+            self.handled += 1
+            try:
+                self._respond(event.id, result, None, True)
+            except EncodeError as exc:
+                self._respond(event.id, None, exc, True)
+        finally:
+            self.running -= 1
+            if self.closing:
+                if self.running == 0 and self.on_idle is not None:
+                    self.on_idle()
+            elif self.queued:
+                self._start_queued()
+
+    def close(self) -> None:
+        """Take no more requests: each queued one, and each that comes, is answered 503."""
+        if self.closing:
+            return
+        self.closing = True
+        while (item := self._pop()) is not None:
+            self._respond(item.event.id, None, self._refusal(), False)
+
+    def _refusal(self) -> PeepsyShutdownError:
+        return PeepsyShutdownError(f"{self._who} is shutting down")
+
+    def abandon(self) -> None:
+        """Cancel the handlers still running (async ones stop at their next await)."""
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,307 @@
+"""One side of one channel, with its runtime: what the master (once per child) and the
+child both do.
+
+A :class:`Session` owns the protocol :class:`~peepsy.protocol.Connection` of a channel
+and adds what needs an event loop: the calls we make (each a :class:`Call` whose future
+settles exactly once: answer, invalid answer, timeout, withdrawal or loss of the
+channel), the deadlines of those calls, the writer that sends the answers produced
+while one read is handled in a single write, and the serving path for the peer's
+requests (a :class:`~peepsy.session.Server`). What is not a request or an answer goes to
+a :class:`SessionListener`: that is where master and child differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from peepsy._errors import (
+    EncodeError,
+    InvalidResponse,
+    PeepsyError,
+    PeepsyTimeoutError,
+    RemoteProtocolError,
+)
+from peepsy._failures import bare_payload, error_to_wire
+from peepsy.protocol import (
+    Connection,
+    Event,
+    InvalidResponseReceived,
+    MessageRejected,
+    RequestReceived,
+    ResponseReceived,
+    UnmatchedResponse,
+)
+from peepsy.session._deadlines import Deadlines
+from peepsy.session._serving import Server
+
+
+class Slot(Protocol):
+    """Something a call holds until it is settled (a group's capacity)."""
+
+    def release(self) -> None: ...
+
+
+class Call:
+    """One request we sent: its future settles with the answer's
+    :class:`~peepsy.protocol.ResponseReceived`, or fails."""
+
+    __slots__ = (
+        "action",
+        "deadline",
+        "future",
+        "id",
+        "session",
+        "settled",
+        "slot",
+        "started",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        session: Session,
+        action: str,
+        future: asyncio.Future[ResponseReceived],
+        timeout: int,
+        started: float,
+        slot: Slot | None,
+    ) -> None:
+        self.session = session
+        self.action = action
+        self.future = future
+        self.timeout = timeout
+        self.started = started
+        self.deadline = started + timeout / 1000
+        self.slot = slot
+        self.settled = False
+        self.id = ""
+
+    def withdraw(self) -> None:
+        """The caller gave up (its task was cancelled): forget the request and release
+        what it holds; an answer that still comes is late."""
+        self.session.withdraw(self)
+
+
+def expire(call: Call) -> None:
+    """For :class:`~peepsy.session.Deadlines`: one wheel serves every session on a loop."""
+    call.session.expire(call)
+
+
+class SessionListener(Protocol):
+    """What a session reports to the side that owns it."""
+
+    def answered(self, call: Call, status: int) -> None:
+        """``call`` got its answer (any status; an invalid answer is :meth:`rejected`)."""
+
+    def timed_out(self, call: Call) -> None:
+        """``call`` got no answer within its timeout."""
+
+    def rejected(self, error: RemoteProtocolError) -> None:
+        """The peer sent a line that broke the protocol (already answered if it could be)."""
+
+    def late(self, event: UnmatchedResponse) -> None:
+        """An answer to a request we had given up on."""
+
+    def lifecycle(self, event: Event) -> None:
+        """INIT, READY, HEARTBEAT, SHUTDOWN, or the end of the peer's stream."""
+
+
+class Session:
+    """See the module docstring. ``peer`` names the other side in error texts (a
+    child's target, or ``"master"``)."""
+
+    __slots__ = (
+        "_batch",
+        "_deadlines",
+        "_include_stack",
+        "_listener",
+        "_loop",
+        "_write",
+        "conn",
+        "legacy",
+        "peer",
+        "server",
+    )
+
+    def __init__(
+        self,
+        conn: Connection,
+        write: Callable[[bytes], None],
+        loop: asyncio.AbstractEventLoop,
+        deadlines: Deadlines[Call],
+        listener: SessionListener,
+        server_factory: Callable[[Session], Server],
+        *,
+        peer: str,
+        include_stack: bool = False,
+        legacy: bool = False,
+    ) -> None:
+        self.conn = conn
+        self._write = write
+        self._loop = loop
+        self._deadlines = deadlines
+        self._listener = listener
+        self._include_stack = include_stack
+        self._batch: list[bytes] | None = None
+        self.peer = peer
+        self.legacy = legacy
+        self.server = server_factory(self)
+
+    @property
+    def outstanding(self) -> int:
+        """Calls we made that await their answer."""
+        return self.conn.outstanding
+
+    # --- writing ----------------------------------------------------------------------
+
+    def write(self, line: bytes) -> None:
+        batch = self._batch
+        if batch is not None:
+            batch.append(line)
+        else:
+            self._write(line)
+
+    # --- calls we make ----------------------------------------------------------------
+
+    def call(
+        self,
+        action: str,
+        data: Any,
+        *,
+        timeout: int,
+        priority: int | None = None,
+        started: float | None = None,
+        slot: Slot | None = None,
+    ) -> Call:
+        """Send a request; the returned call's future settles once. ``started`` (loop
+        time) is when the caller's timeout began, if before now (time spent waiting for
+        capacity counts); the REQUEST states what is left of it."""
+        loop = self._loop
+        now = loop.time()
+        began = now if started is None else started
+        remaining = timeout if started is None else timeout - int((now - began) * 1000)
+        future: asyncio.Future[ResponseReceived] = loop.create_future()
+        call = Call(self, action, future, timeout, began, slot)
+        call.id, line = self.conn.send_request(
+            action,
+            data,
+            timeout=max(1, remaining),
+            priority=priority,
+            legacy=self.legacy,
+            ticket=call,
+        )
+        self._deadlines.add(call)
+        self.write(line)
+        return call
+
+    def _settle(self, call: Call) -> None:
+        call.settled = True
+        slot = call.slot
+        if slot is not None:
+            call.slot = None
+            slot.release()
+
+    def expire(self, call: Call) -> None:
+        """The deadline wheel's callback: fail ``call`` if it is still unanswered."""
+        if call.settled or not self.conn.forget(call.id):
+            return
+        self._settle(call)
+        self._listener.timed_out(call)
+        if not call.future.done():
+            call.future.set_exception(
+                PeepsyTimeoutError(
+                    f"Request timed out after {call.timeout}ms for target: {self.peer}",
+                    action=call.action,
+                    target=self.peer,
+                    timeout_ms=call.timeout,
+                )
+            )
+
+    def withdraw(self, call: Call) -> None:
+        if not call.settled and self.conn.forget(call.id):
+            self._settle(call)
+
+    def fail_all(self, error: Callable[[Call], PeepsyError]) -> int:
+        """The channel is gone: fail every call still waiting with ``error(call)``.
+        Returns how many there were."""
+        calls = self.conn.forget_all()
+        for call in calls:
+            self._settle(call)
+            if not call.future.done():
+                call.future.set_exception(error(call))
+        return len(calls)
+
+    # --- receiving --------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        """Handle bytes from the peer. Answers produced meanwhile leave in one write."""
+        batch = self._batch = []
+        try:
+            for event in self.conn.receive_data(data):
+                kind = type(event)
+                if kind is ResponseReceived:
+                    self._answered(event)  # type: ignore[arg-type]
+                elif kind is RequestReceived:
+                    self.server.accept(event)  # type: ignore[arg-type]
+                else:
+                    self._other(event)
+        finally:
+            self._batch = None
+            if batch:
+                self._write(batch[0] if len(batch) == 1 else b"".join(batch))
+
+    def end(self) -> None:
+        """The peer's stream ended."""
+        for event in self.conn.receive_data(b""):
+            self._other(event)
+
+    def _answered(self, event: ResponseReceived) -> None:
+        call: Call = event.ticket
+        self._settle(call)
+        self._listener.answered(call, event.status)
+        if not call.future.done():
+            call.future.set_result(event)
+
+    def _other(self, event: Event) -> None:
+        if isinstance(event, MessageRejected):
+            error = event.error
+            if error.request_id is not None:  # REQ-7: answered, not left to time out
+                self.respond(error.request_id, None, error, False)
+            self._listener.rejected(error)
+        elif isinstance(event, InvalidResponseReceived):
+            self._invalid_answer(event.ticket, event.error)
+        elif isinstance(event, UnmatchedResponse):
+            if event.late:
+                self._listener.late(event)
+            else:
+                rid = event.response.id
+                self._listener.rejected(
+                    RemoteProtocolError(f"answer to a request never sent: {rid!r}")
+                )
+        else:
+            self._listener.lifecycle(event)
+
+    def _invalid_answer(self, call: Call, error: InvalidResponse) -> None:
+        # MSG-9: the peer answered, wrongly; the caller learns it now, not at its timeout.
+        self._settle(call)
+        self._listener.rejected(error)
+        if not call.future.done():
+            call.future.set_exception(error)
+
+    # --- answering --------------------------------------------------------------------
+
+    def respond(self, request_id: str, result: Any, error: BaseException | None, ran: bool) -> None:
+        """Answer a received request: with ``result``, or with the failure ``error``
+        describes (``ran``: its handler raised it; RESP-2)."""
+        conn = self.conn
+        if error is None:
+            line = conn.send_response(request_id, 200, result)
+        else:
+            status, payload = error_to_wire(error, include_stack=self._include_stack, ran=ran)
+            try:
+                line = conn.send_response(request_id, status, error_payload=payload)
+            except EncodeError:
+                line = conn.send_response(request_id, status, error_payload=bare_payload(payload))
+        self.write(line)
