@@ -156,6 +156,16 @@ class Session:
 
     # --- writing ----------------------------------------------------------------------
 
+    def bind(self, write: Callable[[bytes], None]) -> None:
+        """Write from now on with ``write``, after what was written before it: a master
+        makes a child's session before the process is up, so that nothing the child
+        says first is lost, and binds it to the process's input once it is."""
+        early, self._write = self._write, write
+        pending = getattr(early, "__self__", None)
+        if isinstance(pending, list) and pending:
+            write(b"".join(pending))
+            pending.clear()
+
     def write(self, line: bytes) -> None:
         batch = self._batch
         if batch is not None:

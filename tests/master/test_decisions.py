@@ -52,7 +52,7 @@ def test_a_request_over_the_childs_limit_fails_at_once_unsent() -> None:
         async with farm.master() as master:
             peer = await farm.spawn(master, "w1")
             peer.write(peer.conn.send(Ready(type="READY", pid=1, max_line_bytes=MIB)))
-            await until(lambda: master._children["w1"].conn.peer_max_line_bytes == MIB)
+            await until(lambda: _peer_limit(master) == MIB)
             with pytest.raises(LineTooLongForPeer, match=str(MIB)) as info:
                 await master.request("echo", "w1", "x" * MIB, timeout=300_000)
             assert info.value.limit == MIB
@@ -71,7 +71,7 @@ def test_a_request_over_a_group_members_limit_frees_the_group_slot() -> None:
             master.configure_group("g", max_concurrency=1)
             peer = await farm.spawn(master, "w1", group="g")
             peer.write(peer.conn.send(Ready(type="READY", pid=1, max_line_bytes=MIB)))
-            await until(lambda: master._children["w1"].conn.peer_max_line_bytes == MIB)
+            await until(lambda: _peer_limit(master) == MIB)
             with pytest.raises(LineTooLongForPeer):
                 await master.request("echo", "g", "x" * MIB)
             assert (await master.request("echo", "g", 1, timeout=2000)).data == 1
@@ -152,3 +152,9 @@ def test_the_master_writes_lone_surrogates_as_escapes() -> None:
             assert json.loads(bytes(peer.raw).splitlines()[-1])["data"] == "\udc00"
 
     run(main())
+
+
+def _peer_limit(master: Master) -> int | None:
+    session = master._workers["w1"].session
+    assert session is not None
+    return session.conn.peer_max_line_bytes

@@ -1,0 +1,171 @@
+"""Deaths, restarts and health: what happens to a worker whose process ends or goes quiet.
+
+The supervisor decides; it starts nothing itself. ``respawn(worker)`` is how a worker
+is started again, given by the master. Restarts are limited by intensity: at most
+``max_restarts`` within ``restart_window`` ms, after which the worker is ``failed``
+(Node defect 2). A worker that sent heartbeats and then stops sending them for
+``miss_threshold`` intervals is ``unhealthy`` and, when it may restart, killed so that
+it restarts (HB-2; Node defects 6 and 9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import signal as signal_module
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+from peepsy._errors import PeepsyProcessError
+from peepsy.master._events import (
+    AutoRestartEvent,
+    Emitter,
+    ErrorEvent,
+    ExitEvent,
+    HeartbeatMissedEvent,
+    RestartFailedEvent,
+)
+from peepsy.master._worker import Worker
+
+log = logging.getLogger("peepsy.master")
+
+
+class Supervisor:
+    def __init__(
+        self,
+        emitter: Emitter,
+        respawn: Callable[[Worker], Coroutine[Any, Any, None]],
+        may_restart: Callable[[Worker], bool],
+        *,
+        max_restarts: int,
+        restart_window: int,
+        heartbeat_interval: int,
+        miss_threshold: int,
+    ) -> None:
+        self._emitter = emitter
+        self._respawn = respawn
+        self._may_restart = may_restart
+        self._max_restarts = max_restarts
+        self._window = restart_window
+        self._interval = heartbeat_interval
+        self._miss_threshold = miss_threshold
+        self._restart_times: dict[str, collections.deque[float]] = {}
+        self._restarts: set[asyncio.Task[None]] = set()
+        self._health: asyncio.TimerHandle | None = None
+        self.closing = False
+
+    # --- deaths and restarts --------------------------------------------------------------
+
+    def exited(self, worker: Worker, returncode: int | None) -> None:
+        """A worker's process ended: fail what it held, then stop or restart it."""
+        expected = worker.stop_requested or self.closing
+        sig = -returncode if returncode is not None and returncode < 0 else None
+        how = f"signal {signal_module.Signals(sig).name}" if sig else f"code {returncode}"
+        failed = 0
+        if worker.session is not None:
+            failed = worker.session.fail_all(
+                lambda call: PeepsyProcessError(
+                    f"{worker.target} exited ({how}) before answering {call.action!r}",
+                    target=worker.target,
+                    returncode=returncode,
+                )
+            )
+            worker.session.server.close()
+        worker.errors += failed
+        pid = worker.transport.pid if worker.transport is not None else None
+        (log.info if expected else log.warning)(
+            "%s (pid %s) exited with %s", worker.target, pid, how
+        )
+        self._emitter.emit("exit", ExitEvent(worker.target, pid, returncode, sig, expected, failed))
+        if worker.status == "stopping" or (expected and worker.status != "stopped"):
+            worker.move("stopped")
+            return
+        if worker.status == "stopped":
+            return
+        if not self._may_restart(worker):
+            worker.move("stopped")
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        times = self._restart_times.setdefault(worker.target, collections.deque())
+        while times and now - times[0] > self._window / 1000:
+            times.popleft()
+        if len(times) >= self._max_restarts:
+            worker.move("failed")
+            log.error(
+                "%s restarted %d times within %d ms; giving up",
+                worker.target,
+                len(times),
+                self._window,
+            )
+            self._emitter.emit(
+                "restart-failed", RestartFailedEvent(worker.target, len(times), self._window)
+            )
+            return
+        times.append(now)
+        worker.restarts += 1
+        worker.move("restarting")
+        self._emitter.emit(
+            "auto-restart", AutoRestartEvent(worker.target, returncode, sig, len(times))
+        )
+        task = loop.create_task(self._restart(worker))
+        self._restarts.add(task)
+        task.add_done_callback(self._restarts.discard)
+
+    async def _restart(self, worker: Worker) -> None:
+        if self.closing or worker.stop_requested:
+            worker.move("stopped")
+            return
+        try:
+            await self._respawn(worker)
+        except PeepsyProcessError as exc:
+            log.error("%s could not be restarted: %s", worker.target, exc)
+            self._emitter.emit("error", ErrorEvent(worker.target, exc))
+
+    async def settle_restarts(self) -> None:
+        """Wait for respawns under way, so that their processes can be stopped too."""
+        if self._restarts:
+            await asyncio.gather(*self._restarts, return_exceptions=True)
+
+    def forget(self, worker: Worker) -> None:
+        self._restart_times.pop(worker.target, None)
+
+    # --- health (HB-2) --------------------------------------------------------------------
+
+    def watch(self, workers: Callable[[], Iterable[Worker]]) -> None:
+        """Check the heartbeats of ``workers()`` every heartbeat interval."""
+        if self._health is None and not self.closing:
+            loop = asyncio.get_running_loop()
+            self._health = loop.call_later(self._interval / 1000, self._check, workers)
+
+    def _check(self, workers: Callable[[], Iterable[Worker]]) -> None:
+        self._health = None
+        now = asyncio.get_running_loop().time()
+        limit = self._interval * self._miss_threshold / 1000
+        any_worker = False
+        for worker in list(workers()):
+            any_worker = True
+            # A child that never sent a HEARTBEAT promised none (HB-2): its exit tells.
+            if worker.last_heartbeat is None or worker.status != "running":
+                continue
+            silent = now - worker.last_heartbeat
+            if silent <= limit:
+                continue
+            worker.move("unhealthy")
+            log.warning("%s sent no heartbeat for %.1f s", worker.target, silent)
+            self._emitter.emit(
+                "heartbeat-missed",
+                HeartbeatMissedEvent(worker.target, int(time.time() * 1000), int(silent * 1000)),
+            )
+            if self._may_restart(worker) and worker.transport is not None:
+                worker.transport.kill()
+        if any_worker:
+            self.watch(workers)
+
+    def close(self) -> None:
+        self.closing = True
+        if self._health is not None:
+            self._health.cancel()
+            self._health = None
