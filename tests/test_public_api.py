@@ -88,6 +88,28 @@ def test_protocol_all_names_resolve() -> None:
         assert hasattr(peepsy.protocol, name), name
 
 
+def test_processing_mode_is_the_one_generated_alias() -> None:
+    # Generated once from schema/common.json (issue 9); master and child type their
+    # mode with it instead of spelling the literal again.
+    from typing import Literal, get_args
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from peepsy.protocol import _generated
+
+    assert "ProcessingMode" in peepsy.protocol.__all__
+    assert peepsy.protocol.ProcessingMode is _generated.ProcessingMode
+    literal, *_ = get_args(peepsy.protocol.ProcessingMode.__value__)
+    assert literal == Literal["sequential", "concurrent"]
+    mode: peepsy.protocol.ProcessingMode = "concurrent"  # mypy: a Literal, not a str
+    adapter: TypeAdapter[peepsy.protocol.ProcessingMode] = TypeAdapter(
+        peepsy.protocol.ProcessingMode
+    )
+    assert adapter.validate_python(mode) == "concurrent"
+    with pytest.raises(ValidationError):
+        adapter.validate_python("parallel")
+
+
 def test_package_ships_py_typed() -> None:
     from importlib.resources import files
 

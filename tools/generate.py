@@ -28,6 +28,9 @@ COMMAND = "python -m tools.generate"
 # (shared/reference/toolchain-notes.md), plus: names from titles, snake_case
 # attributes with camelCase wire aliases, unknown members ignored (forward
 # compatibility, spec MSG-4) and constrained aliases instead of RootModels.
+# `--collapse-root-models` (in the notes) is left out on purpose: it inlines every
+# shared definition of common.json at each use. Without it each one becomes a single
+# named alias (ProcessingMode, TimeoutMs, ...) that the fields refer to (issue 9).
 CODEGEN_FLAGS = [
     "--input-file-type", "jsonschema",
     "--output-model-type", "pydantic_v2.BaseModel",
@@ -39,7 +42,6 @@ CODEGEN_FLAGS = [
     "--disable-timestamp",
     "--enum-field-as-literal", "all",
     "--use-double-quotes",
-    "--collapse-root-models",
     "--use-missing-sentinel",
     "--strict-types", "int", "str", "bool",
     "--formatters", "builtin",

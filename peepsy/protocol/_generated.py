@@ -20,12 +20,112 @@ Root of the codegen input; the message models are the definitions.
 """
 
 
+RequestId = TypeAliasType(
+    "RequestId",
+    Annotated[StrictStr, Field(max_length=128, min_length=1, title="RequestId")],
+)
+"""
+Correlates a REQUEST with its RESPONSE. Any non-empty string of at most 128 characters; unique among the sender's outstanding requests. The two directions have separate id spaces.
+"""
+
+
 ActionName = TypeAliasType(
     "ActionName",
     Annotated[StrictStr, Field(max_length=256, min_length=1, title="ActionName")],
 )
 """
 The name of the handler a REQUEST asks for: any non-empty string of at most 256 characters, compared exactly (case-sensitive, no normalization).
+"""
+
+
+TimeoutMs = TypeAliasType(
+    "TimeoutMs", Annotated[StrictInt, Field(ge=1, le=300000, title="TimeoutMs")]
+)
+"""
+How long the sender will wait for the answer, in whole milliseconds (1..300000).
+"""
+
+
+Priority = TypeAliasType(
+    "Priority",
+    Annotated[StrictInt, Field(ge=-2147483648, le=2147483647, title="Priority")],
+)
+"""
+Scheduling priority of a REQUEST at a receiver that queues: higher runs first, equal priorities run in arrival order. Absent means 0.
+"""
+
+
+StatusCode = TypeAliasType(
+    "StatusCode", Annotated[StrictInt, Field(ge=100, le=599, title="StatusCode")]
+)
+"""
+HTTP-like outcome of a REQUEST (100..599). 200 is success; any status >= 400 is a failure.
+"""
+
+
+ProcessId = TypeAliasType(
+    "ProcessId",
+    Annotated[StrictInt, Field(ge=0, le=9007199254740991, title="ProcessId")],
+)
+"""
+An operating-system process id.
+"""
+
+
+EpochMs = TypeAliasType(
+    "EpochMs", Annotated[StrictInt, Field(ge=0, le=9007199254740991, title="EpochMs")]
+)
+"""
+Wall-clock time in whole milliseconds since the Unix epoch.
+"""
+
+
+Count = TypeAliasType(
+    "Count", Annotated[StrictInt, Field(ge=0, le=9007199254740991, title="Count")]
+)
+"""
+A non-negative count.
+"""
+
+
+Concurrency = TypeAliasType(
+    "Concurrency", Annotated[StrictInt, Field(ge=1, le=65536, title="Concurrency")]
+)
+"""
+A cap on how many requests a child runs at once (1..65536).
+"""
+
+
+LineBytes = TypeAliasType(
+    "LineBytes",
+    Annotated[StrictInt, Field(ge=1048576, le=9007199254740991, title="LineBytes")],
+)
+"""
+The longest line, in bytes with its newline, that a receiver accepts: at least 1 MiB (1048576), which every receiver accepts (FRAME-6).
+"""
+
+
+ProcessingMode = TypeAliasType(
+    "ProcessingMode",
+    Annotated[Literal["sequential", "concurrent"], Field(title="ProcessingMode")],
+)
+"""
+How a child schedules the requests it receives: one at a time (sequential) or overlapping (concurrent).
+"""
+
+
+ProtocolVersion = TypeAliasType(
+    "ProtocolVersion",
+    Annotated[
+        StrictStr,
+        Field(
+            pattern="^(0|[1-9][0-9]{0,5})\\.(0|[1-9][0-9]{0,5})$",
+            title="ProtocolVersion",
+        ),
+    ],
+)
+"""
+A peepsy protocol version, MAJOR.MINOR. A peer that sends none (every Node peepsy 1.x peer) speaks 1.0.
 """
 
 
@@ -42,18 +142,15 @@ class Heartbeat(BaseModel):
     """
     Message type tag.
     """
-    pid: Annotated[StrictInt, Field(ge=0, le=9007199254740991, title="ProcessId")]
+    pid: ProcessId
     """
     The child's process id.
     """
-    timestamp: Annotated[StrictInt, Field(ge=0, le=9007199254740991, title="EpochMs")]
+    timestamp: EpochMs
     """
     The child's wall clock when it sent this message (informational; the master times health with its own clock).
     """
-    requests_active: Annotated[
-        StrictInt | MISSING,
-        Field(alias="requestsActive", ge=0, le=9007199254740991, title="Count"),
-    ] = MISSING
+    requests_active: Annotated[Count | MISSING, Field(alias="requestsActive")] = MISSING
     """
     Requests the child is running or holding in its queue.
     """
@@ -72,17 +169,11 @@ class Init(BaseModel):
     """
     Message type tag.
     """
-    mode: Annotated[Literal["sequential", "concurrent"], Field(title="ProcessingMode")]
+    mode: ProcessingMode
     """
     The processing mode the master spawned the child in.
     """
-    protocol: Annotated[
-        StrictStr | MISSING,
-        Field(
-            pattern="^(0|[1-9][0-9]{0,5})\\.(0|[1-9][0-9]{0,5})$",
-            title="ProtocolVersion",
-        ),
-    ] = MISSING
+    protocol: ProtocolVersion | MISSING = MISSING
     """
     The master's protocol version; absent means 1.0.
     """
@@ -93,23 +184,20 @@ class Init(BaseModel):
     The name the master knows this child by, for the child's logs.
     """
     heartbeat_interval: Annotated[
-        StrictInt | MISSING,
-        Field(alias="heartbeatInterval", ge=1, le=300000, title="TimeoutMs"),
+        TimeoutMs | MISSING, Field(alias="heartbeatInterval")
     ] = MISSING
     """
     How often, in ms, the master expects a HEARTBEAT; absent means 2000.
     """
-    max_concurrency: Annotated[
-        StrictInt | MISSING,
-        Field(alias="maxConcurrency", ge=1, le=65536, title="Concurrency"),
-    ] = MISSING
+    max_concurrency: Annotated[Concurrency | MISSING, Field(alias="maxConcurrency")] = (
+        MISSING
+    )
     """
     The concurrency cap the master asks for. A child configured with its own cap keeps it (INIT-2); otherwise it SHOULD adopt this one. Absent: no cap asked for.
     """
-    max_line_bytes: Annotated[
-        StrictInt | MISSING,
-        Field(alias="maxLineBytes", ge=1048576, le=9007199254740991, title="LineBytes"),
-    ] = MISSING
+    max_line_bytes: Annotated[LineBytes | MISSING, Field(alias="maxLineBytes")] = (
+        MISSING
+    )
     """
     The longest line the master accepts; the child MUST NOT write a longer one (FRAME-11). Absent: the child may assume only 1048576.
     """
@@ -128,23 +216,15 @@ class Ready(BaseModel):
     """
     Message type tag.
     """
-    pid: Annotated[StrictInt, Field(ge=0, le=9007199254740991, title="ProcessId")]
+    pid: ProcessId
     """
     The child's process id.
     """
-    protocol: Annotated[
-        StrictStr | MISSING,
-        Field(
-            pattern="^(0|[1-9][0-9]{0,5})\\.(0|[1-9][0-9]{0,5})$",
-            title="ProtocolVersion",
-        ),
-    ] = MISSING
+    protocol: ProtocolVersion | MISSING = MISSING
     """
     The child's protocol version; absent means 1.0.
     """
-    mode: Annotated[
-        Literal["sequential", "concurrent"] | MISSING, Field(title="ProcessingMode")
-    ] = MISSING
+    mode: ProcessingMode | MISSING = MISSING
     """
     The processing mode the child actually runs in.
     """
@@ -158,17 +238,15 @@ class Ready(BaseModel):
     """
     Name and version of the peepsy implementation, for logs (for example peepsy-python/0.1.0).
     """
-    max_concurrency: Annotated[
-        StrictInt | MISSING,
-        Field(alias="maxConcurrency", ge=1, le=65536, title="Concurrency"),
-    ] = MISSING
+    max_concurrency: Annotated[Concurrency | MISSING, Field(alias="maxConcurrency")] = (
+        MISSING
+    )
     """
     The concurrency cap the child actually runs with. Absent: no cap.
     """
-    max_line_bytes: Annotated[
-        StrictInt | MISSING,
-        Field(alias="maxLineBytes", ge=1048576, le=9007199254740991, title="LineBytes"),
-    ] = MISSING
+    max_line_bytes: Annotated[LineBytes | MISSING, Field(alias="maxLineBytes")] = (
+        MISSING
+    )
     """
     The longest line the child accepts; the master MUST NOT write a longer one (FRAME-11). Absent: the master may assume only 1048576.
     """
@@ -183,13 +261,11 @@ class RequestBody(BaseModel):
         extra="ignore",
         validate_by_name=True,
     )
-    id: Annotated[StrictStr, Field(max_length=128, min_length=1, title="RequestId")]
+    id: RequestId
     """
     Request id, echoed by the RESPONSE.
     """
-    action: Annotated[
-        StrictStr, Field(max_length=256, min_length=1, title="ActionName")
-    ]
+    action: ActionName
     """
     Name of the handler to run.
     """
@@ -216,15 +292,11 @@ class RequestLegacy(BaseModel):
     """
     The request proper.
     """
-    timeout: Annotated[
-        StrictInt | MISSING, Field(ge=1, le=300000, title="TimeoutMs")
-    ] = MISSING
+    timeout: TimeoutMs | MISSING = MISSING
     """
     How long the sender will wait for the RESPONSE; absent means the receiver's default (5000 ms).
     """
-    priority: Annotated[
-        StrictInt | MISSING, Field(ge=-2147483648, le=2147483647, title="Priority")
-    ] = MISSING
+    priority: Priority | MISSING = MISSING
     """
     Queueing priority at the receiver; absent means 0.
     """
@@ -243,13 +315,11 @@ class RequestUnified(BaseModel):
     """
     Message type tag.
     """
-    id: Annotated[StrictStr, Field(max_length=128, min_length=1, title="RequestId")]
+    id: RequestId
     """
     Request id, echoed by the RESPONSE.
     """
-    action: Annotated[
-        StrictStr, Field(max_length=256, min_length=1, title="ActionName")
-    ]
+    action: ActionName
     """
     Name of the handler to run.
     """
@@ -257,15 +327,11 @@ class RequestUnified(BaseModel):
     """
     The action's argument: any JSON value. Absent and null are different values.
     """
-    timeout: Annotated[
-        StrictInt | MISSING, Field(ge=1, le=300000, title="TimeoutMs")
-    ] = MISSING
+    timeout: TimeoutMs | MISSING = MISSING
     """
     How long the sender will wait for the RESPONSE; absent means the receiver's default (5000 ms).
     """
-    priority: Annotated[
-        StrictInt | MISSING, Field(ge=-2147483648, le=2147483647, title="Priority")
-    ] = MISSING
+    priority: Priority | MISSING = MISSING
     """
     Queueing priority at the receiver; absent means 0.
     """
@@ -315,11 +381,11 @@ class Response(BaseModel):
     """
     Message type tag.
     """
-    id: Annotated[StrictStr, Field(max_length=128, min_length=1, title="RequestId")]
+    id: RequestId
     """
     The id of the REQUEST this answers.
     """
-    status: Annotated[StrictInt, Field(ge=100, le=599, title="StatusCode")]
+    status: StatusCode
     """
     Outcome: 200 success, 400 malformed request, 404 unknown action, 408 expired before it ran, 422 data rejected by the action's declared type, 500 handler failed, 503 not accepting requests (shutting down).
     """
@@ -352,9 +418,7 @@ class Shutdown(BaseModel):
     """
     Message type tag.
     """
-    timeout: Annotated[
-        StrictInt | MISSING, Field(ge=1, le=300000, title="TimeoutMs")
-    ] = MISSING
+    timeout: TimeoutMs | MISSING = MISSING
     """
     How long the master will wait before it escalates (closes stdin, then terminates the child); absent means the child's own grace period applies.
     """
