@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, Literal, TypeVar, overload
+from typing import Any, Final, TypeVar, overload
 
 from pydantic import MISSING as _MISSING
 
@@ -30,6 +30,7 @@ from peepsy.protocol import (
     Connection,
     Event,
     InitReceived,
+    ProcessingMode,
     Ready,
     Role,
     ShutdownReceived,
@@ -39,7 +40,7 @@ from peepsy.protocol import (
 from peepsy.session import Call, Deadlines, RetryPolicy, Server, Session, expire
 from peepsy.transport import MasterChannel, NodeIpcChannel, StdioChannel
 
-Mode = Literal["sequential", "concurrent"]
+Mode = ProcessingMode
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 

@@ -51,6 +51,7 @@ from peepsy.protocol import (
     PROTOCOL_VERSION,
     Connection,
     Init,
+    ProcessingMode,
     ResponseReceived,
     Role,
     Shutdown,
@@ -65,7 +66,7 @@ from peepsy.transport import (
     TransportKind,
 )
 
-Mode = Literal["sequential", "concurrent"]
+Mode = ProcessingMode
 RequestShape = Literal["unified", "legacy"]
 ReqT = TypeVar("ReqT", default=Any)
 RespT = TypeVar("RespT", default=Any)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from peepsy import ErrorEvent, PeepsyTimeoutError
+from peepsy import ErrorEvent, Master, PeepsyTimeoutError
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
     InvalidResponse,
@@ -154,7 +154,7 @@ def test_the_master_writes_lone_surrogates_as_escapes() -> None:
     run(main())
 
 
-def _peer_limit(master: Master) -> int | None:
+def _peer_limit(master: Master[Any, Any]) -> int | None:
     session = master._workers["w1"].session
     assert session is not None
     return session.conn.peer_max_line_bytes
