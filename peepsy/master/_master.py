@@ -421,6 +421,35 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         answers (the request never ran). Other failure statuses are retried only when
         listed in ``retry_statuses``.
         """
+        if (
+            type(action) is str
+            and retries is None
+            and not retry_statuses
+            and not self._retry.retries
+            and not self._closing
+        ):
+            # The hot path, one coroutine deep: a string action to a child by name,
+            # outside any group, without retries. Same steps as _attempt.
+            named = self._workers.get(target)
+            if named is not None and named.group is None and named.accepts:
+                session = named.session
+                assert session is not None
+                if timeout is None:
+                    timeout = self._timeout
+                else:
+                    check_ms("timeout", timeout)
+                call = session.call(action, data, timeout=timeout, priority=priority)
+                try:
+                    answer = await call.future
+                except asyncio.CancelledError:
+                    call.withdraw()
+                    raise
+                if answer.status >= 400:
+                    raise error_from_wire(answer.response, action=action, target=target)
+                result = answer.data
+                return Reply(
+                    answer.status, None if result is MISSING else result, answer.id, target, action
+                )
         if type(action) is str:
             name, payload = action, data
         else:

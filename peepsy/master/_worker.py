@@ -82,6 +82,7 @@ class Worker:
         self._emitter = emitter
         self._on_exit = on_exit
         self._status: ProcessStatus = "starting"
+        self._loop_time: Callable[[], float] = time.monotonic  # the loop's clock, once known
         self.session: Session | None = None
         self.transport: ChildTransport | None = None
         self.stop_requested = False
@@ -136,6 +137,7 @@ class Worker:
         self.session = session
         self.transport = None
         self.last_heartbeat = None
+        self._loop_time = asyncio.get_running_loop().time
 
     def attach(self, transport: ChildTransport) -> None:
         """The new process is up."""
@@ -172,7 +174,7 @@ class Worker:
     # --- the session's listener ---------------------------------------------------------
 
     def answered(self, call: Call, status: int) -> None:
-        elapsed = (asyncio.get_running_loop().time() - call.started) * 1000
+        elapsed = (self._loop_time() - call.started) * 1000
         if self.requests_handled:
             self.avg_response += EMA_ALPHA * (elapsed - self.avg_response)
         else:

@@ -463,9 +463,10 @@ class Connection:
             action_json = self._action_json.get(action)
             if action_json is None:
                 action_json = self._check_action(action)
-            tail = b"}\n"
-            if timeout is not None or priority is not None:
-                tail = _int_members(action, timeout, priority) + tail
+            if priority is None and (timeout is None or type(timeout) is int):
+                tail = _TIMEOUT_TAILS.get(timeout) or _timeout_tail(action, timeout)
+            else:
+                tail = _int_members(action, timeout, priority) + b"}\n"
             line = b"".join(
                 (
                     b'{"type":"REQUEST","id":"',
@@ -624,6 +625,17 @@ def _success_model(rid: str, status: int, data: Any) -> Response:
 
 _ACTION_CACHE: Final = 1024
 _INT32: Final = 2**31
+
+
+#: The end of a REQUEST line for each timeout seen: most senders use one or two.
+_TIMEOUT_TAILS: dict[int | None, bytes] = {None: b"}\n"}
+
+
+def _timeout_tail(action: str, timeout: int | None) -> bytes:
+    tail = _int_members(action, timeout, None) + b"}\n"
+    if len(_TIMEOUT_TAILS) < _ACTION_CACHE:
+        _TIMEOUT_TAILS[timeout] = tail
+    return tail
 
 
 def _int_members(action: str, timeout: int | None, priority: int | None) -> bytes:
