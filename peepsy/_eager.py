@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Generator
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class _Yield:
@@ -26,20 +28,22 @@ class _Yield:
         yield self.value
 
 
-async def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+async def resume(coro: Coroutine[Any, Any, T], yielded: Any) -> T:
+    """Go on driving ``coro`` after a first step (that yielded ``yielded``) taken outside
+    any Task, and return its result: for the Task that takes it over."""
     while True:
         try:
             await _Yield(yielded)
         except BaseException as exc:  # cancellation (or anything thrown) goes inside
             try:
                 yielded = coro.throw(exc)
-            except StopIteration:
-                return
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
             continue
         try:
             yielded = coro.send(None)
-        except StopIteration:
-            return
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
 
 def start_eagerly(
@@ -53,4 +57,4 @@ def start_eagerly(
         yielded = coro.send(None)
     except StopIteration:
         return None
-    return loop.create_task(_finish(coro, yielded))
+    return loop.create_task(resume(coro, yielded))

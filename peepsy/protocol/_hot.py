@@ -35,7 +35,9 @@ def read(line: bytes) -> dict[str, Any] | None:
     """The line as a JSON object, or ``None`` when msgspec does not take it."""
     try:
         obj = _loads(line)
-    except (_DecodeError, UnicodeDecodeError):  # invalid UTF-8 inside a string
+    except (_DecodeError, UnicodeDecodeError, RecursionError):
+        # Invalid UTF-8 inside a string, or nesting deeper than msgspec goes: the
+        # models decide (they answer a deep line as invalid, FRAME-8).
         return None
     return obj if type(obj) is dict else None
 

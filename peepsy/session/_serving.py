@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from typing import Any, Final
 
 from peepsy._actions import HandlerEntry, Handlers
-from peepsy._eager import start_eagerly
+from peepsy._eager import resume, start_eagerly
 from peepsy._errors import EncodeError, PeepsyNotFoundError, PeepsyShutdownError, PeepsyTimeoutError
 from peepsy._failures import NOT_FOUND_TEMPLATE
 from peepsy.protocol import RequestReceived
@@ -147,7 +147,22 @@ class Server:
         # Stepped eagerly: a handler that never waits is answered before this returns,
         # with no Task and no loop pass.
         self.running += 1
-        task = start_eagerly(self._loop, self._execute(event, entry))
+        if entry.is_async and entry.action is None:
+            # The handler's own coroutine, stepped here: no wrapper coroutines at all.
+            try:
+                coro = entry.fn(event.data)
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                self._done(event.id, stop.value, None)
+                return
+            except Exception as exc:
+                self._done(event.id, None, exc)
+                return
+            task: asyncio.Task[None] | None = self._loop.create_task(
+                self._resume(event.id, coro, yielded)
+            )
+        else:
+            task = start_eagerly(self._loop, self._execute(event, entry))
         if task is not None:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -171,23 +186,45 @@ class Server:
         try:
             result = await entry.run(event.data, self._executor())
         except asyncio.CancelledError:
+            self._release()
             raise
         except Exception as exc:
-            self.handled += 1
-            self._respond(event.id, None, exc, True)
+            self._done(event.id, None, exc)
         else:
-            self.handled += 1
-            try:
-                self._respond(event.id, result, None, True)
-            except EncodeError as exc:
-                self._respond(event.id, None, exc, True)
+            self._done(event.id, result, None)
+
+    async def _resume(self, request_id: str, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        try:
+            result = await resume(coro, yielded)
+        except asyncio.CancelledError:
+            self._release()
+            raise
+        except Exception as exc:
+            self._done(request_id, None, exc)
+        else:
+            self._done(request_id, result, None)
+
+    def _done(self, request_id: str, result: Any, error: Exception | None) -> None:
+        """A handler finished: answer with its result or its error, free its slot."""
+        self.handled += 1
+        try:
+            if error is None:
+                try:
+                    self._respond(request_id, result, None, True)
+                except EncodeError as exc:
+                    self._respond(request_id, None, exc, True)
+            else:
+                self._respond(request_id, None, error, True)
         finally:
-            self.running -= 1
-            if self.closing:
-                if self.running == 0 and self.on_idle is not None:
-                    self.on_idle()
-            elif self.queued:
-                self._start_queued()
+            self._release()
+
+    def _release(self) -> None:
+        self.running -= 1
+        if self.closing:
+            if self.running == 0 and self.on_idle is not None:
+                self.on_idle()
+        elif self.queued:
+            self._start_queued()
 
     def close(self) -> None:
         """Take no more requests: each queued one, and each that comes, is answered 503."""

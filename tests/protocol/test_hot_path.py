@@ -127,6 +127,7 @@ def test_the_hot_path_takes_the_common_lines() -> None:
         b'{"type":"REQUEST","id":"m1","action":"a","other":1}',
         b'{"type":"REQUEST","request":{"id":"m1","action":"a"}}',
         b"[1]",
+        b'{"type":"REQUEST","id":"m1","action":"a","data":' + b"[" * 10_000 + b"]" * 10_000 + b"}",
         b"\xef\xbb\xbf{}",
         b'{"type":"REQUEST","id":"m1","action":"\xff"}',
     ],
