@@ -182,7 +182,11 @@ def test_the_same_seed_sends_the_same_lines() -> None:
         ("no-400", "REQ-7"),
         ("crash-on-bad-json", "FRAME-8"),
         ("answers-unknown-type", "MSG-5"),
-        ("runs-timeout-0", "REQ-7"),
+        # Not runs-timeout-0: a timeout of exactly 0 is a rare line for the generator,
+        # and which lines a seed gives changes with the code (the same seed gives the
+        # same lines only to the same build), so no example count makes finding it
+        # certain. The transcript check req.invalid-answered-400 catches that mutant
+        # every time (test_mutants.py).
         ("rejects-lone-surrogate", "FRAME-9"),
     ],
 )
