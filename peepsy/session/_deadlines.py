@@ -18,36 +18,50 @@ SLOT_S: Final = 0.005
 
 class _HasDeadline(Protocol):
     deadline: float
-    settled: bool
+    #: Where the wheel keeps it: set by :meth:`Deadlines.add`.
+    wheel_slot: int
 
 
 T = TypeVar("T", bound=_HasDeadline)
 
 
 class Deadlines(Generic[T]):
+    """Items keyed by their deadline's slot; each slot has one loop timer. An item is
+    taken off the wheel the moment it settles (:meth:`discard`), so nothing of an
+    answered request is kept until its deadline."""
+
     __slots__ = ("_expire", "_loop", "_slots")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[T], None]) -> None:
         self._loop = loop
         self._expire = expire
-        self._slots: dict[int, list[T]] = {}
+        self._slots: dict[int, dict[int, T]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(bucket) for bucket in self._slots.values())
 
     def add(self, item: T) -> None:
         """Call ``expire(item)`` once ``item.deadline`` (loop time) has passed, unless
-        ``item.settled`` is true by then."""
-        slot = math.ceil(item.deadline / SLOT_S)
+        it is discarded first."""
+        slot = item.wheel_slot = math.ceil(item.deadline / SLOT_S)
         bucket = self._slots.get(slot)
         if bucket is None:
-            self._slots[slot] = [item]
+            self._slots[slot] = {id(item): item}
             self._loop.call_at(slot * SLOT_S, self._fire, slot)
         else:
-            bucket.append(item)
+            bucket[id(item)] = item
+
+    def discard(self, item: T) -> None:
+        bucket = self._slots.get(item.wheel_slot)
+        if bucket is not None:
+            bucket.pop(id(item), None)
 
     def _fire(self, slot: int) -> None:
         now = self._loop.time()
-        for item in self._slots.pop(slot, ()):
-            if item.settled:
-                continue
+        bucket = self._slots.pop(slot, None)
+        if not bucket:
+            return
+        for item in bucket.values():
             if item.deadline > now:  # the loop may wake a hair early
                 self.add(item)
             else:

@@ -57,6 +57,7 @@ class Call:
         "slot",
         "started",
         "timeout",
+        "wheel_slot",
     )
 
     def __init__(
@@ -77,6 +78,7 @@ class Call:
         self.slot = slot
         self.settled = False
         self.id = ""
+        self.wheel_slot = 0
 
     def withdraw(self) -> None:
         """The caller gave up (its task was cancelled): forget the request and release
@@ -208,14 +210,15 @@ class Session:
 
     def _settle(self, call: Call) -> None:
         call.settled = True
+        self._deadlines.discard(call)  # nothing of an answered call waits for its deadline
         slot = call.slot
         if slot is not None:
             call.slot = None
             slot.release()
 
     def expire(self, call: Call) -> None:
-        """The deadline wheel's callback: fail ``call`` if it is still unanswered."""
-        if call.settled or not self.conn.forget(call.id):
+        """The deadline wheel's callback: fail ``call``, which is still unanswered."""
+        if not self.conn.forget(call.id):  # pragma: no cover - settled calls leave the wheel
             return
         self._settle(call)
         self._listener.timed_out(call)
