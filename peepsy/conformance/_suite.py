@@ -12,12 +12,12 @@ from typing import Any
 
 from peepsy.conformance._checks import GLOBAL_CHECKS, GlobalCheck
 from peepsy.conformance._matchers import MatchContext
+from peepsy.conformance._runner import Runner
 from peepsy.conformance._schemas import builtin_transcripts, schema_errors
 from peepsy.conformance._transcript import (
     STARTUP_ALLOWANCE_MS,
     NotTestable,
     Outcome,
-    Runner,
     StepFailed,
     Transcript,
     TranscriptError,
