@@ -1,313 +1,54 @@
-"""Runs the transcripts against a worker and adds the checks that watch every run."""
+"""Runs the transcripts against a worker and adds the checks that watch every run.
+
+This module schedules the checks (``options.jobs`` at a time, longest first), stops
+them on SIGINT, and gathers their outcomes in check order. The probe is in
+``_probe.py``, one check's run in ``_run_one.py``, and the options and the result in
+``_suite_setup.py``; the names this module offered before they moved are re-exported,
+as the command line, the reports and the tests import them from here.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
-import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from peepsy.conformance._checks import GLOBAL_CHECKS, GlobalCheck
-from peepsy.conformance._matchers import MatchContext
-from peepsy.conformance._schemas import builtin_transcripts, schema_errors
-from peepsy.conformance._transcript import (
-    STARTUP_ALLOWANCE_MS,
-    NotTestable,
-    Outcome,
-    Runner,
-    StepFailed,
-    Transcript,
-    TranscriptError,
-    Verdict,
-    load_transcript,
+from peepsy.conformance._probe import FLUSH_CHECK_MS, PROBE_MS, ProbeResult, probe
+from peepsy.conformance._run_one import run_one
+from peepsy.conformance._schemas import builtin_transcripts
+from peepsy.conformance._suite_setup import (
+    HEARTBEAT_MS,
+    PROFILE_ACTIONS,
+    Interrupted,
+    Options,
+    SuiteResult,
+    WorkerNotStarted,
+    init_message,
+    load_all,
+    selected,
 )
-from peepsy.conformance._wire import Session, WireLine
+from peepsy.conformance._transcript import Outcome, Transcript, Verdict
+from peepsy.conformance._wire import Session
 
-#: INIT asks for heartbeats this often, so that cadence checks are quick.
-HEARTBEAT_MS = 500
-PROFILE_ACTIONS = ("echo", "fail", "sleep", "callMaster")
-
-
-def load_all(dirs: Iterable[Path]) -> list[Transcript]:
-    """Every transcript (``*.ndjson``) under each directory, or each file given itself.
-    Check ids must be unique across all of them."""
-    found: dict[str, Transcript] = {}
-    for directory in dirs:
-        if directory.is_file():
-            paths = [directory]
-        elif directory.is_dir():
-            paths = sorted(directory.rglob("*.ndjson"))
-        else:
-            raise TranscriptError(f"{directory}: no such file or directory")
-        for path in paths:
-            transcript = load_transcript(path)
-            if transcript.check in found:
-                raise TranscriptError(
-                    f"{path}: check id {transcript.check!r} is also in "
-                    f"{found[transcript.check].source}"
-                )
-            found[transcript.check] = transcript
-    return list(found.values())
-
-
-def selected(check: str, only: Sequence[str], skip: Sequence[str]) -> bool:
-    if only and not any(fnmatch.fnmatchcase(check, p) for p in only):
-        return False
-    return not any(fnmatch.fnmatchcase(check, p) for p in skip)
-
-
-@dataclass(slots=True)
-class Options:
-    argv: Sequence[str]
-    mode: str | None = None
-    level: str = "auto"
-    only: Sequence[str] = ()
-    skip: Sequence[str] = ()
-    transcript_dirs: Sequence[Path] = ()
-    builtin: bool = True
-    timeout_scale: float = 1.0
-    env: dict[str, str] | None = None
-    cwd: str | None = None
-    transport: str = "stdio"
-    #: How many checks run at once, each with its own worker process.
-    jobs: int = 1
-
-
-@dataclass(slots=True)
-class SuiteResult:
-    outcomes: list[Outcome] = field(default_factory=list)
-    mode: str = "sequential"
-    mode_source: str = "INIT (assumed)"
-    profile: bool = False
-    profile_note: str = ""
-    worker: Sequence[str] = ()
-    #: Why no check could run (the worker died at start-up, say), told once; else "".
-    startup_problem: str = ""
-    #: The end of the worker's stderr in the probe, shown with ``startup_problem``.
-    startup_stderr: list[str] = field(default_factory=list)
-    #: The run was stopped by SIGINT: the checks that had not finished are ``not-run``.
-    interrupted: bool = False
-
-
-def init_message(mode: str) -> dict[str, Any]:
-    return {
-        "type": "INIT",
-        "mode": mode,
-        "protocol": "1.0",
-        "target": "conformance",
-        "heartbeatInterval": HEARTBEAT_MS,
-    }
-
-
-class WorkerNotStarted(RuntimeError):
-    """The worker command could not be started at all."""
-
-
-class Interrupted(Exception):
-    """SIGINT: the run stops; what finished is kept in :attr:`result`."""
-
-    def __init__(self, result: SuiteResult) -> None:
-        super().__init__("interrupted")
-        self.result = result
-
-
-@dataclass(slots=True)
-class ProbeResult:
-    profile: bool
-    note: str
-    announced: str | None
-    #: Set when the worker cannot be checked at all: every check is then ``not-run``.
-    problem: str = ""
-    stderr: list[str] = field(default_factory=list)
-
-
-#: The probe's echo; the worker must answer it within this (times --timeout-scale).
-PROBE_MS = 5000
-#: After a silent probe, how long the suite waits for answers once the input is closed.
-FLUSH_CHECK_MS = 2000
-
-
-async def probe(options: Options, mode: str, live: set[Session] | None = None) -> ProbeResult:
-    """Does the worker serve the conformance profile? Also learns its READY mode, and
-    finds the causes that would make every check fail alike: a worker that dies at
-    start-up, and one whose answers only come out when its input closes (no flush)."""
-    session = Session(options.argv, options.env, options.cwd, transport=options.transport)
-    try:
-        await session.start()
-    except OSError as exc:
-        raise WorkerNotStarted(f"could not start the worker {list(options.argv)}: {exc}") from exc
-    if live is not None:
-        live.add(session)
-    try:
-        return await _probe(session, options, mode)
-    except asyncio.CancelledError:
-        session.kill()
-        raise
-    finally:
-        await session.stop()
-        if live is not None:
-            live.discard(session)
-
-
-def _probe_answer(line: WireLine) -> dict[str, Any] | None:
-    msg = line.message
-    if isinstance(msg, dict) and msg.get("type") == "RESPONSE" and msg.get("id") == "probe-1":
-        return msg
-    return None
-
-
-async def _probe(session: Session, options: Options, mode: str) -> ProbeResult:
-    session.send(init_message(mode))
-    session.send(
-        {"type": "REQUEST", "id": "probe-1", "action": "echo", "data": {"probe": [1, "é"]}}
-    )
-    await session.drain()
-    answer: dict[str, Any] | None = None
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PROBE_MS / 1000 * options.timeout_scale
-    while answer is None:
-        line = await session.next_message((deadline - loop.time()) * 1000)
-        if line is None:
-            break
-        answer = _probe_answer(line)
-    result = ProbeResult(False, "", None)
-    if answer is not None:
-        result.profile = answer.get("status") == 200 and answer.get("data") == {"probe": [1, "é"]}
-        if not result.profile:
-            status = answer.get("status")
-            result.note = f"echo answered status {status!r}, so only core checks run"
-    elif session.output_closed:
-        # It closed its output (it exited, as a rule) before answering anything: every
-        # check would fail the same way, so this is said once, with its exit and stderr.
-        await session.wait_exit(1000)
-        how = session.exit_text()
-        result.problem = f"the worker {how} at start-up, before it answered the probe"
-        if session.returncode is None:
-            result.problem = "the worker closed its stdout at start-up, before it answered"
-    else:
-        # Silent but alive. Close its input: a worker that buffers its stdout (no flush
-        # per line) lets its answers out only now, as it exits. That is seen, not guessed.
-        session.close_stdin()
-        deadline = loop.time() + FLUSH_CHECK_MS / 1000 * options.timeout_scale
-        while answer is None:
-            line = await session.next_message((deadline - loop.time()) * 1000)
-            if line is None:
-                break
-            answer = _probe_answer(line)
-        if answer is not None:
-            result.problem = (
-                "the worker did not answer the probe's echo within"
-                f" {PROBE_MS * options.timeout_scale:.0f} ms; its answers arrived only after"
-                " its input closed: does it flush stdout after each line? (A worker that"
-                " only starts slowly looks the same: then raise --timeout-scale.)"
-            )
-        else:
-            result.note = (
-                f"the worker did not answer an echo request within"
-                f" {PROBE_MS * options.timeout_scale:.0f} ms"
-            )
-    for ready in session.ready:
-        if isinstance(ready.message, dict) and isinstance(ready.message.get("mode"), str):
-            result.announced = ready.message["mode"]
-    if result.problem:
-        result.stderr = session.stderr_tail(10)
-    return result
-
-
-async def run_one(
-    transcript: Transcript,
-    options: Options,
-    mode: str,
-    live: set[Session] | None = None,
-    judged: Callable[[], None] | None = None,
-) -> tuple[Outcome, Session]:
-    """Plays one transcript against a fresh worker. ``judged`` is called once the
-    verdict is known, before the worker is stopped (which may take its grace)."""
-    outcome = Outcome(
-        check=transcript.check,
-        requirement=transcript.requirement,
-        level=transcript.level,
-        severity=transcript.severity,
-        description=transcript.description,
-        verdict="pass",
-        source=transcript.source,
-    )
-    session = Session(options.argv, options.env, options.cwd, transport=options.transport)
-    ctx = MatchContext(schema_check=schema_errors)
-    started = time.monotonic()
-    try:
-        await session.start()
-    except OSError as exc:
-        outcome.verdict, outcome.message = "error", f"could not start the worker: {exc}"
-        return outcome, session
-    if live is not None:
-        live.add(session)
-    runner = Runner(session, ctx, init_message(mode))
-    try:
-        await _within_budget(
-            runner.play(transcript), session, transcript.timeout * options.timeout_scale
-        )
-    except StepFailed as exc:
-        outcome.verdict = "fail" if transcript.severity == "MUST" else "warn"
-        outcome.message = str(exc)
-        outcome.expected, outcome.actual, outcome.mismatches = (
-            exc.expected,
-            exc.actual,
-            exc.mismatches,
-        )
-    except NotTestable as exc:
-        outcome.verdict, outcome.message = "untestable", f"not testable: {exc}"
-    except TimeoutError:
-        outcome.verdict = "timeout"
-        outcome.message = f"the case did not finish within {transcript.timeout} ms"
-    except Exception as exc:  # the run itself broke: say so, and go on with the next case
-        outcome.verdict, outcome.message = "error", f"{type(exc).__name__}: {exc}"
-    except asyncio.CancelledError:
-        session.kill()  # SIGINT: no grace for the worker, the user is waiting
-        raise
-    finally:
-        if outcome.verdict != "pass":
-            await _note_exit(session, outcome)
-        if judged is not None:
-            judged()
-        await session.stop()
-        if live is not None:
-            live.discard(session)
-    outcome.duration_ms = (time.monotonic() - started) * 1000
-    outcome.trace = [line.render() for line in session.trace]
-    outcome.stderr = session.stderr.decode("utf-8", "replace")[-4000:]
-    return outcome, session
-
-
-async def _note_exit(session: Session, outcome: Outcome) -> None:
-    """A check that did not pass because the worker died says how it died: its exit
-    status or signal (the stderr's end is shown with every failure)."""
-    if session.returncode is None and session.output_closed:
-        # Its output closed: it is exiting, as a rule. Wait for that, not for a time.
-        await session.wait_exit(1000)
-    if session.returncode is not None:
-        outcome.worker_exit = session.exit_text()
-        outcome.message += f" (the worker {outcome.worker_exit} during the check)"
-
-
-async def _within_budget(play: Coroutine[Any, Any, None], session: Session, ms: float) -> None:
-    """Play a case within its budget; a worker not heard from by then gets the start-up
-    allowance on top (its start-up is the machine's load, not the case's doing)."""
-    task = asyncio.ensure_future(play)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=ms / 1000)
-        if not done and not session.heard:
-            done, _ = await asyncio.wait({task}, timeout=STARTUP_ALLOWANCE_MS / 1000)
-        if not done:
-            raise TimeoutError
-        task.result()
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+__all__ = [
+    "FLUSH_CHECK_MS",
+    "HEARTBEAT_MS",
+    "PROBE_MS",
+    "PROFILE_ACTIONS",
+    "Interrupted",
+    "Options",
+    "ProbeResult",
+    "SuiteResult",
+    "WorkerNotStarted",
+    "expected_ms",
+    "init_message",
+    "load_all",
+    "probe",
+    "run_one",
+    "run_suite",
+    "selected",
+]
 
 
 async def run_suite(

@@ -1,0 +1,103 @@
+"""What a suite run is given and gives back: its :class:`Options`, the transcripts it
+selects (:func:`load_all`, :func:`selected`), the INIT it sends, its
+:class:`SuiteResult`, and the two ways it can stop short. Apart from the running
+(``_suite.py``, ``_probe.py``, ``_run_one.py``) because the command line, the reports
+and the fuzzing use these without running any check.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from peepsy.conformance._transcript import Outcome, Transcript, TranscriptError, load_transcript
+
+#: INIT asks for heartbeats this often, so that cadence checks are quick.
+HEARTBEAT_MS = 500
+PROFILE_ACTIONS = ("echo", "fail", "sleep", "callMaster")
+
+
+def load_all(dirs: Iterable[Path]) -> list[Transcript]:
+    """Every transcript (``*.ndjson``) under each directory, or each file given itself.
+    Check ids must be unique across all of them."""
+    found: dict[str, Transcript] = {}
+    for directory in dirs:
+        if directory.is_file():
+            paths = [directory]
+        elif directory.is_dir():
+            paths = sorted(directory.rglob("*.ndjson"))
+        else:
+            raise TranscriptError(f"{directory}: no such file or directory")
+        for path in paths:
+            transcript = load_transcript(path)
+            if transcript.check in found:
+                raise TranscriptError(
+                    f"{path}: check id {transcript.check!r} is also in "
+                    f"{found[transcript.check].source}"
+                )
+            found[transcript.check] = transcript
+    return list(found.values())
+
+
+def selected(check: str, only: Sequence[str], skip: Sequence[str]) -> bool:
+    if only and not any(fnmatch.fnmatchcase(check, p) for p in only):
+        return False
+    return not any(fnmatch.fnmatchcase(check, p) for p in skip)
+
+
+@dataclass(slots=True)
+class Options:
+    argv: Sequence[str]
+    mode: str | None = None
+    level: str = "auto"
+    only: Sequence[str] = ()
+    skip: Sequence[str] = ()
+    transcript_dirs: Sequence[Path] = ()
+    builtin: bool = True
+    timeout_scale: float = 1.0
+    env: dict[str, str] | None = None
+    cwd: str | None = None
+    transport: str = "stdio"
+    #: How many checks run at once, each with its own worker process.
+    jobs: int = 1
+
+
+@dataclass(slots=True)
+class SuiteResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    mode: str = "sequential"
+    mode_source: str = "INIT (assumed)"
+    profile: bool = False
+    profile_note: str = ""
+    worker: Sequence[str] = ()
+    #: Why no check could run (the worker died at start-up, say), told once; else "".
+    startup_problem: str = ""
+    #: The end of the worker's stderr in the probe, shown with ``startup_problem``.
+    startup_stderr: list[str] = field(default_factory=list)
+    #: The run was stopped by SIGINT: the checks that had not finished are ``not-run``.
+    interrupted: bool = False
+
+
+def init_message(mode: str) -> dict[str, Any]:
+    return {
+        "type": "INIT",
+        "mode": mode,
+        "protocol": "1.0",
+        "target": "conformance",
+        "heartbeatInterval": HEARTBEAT_MS,
+    }
+
+
+class WorkerNotStarted(RuntimeError):
+    """The worker command could not be started at all."""
+
+
+class Interrupted(Exception):
+    """SIGINT: the run stops; what finished is kept in :attr:`result`."""
+
+    def __init__(self, result: SuiteResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
