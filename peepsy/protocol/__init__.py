@@ -21,8 +21,8 @@ from peepsy._errors import (
     UnknownMessageType,
 )
 from peepsy.protocol._codec import encode, json_path, parse
-from peepsy.protocol._connection import (
-    Connection,
+from peepsy.protocol._connection import Connection
+from peepsy.protocol._events import (
     Event,
     HeartbeatReceived,
     InitReceived,

@@ -8,11 +8,9 @@ stream: timeouts, processes and the event loop belong to the caller.
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
-from pydantic import MISSING, ValidationError
+from pydantic import MISSING
 from pydantic_core import to_json
 
 from peepsy._errors import (
@@ -28,8 +26,22 @@ from peepsy.protocol._codec import (
     dumps,
     encode,
     parse,
-    printable,
     request_id_from_head,
+)
+from peepsy.protocol._events import (
+    Event,
+    HeartbeatReceived,
+    InitReceived,
+    InvalidResponseReceived,
+    MessageRejected,
+    ReadyReceived,
+    RequestReceived,
+    ResponseReceived,
+    Role,
+    ShutdownReceived,
+    StreamEnded,
+    UnmatchedResponse,
+    _success_model,
 )
 from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, LineFramer
 from peepsy.protocol._generated import (
@@ -37,171 +49,22 @@ from peepsy.protocol._generated import (
     Heartbeat,
     Init,
     Ready,
-    RequestBody,
     RequestLegacy,
     RequestUnified,
     Response,
     Shutdown,
 )
 from peepsy.protocol._messages import CHILD_MESSAGE_TYPES, MASTER_MESSAGE_TYPES, Message
-
-
-class Role(enum.Enum):
-    MASTER = "master"
-    CHILD = "child"
-
-    @property
-    def peer(self) -> Role:
-        return Role.CHILD if self is Role.MASTER else Role.MASTER
-
-
-# --- events: facts about what the peer sent ------------------------------------------
-
-
-@dataclass(slots=True)
-class RequestReceived:
-    """The peer asks us to run ``action``; answer with :meth:`Connection.send_response`.
-
-    Both REQUEST shapes arrive as this one event (REQ-3); ``legacy`` says which it was.
-    Absent ``data`` arrives as ``None``.
-    """
-
-    id: str
-    action: str
-    data: Any
-    timeout: int | None
-    priority: int
-    legacy: bool
-
-
-class ResponseReceived:
-    """The answer to a request we sent (and have not forgotten).
-
-    ``ticket`` is what the sender handed to :meth:`Connection.send_request` for this
-    request: the core keeps it in its one table of outstanding requests and gives it
-    back here, so the caller needs no table of its own. The members are read straight
-    from the line; :attr:`response` builds the model only when asked for.
-    """
-
-    __slots__ = ("_model", "action", "data", "id", "status", "ticket")
-
-    def __init__(
-        self,
-        id: str,
-        status: int,
-        data: Any,
-        action: str,
-        ticket: Any = None,
-        model: Response | None = None,
-    ) -> None:
-        self.id = id
-        self.status = status
-        #: The handler's result, or MISSING when the answer carried none.
-        self.data = data
-        self.action = action
-        self.ticket = ticket
-        self._model = model
-
-    @property
-    def ok(self) -> bool:
-        return self.status < 400
-
-    @property
-    def response(self) -> Response:
-        model = self._model
-        if model is None:
-            model = self._model = _success_model(self.id, self.status, self.data)
-        return model
-
-    def __repr__(self) -> str:
-        return f"ResponseReceived(id={self.id!r}, status={self.status}, action={self.action!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ResponseReceived):
-            return NotImplemented
-        return (self.response, self.action, self.ticket) == (
-            other.response,
-            other.action,
-            other.ticket,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-@dataclass(frozen=True, slots=True)
-class UnmatchedResponse:
-    """A RESPONSE whose id we are not waiting for (ID-4).
-
-    ``late`` is true when the id is one we issued and then forgot (after a timeout): the
-    answer came too late. Otherwise the peer answered a request we never sent.
-    """
-
-    response: Response
-    late: bool
-
-
-@dataclass(frozen=True, slots=True)
-class InvalidResponseReceived:
-    """An invalid RESPONSE whose id is one of our outstanding requests (MSG-9).
-
-    That request is over: fail its caller with ``error`` now, rather than let it wait for
-    its timeout. A valid answer that still comes for it is ``UnmatchedResponse`` (late).
-    """
-
-    id: str
-    action: str
-    error: InvalidResponse
-    ticket: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class InitReceived:
-    message: Init
-
-
-@dataclass(frozen=True, slots=True)
-class ReadyReceived:
-    message: Ready
-
-
-@dataclass(frozen=True, slots=True)
-class HeartbeatReceived:
-    message: Heartbeat
-
-
-@dataclass(frozen=True, slots=True)
-class ShutdownReceived:
-    message: Shutdown
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRejected:
-    """A line that broke the protocol. The stream goes on with the next line.
-
-    When ``error.request_id`` is set, the line was a REQUEST whose id survived: it is now
-    owed an answer, and the receiver SHOULD send a 400 RESPONSE (REQ-7) so that the
-    sender does not wait for its timeout.
-    """
-
-    error: RemoteProtocolError
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEnded:
-    """The peer's stream reached end of file. No event follows."""
-
-
-Event: TypeAlias = (
-    RequestReceived
-    | ResponseReceived
-    | UnmatchedResponse
-    | InvalidResponseReceived
-    | InitReceived
-    | ReadyReceived
-    | HeartbeatReceived
-    | ShutdownReceived
-    | MessageRejected
-    | StreamEnded
+from peepsy.protocol._writing import (
+    ACTION_JSON as _ACTION_JSON,
+)
+from peepsy.protocol._writing import (
+    answer_line,
+    checked_action_json,
+    legacy_request_line,
+    request_tail,
+    success_line,
+    too_long_answer_line,
 )
 
 # Which message types each role may receive (MSG-6); the rest are rejected.
@@ -233,7 +96,6 @@ class Connection:
     """
 
     __slots__ = (
-        "_action_json",
         "_ended",
         "_framer",
         "_greeted",
@@ -261,7 +123,6 @@ class Connection:
         self._framer = LineFramer(max_line_bytes)
         self._prefix = id_prefix if id_prefix is not None else our_role.value[0]
         self._prefix_json = to_json(self._prefix)[1:-1]  # escaped, without its quotes
-        self._action_json: dict[str, bytes] = {}
         self._next_id = 1
         # our request id -> (action, ticket)
         self._outstanding: dict[str, tuple[str, Any]] = {}
@@ -456,17 +317,12 @@ class Connection:
         comes back with the request's answer, or from :meth:`forget`."""
         rid = f"{self._prefix}{self._next_id}"
         if legacy:
-            line = self._legacy_request(rid, action, data, timeout, priority)
+            line = legacy_request_line(rid, action, data, timeout, priority)
         else:
             # The hot path writes the line directly: the same bytes as the model would
             # (a property test holds them equal), without building and validating one.
-            action_json = self._action_json.get(action)
-            if action_json is None:
-                action_json = self._check_action(action)
-            if priority is None and (timeout is None or type(timeout) is int):
-                tail = _TIMEOUT_TAILS.get(timeout) or _timeout_tail(action, timeout)
-            else:
-                tail = _int_members(action, timeout, priority) + b"}\n"
+            action_json = _ACTION_JSON.get(action) or checked_action_json(action)
+            tail = request_tail(action, timeout, priority)
             line = b"".join(
                 (
                     b'{"type":"REQUEST","id":"',
@@ -490,31 +346,6 @@ class Connection:
         self._next_id += 1
         self._outstanding[rid] = (action, ticket)
         return rid, line
-
-    def _check_action(self, action: str) -> bytes:
-        if not isinstance(action, str) or not 0 < len(action) <= 256:
-            raise LocalProtocolError(
-                f"invalid REQUEST for {action!r}: an action is a string of 1..256 characters"
-            )
-        if len(self._action_json) >= _ACTION_CACHE:
-            self._action_json.clear()
-        encoded = self._action_json[action] = dumps(action, "REQUEST")
-        return encoded
-
-    def _legacy_request(
-        self, rid: str, action: str, data: Any, timeout: int | None, priority: int | None
-    ) -> bytes:
-        extra: dict[str, int] = {}
-        if timeout is not None:
-            extra["timeout"] = timeout
-        if priority is not None:
-            extra["priority"] = priority
-        try:
-            body = RequestBody(id=rid, action=action, data=data)
-            message = RequestLegacy(type="REQUEST", request=body, **extra)
-        except ValidationError as exc:
-            raise LocalProtocolError(f"invalid REQUEST for {action!r}: {exc}") from exc
-        return encode(message)
 
     def forget(self, request_id: str) -> bool:
         """Stop waiting for a request (it timed out or was cancelled).
@@ -550,62 +381,14 @@ class Connection:
             raise LocalProtocolError(f"no received request {request_id!r} awaits an answer")
         if status == 200 and error is None and error_payload is None:
             # The hot path, written directly (see send_request).
-            line = b"".join(
-                (
-                    b'{"type":"RESPONSE","id":',
-                    dumps(request_id, "RESPONSE"),
-                    b',"status":200,"data":',
-                    dumps(data, "RESPONSE"),
-                    b"}\n",
-                )
-            )
+            line = success_line(request_id, data)
         else:
-            line = self._failure_or_other(request_id, status, data, error, error_payload)
+            line = answer_line(request_id, status, data, error, error_payload)
         limit = self.peer_max_line_bytes
         if limit is not None and len(line) > limit:
-            line = self._too_long_response(request_id, len(line), limit)
+            line = too_long_answer_line(request_id, len(line), limit)
         self._owed.discard(request_id)
         return line
-
-    def _too_long_response(self, request_id: str, size: int, limit: int) -> bytes:
-        # FRAME-11: the answer cannot be sent, so its failure is; it fits (an id is short).
-        message = (
-            f"the RESPONSE of {size} bytes exceeds the peer's line limit of {limit} bytes "
-            f"(maxLineBytes)"
-        )
-        payload = ErrorPayload(
-            name="PeepsyLineTooLongError", message=message, code="PEEPSY_LINE_TOO_LONG"
-        )
-        return self._failure_or_other(request_id, 413, None, None, payload)
-
-    def _failure_or_other(
-        self,
-        request_id: str,
-        status: int,
-        data: Any,
-        error: str | None,
-        error_payload: ErrorPayload | None,
-    ) -> bytes:
-        # The models hold only valid Unicode; an id with a lone surrogate (FRAME-9) is
-        # validated through a stand-in and put back for writing.
-        wire_id = printable(request_id)
-        try:
-            if status < 400:
-                if error is not None or error_payload is not None:
-                    raise LocalProtocolError(f"a {status} RESPONSE carries no error")
-                message = Response(type="RESPONSE", id=wire_id, status=status, data=data)
-            else:
-                if error is None:
-                    if error_payload is None:
-                        raise LocalProtocolError(f"a {status} RESPONSE needs an error message")
-                    error = error_payload.message
-                extra = {} if error_payload is None else {"error_payload": error_payload}
-                message = Response(type="RESPONSE", id=wire_id, status=status, error=error, **extra)
-        except ValidationError as exc:
-            raise LocalProtocolError(f"invalid RESPONSE to {request_id!r}: {exc}") from exc
-        if wire_id is not request_id:
-            object.__setattr__(message, "id", request_id)
-        return encode(message)
 
     def send(self, message: Init | Ready | Heartbeat | Shutdown) -> bytes:
         """Write a message that is neither a request nor a response (INIT, READY,
@@ -613,43 +396,3 @@ class Connection:
         if not isinstance(message, _SENDS[self.our_role]):
             raise LocalProtocolError(f"a {self.our_role.value} does not send {message.type}")
         return encode(message)
-
-
-def _success_model(rid: str, status: int, data: Any) -> Response:
-    """The model of a success answer read on the hot path, which was valid as read."""
-    fields: dict[str, Any] = {"type": "RESPONSE", "id": rid, "status": status}
-    if data is not MISSING:
-        fields["data"] = data
-    return Response.model_construct(**fields)
-
-
-_ACTION_CACHE: Final = 1024
-_INT32: Final = 2**31
-
-
-#: The end of a REQUEST line for each timeout seen: most senders use one or two.
-_TIMEOUT_TAILS: dict[int | None, bytes] = {None: b"}\n"}
-
-
-def _timeout_tail(action: str, timeout: int | None) -> bytes:
-    tail = _int_members(action, timeout, None) + b"}\n"
-    if len(_TIMEOUT_TAILS) < _ACTION_CACHE:
-        _TIMEOUT_TAILS[timeout] = tail
-    return tail
-
-
-def _int_members(action: str, timeout: int | None, priority: int | None) -> bytes:
-    out = b""
-    if timeout is not None:
-        if type(timeout) is not int or not 1 <= timeout <= 300_000:
-            raise LocalProtocolError(
-                f"invalid REQUEST for {action!r}: timeout is 1..300000 ms, not {timeout!r}"
-            )
-        out = b',"timeout":%d' % timeout
-    if priority is not None:
-        if type(priority) is not int or not -_INT32 <= priority < _INT32:
-            raise LocalProtocolError(
-                f"invalid REQUEST for {action!r}: priority is a 32-bit integer, not {priority!r}"
-            )
-        out += b',"priority":%d' % priority
-    return out

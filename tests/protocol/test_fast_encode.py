@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peepsy.protocol import Connection, RequestUnified, Response, Role, encode
+from peepsy.protocol._writing import ACTION_CACHE, ACTION_JSON
 
 json_values = st.recursive(
     st.none()
@@ -58,4 +59,4 @@ def test_action_cache_is_bounded_and_stays_correct() -> None:
     # Past the cache size the cache is emptied and refilled; lines stay right throughout.
     for i, line in enumerate(lines):
         assert f'"action":"action-{i}"'.encode() in line
-    assert len(conn._action_json) <= 1024
+    assert len(ACTION_JSON) <= ACTION_CACHE

@@ -1,0 +1,184 @@
+"""The events a :class:`~peepsy.protocol.Connection` reports, named as facts about what
+the peer sent, and the roles of the two ends.
+
+Separate from the connection so that a reader finds every event on one page: this is
+the whole vocabulary between the protocol core and whoever drives it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from pydantic import MISSING
+
+from peepsy._errors import InvalidResponse, RemoteProtocolError
+from peepsy.protocol._generated import Heartbeat, Init, Ready, Response, Shutdown
+
+
+class Role(enum.Enum):
+    MASTER = "master"
+    CHILD = "child"
+
+    @property
+    def peer(self) -> Role:
+        return Role.CHILD if self is Role.MASTER else Role.MASTER
+
+
+# --- events: facts about what the peer sent ------------------------------------------
+
+
+@dataclass(slots=True)
+class RequestReceived:
+    """The peer asks us to run ``action``; answer with :meth:`Connection.send_response`.
+
+    Both REQUEST shapes arrive as this one event (REQ-3); ``legacy`` says which it was.
+    Absent ``data`` arrives as ``None``.
+    """
+
+    id: str
+    action: str
+    data: Any
+    timeout: int | None
+    priority: int
+    legacy: bool
+
+
+class ResponseReceived:
+    """The answer to a request we sent (and have not forgotten).
+
+    ``ticket`` is what the sender handed to :meth:`Connection.send_request` for this
+    request: the core keeps it in its one table of outstanding requests and gives it
+    back here, so the caller needs no table of its own. The members are read straight
+    from the line; :attr:`response` builds the model only when asked for.
+    """
+
+    __slots__ = ("_model", "action", "data", "id", "status", "ticket")
+
+    def __init__(
+        self,
+        id: str,
+        status: int,
+        data: Any,
+        action: str,
+        ticket: Any = None,
+        model: Response | None = None,
+    ) -> None:
+        self.id = id
+        self.status = status
+        #: The handler's result, or MISSING when the answer carried none.
+        self.data = data
+        self.action = action
+        self.ticket = ticket
+        self._model = model
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400
+
+    @property
+    def response(self) -> Response:
+        model = self._model
+        if model is None:
+            model = self._model = _success_model(self.id, self.status, self.data)
+        return model
+
+    def __repr__(self) -> str:
+        return f"ResponseReceived(id={self.id!r}, status={self.status}, action={self.action!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResponseReceived):
+            return NotImplemented
+        return (self.response, self.action, self.ticket) == (
+            other.response,
+            other.action,
+            other.ticket,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class UnmatchedResponse:
+    """A RESPONSE whose id we are not waiting for (ID-4).
+
+    ``late`` is true when the id is one we issued and then forgot (after a timeout): the
+    answer came too late. Otherwise the peer answered a request we never sent.
+    """
+
+    response: Response
+    late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidResponseReceived:
+    """An invalid RESPONSE whose id is one of our outstanding requests (MSG-9).
+
+    That request is over: fail its caller with ``error`` now, rather than let it wait for
+    its timeout. A valid answer that still comes for it is ``UnmatchedResponse`` (late).
+    """
+
+    id: str
+    action: str
+    error: InvalidResponse
+    ticket: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class InitReceived:
+    message: Init
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyReceived:
+    message: Ready
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReceived:
+    message: Heartbeat
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownReceived:
+    message: Shutdown
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRejected:
+    """A line that broke the protocol. The stream goes on with the next line.
+
+    When ``error.request_id`` is set, the line was a REQUEST whose id survived: it is now
+    owed an answer, and the receiver SHOULD send a 400 RESPONSE (REQ-7) so that the
+    sender does not wait for its timeout.
+    """
+
+    error: RemoteProtocolError
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """The peer's stream reached end of file. No event follows."""
+
+
+Event: TypeAlias = (
+    RequestReceived
+    | ResponseReceived
+    | UnmatchedResponse
+    | InvalidResponseReceived
+    | InitReceived
+    | ReadyReceived
+    | HeartbeatReceived
+    | ShutdownReceived
+    | MessageRejected
+    | StreamEnded
+)
+
+
+def _success_model(rid: str, status: int, data: Any) -> Response:
+    """The model of a success answer read on the hot path, which was valid as read."""
+    fields: dict[str, Any] = {"type": "RESPONSE", "id": rid, "status": status}
+    if data is not MISSING:
+        fields["data"] = data
+    return Response.model_construct(**fields)
