@@ -10,34 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar, overload
-
-from pydantic import MISSING as _MISSING
 
 from peepsy._actions import ActionLike, HandlerRegistry, Handlers
 from peepsy._checks import check_int, check_ms
 from peepsy._errors import PeepsyError, PeepsyShutdownError, RemoteProtocolError
-from peepsy._failures import error_from_wire
-from peepsy.child._heartbeat import Heartbeats
+from peepsy.child._calls import MasterCalls
+from peepsy.child._channel import Heartbeats, Listener, Reader, ready_message, take_sigterm
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
-    MIN_MAX_LINE_BYTES,
-    PROTOCOL_VERSION,
     Connection,
     Event,
     InitReceived,
     ProcessingMode,
-    Ready,
     Role,
     ShutdownReceived,
     StreamEnded,
-    UnmatchedResponse,
 )
-from peepsy.session import Call, Deadlines, RetryPolicy, Server, Session, expire
+from peepsy.session import Deadlines, RetryPolicy, Server, Session, expire
 from peepsy.transport import MasterChannel, NodeIpcChannel, StdioChannel
 
 Mode = ProcessingMode
@@ -48,8 +40,6 @@ DEFAULT_TIMEOUT_MS: Final = 5000
 DEFAULT_HEARTBEAT_MS: Final = 2000
 DEFAULT_SHUTDOWN_GRACE_MS: Final = 10_000
 DEFAULT_EOF_GRACE_MS: Final = 1000
-_MAX_STATED_LINE_BYTES: Final = 2**53 - 1
-IMPLEMENTATION: Final = "peepsy-python/0.1.0"
 
 log = logging.getLogger("peepsy.child")
 
@@ -117,8 +107,11 @@ class Child(HandlerRegistry):
         self._heartbeat_explicit = heartbeat_interval is not None
         self._shutdown_grace = shutdown_grace
         self._eof_grace = eof_grace
-        self._timeout = timeout
-        self._retry = RetryPolicy(retries, retry_delay)
+        self._calls = MasterCalls(
+            lambda: None if self._stopping else self._session,
+            timeout,
+            RetryPolicy(retries, retry_delay),
+        )
         self._include_stack = include_stack
         self._send_ready = send_ready
         self._max_line_bytes = max_line_bytes
@@ -198,7 +191,7 @@ class Child(HandlerRegistry):
         loop = self._loop = asyncio.get_running_loop()
         self._stopped = loop.create_future()
         # SIGTERM belongs to the process: only a child on its own channel takes it.
-        signals = self._install_signals(loop) if channel is None else []
+        signals = take_sigterm(loop, self.shutdown) if channel is None else []
         if channel is None:
             # Forked by a Node peepsy master: its IPC channel; otherwise stdin/stdout.
             channel = NodeIpcChannel.from_environment() or StdioChannel()
@@ -209,14 +202,14 @@ class Child(HandlerRegistry):
             channel.write,
             loop,
             Deadlines(loop, expire),
-            _Listener(self),
+            Listener(self._rejected_line, self._lifecycle),
             self._server,
             peer="master",
             include_stack=self._include_stack,
         )
         heartbeats = self._heartbeats = Heartbeats(conn, channel, self._busy, self._heartbeat_ms)
         try:
-            channel.start(_Reader(session))
+            channel.start(Reader(session))
             heartbeats.start()
             return await self._stopped
         finally:
@@ -251,41 +244,13 @@ class Child(HandlerRegistry):
         return 0 if session is None else session.server.running + session.server.queued
 
     def _executor(self) -> ThreadPoolExecutor:
-        """The threads for sync handlers, made on first use (after INIT has settled the
-        mode): one for sequential mode, ``max_concurrency`` (or 32) for concurrent."""
+        # Made on first use, once INIT has settled the mode: 1 thread, or the cap (or 32).
         if self._pool is None:
             workers = 1 if self._mode == "sequential" else (self._max_concurrency or 32)
             self._pool = ThreadPoolExecutor(
                 max_workers=workers, thread_name_prefix="peepsy-handler"
             )
         return self._pool
-
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
-        if threading.current_thread() is not threading.main_thread():
-            return []
-        try:
-            loop.add_signal_handler(signal.SIGTERM, self.shutdown)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Unix
-            return []
-        return [signal.SIGTERM]
-
-    def _ready(self) -> Ready:
-        # Sent once INIT has settled the mode and the cap: READY states what the child
-        # actually runs with (READY-2, SCHED-2). One at a time is a cap of 1.
-        cap = self._capacity()
-        limits: dict[str, int] = {} if cap is None else {"max_concurrency": cap}
-        # A limit under the 1 MiB every receiver takes (FRAME-6) cannot be stated.
-        if self._max_line_bytes >= MIN_MAX_LINE_BYTES:
-            limits["max_line_bytes"] = min(self._max_line_bytes, _MAX_STATED_LINE_BYTES)
-        return Ready(
-            type="READY",
-            pid=os.getpid(),
-            protocol=PROTOCOL_VERSION,
-            mode=self._mode,
-            actions=self._handlers.names(),
-            implementation=IMPLEMENTATION,
-            **limits,
-        )
 
     # --- what the master sends besides requests and answers -------------------------------
 
@@ -333,7 +298,13 @@ class Child(HandlerRegistry):
             if self._heartbeats is not None:
                 self._heartbeats.set_interval(msg.heartbeat_interval)
         if self._send_ready and self._session is not None:
-            self._session.write(self._session.conn.send(self._ready()))
+            self._session.write(
+                self._session.conn.send(
+                    ready_message(
+                        self._mode, self._capacity(), self._max_line_bytes, self._handlers.names()
+                    )
+                )
+            )
 
     # --- stopping (SHUT-1, SHUT-2) ------------------------------------------------------
 
@@ -426,66 +397,4 @@ class Child(HandlerRegistry):
         """
         if self._channel is None or self._session is None:
             raise PeepsyError("the child is not serving")
-        timeout = self._timeout if timeout is None else timeout
-        check_ms("timeout", timeout)
-        policy = self._retry
-        if retries is not None:
-            check_int("retries", retries, 0)
-            policy = RetryPolicy(retries, policy.delay)
-        name = action if isinstance(action, str) else action.name
-        payload = data if isinstance(action, str) else action.dump_request(data)
-        result = await policy.run(
-            lambda: self._request_once(name, payload, timeout, priority), f"{name} on the master"
-        )
-        if not isinstance(action, str):
-            return action.parse_response(result)
-        return result
-
-    async def _request_once(
-        self, action: str, data: Any, timeout: int, priority: int | None
-    ) -> Any:
-        if self._stopping or self._session is None:
-            raise PeepsyShutdownError("the child is shutting down")
-        call = self._session.call(action, data, timeout=timeout, priority=priority)
-        try:
-            answer = await call.future
-        except asyncio.CancelledError:
-            call.withdraw()
-            raise
-        if answer.status >= 400:
-            raise error_from_wire(answer.response, action=action, target="master")
-        return None if answer.data is _MISSING else answer.data
-
-
-class _Reader:
-    """The channel's listener: bytes and their end go to the session."""
-
-    __slots__ = ("data_received", "eof_received")
-
-    def __init__(self, session: Session) -> None:
-        self.data_received = session.receive
-        self.eof_received = session.end
-
-
-class _Listener:
-    """What the child's session reports to it."""
-
-    __slots__ = ("_child",)
-
-    def __init__(self, child: Child) -> None:
-        self._child = child
-
-    def answered(self, call: Call, status: int) -> None:
-        pass
-
-    def timed_out(self, call: Call) -> None:
-        log.info("no answer from the master to %r within %d ms", call.action, call.timeout)
-
-    def rejected(self, error: RemoteProtocolError) -> None:
-        self._child._rejected_line(error)
-
-    def late(self, event: UnmatchedResponse) -> None:
-        log.debug("ignored a late RESPONSE to %r", event.response.id)
-
-    def lifecycle(self, event: Event) -> None:
-        self._child._lifecycle(event)
+        return await self._calls.request(action, data, timeout, retries, priority)

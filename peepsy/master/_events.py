@@ -7,7 +7,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, overload
 
 log = logging.getLogger("peepsy.master")
 
@@ -112,3 +112,50 @@ class Emitter:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("an async event callback raised", exc_info=task.exception())
+
+
+class Observable:
+    """``on(name, callback)``, typed per event name, for a class that has an emitter."""
+
+    _emitter: Emitter
+
+    @overload
+    def on(
+        self, name: Literal["spawn"], callback: Callable[[SpawnEvent], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(
+        self, name: Literal["exit"], callback: Callable[[ExitEvent], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(
+        self, name: Literal["heartbeat-missed"], callback: Callable[[HeartbeatMissedEvent], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(
+        self, name: Literal["auto-restart"], callback: Callable[[AutoRestartEvent], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(
+        self, name: Literal["restart-failed"], callback: Callable[[RestartFailedEvent], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(
+        self, name: Literal["error"], callback: Callable[[ErrorEvent], object]
+    ) -> Callable[[], None]: ...
+    def on(self, name: EventName, callback: Callable[[Any], object]) -> Callable[[], None]:
+        """Call ``callback(event)`` for each event of that name; returns an unsubscriber.
+
+        Names: ``spawn``, ``exit``, ``heartbeat-missed``, ``auto-restart``,
+        ``restart-failed``, ``error``. A callback that raises is logged and ignored.
+        """
+        if name not in (
+            "spawn",
+            "exit",
+            "heartbeat-missed",
+            "auto-restart",
+            "restart-failed",
+            "error",
+        ):
+            raise ValueError(f"unknown event {name!r}")
+        return self._emitter.on(name, callback)

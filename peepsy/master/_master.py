@@ -1,25 +1,20 @@
 """The reference master: the public face over its parts.
 
-Policy only, in parts that do not reach into each other: a :class:`Worker` per child
-(its state machine, its session, its stats), :class:`Group` for balancing and capacity
-slots, the :class:`Supervisor` for deaths, restarts and health, and a
-:class:`~peepsy.session.Session` per process for the calls, the deadlines and the
-serving of the child's own requests. A request goes: :meth:`Master.request` ->
-:meth:`Master._attempt` (the worker, or a group's slot and pick) -> the worker's
-session (the line, the call, its deadline) -> the answer settles the call's future.
-Fixes over Node peepsy 1.0.1 are marked with the number of the defect in
-shared/reference/node-peepsy-wire-facts.md ("Node defect N").
+Policy only, in parts that do not reach into each other: a ``Worker`` per child (state
+machine, session, stats), ``Group`` (balancing, capacity slots), the ``Spawner``
+(processes, sessions, INIT and SHUTDOWN), the ``Router`` (where a request goes) and the
+``Supervisor`` (deaths, restarts, health). docs/architecture.md follows a request
+through them. Fixes over Node peepsy 1.0.1 cite shared/reference/node-peepsy-wire-facts.md
+("Node defect N").
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import shlex
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final, Generic, Literal, overload
 
-from pydantic import MISSING
 from typing_extensions import TypeVar
 
 from peepsy._actions import ActionLike, HandlerRegistry, Handlers
@@ -28,37 +23,24 @@ from peepsy._errors import (
     PeepsyNotFoundError,
     PeepsyProcessError,
     PeepsyShutdownError,
-    PeepsyTimeoutError,
 )
-from peepsy._failures import NOT_RUN_STATUSES, error_from_wire
+from peepsy._failures import NOT_RUN_STATUSES
 from peepsy.master._events import (
-    AutoRestartEvent,
     Emitter,
-    ErrorEvent,
-    EventName,
-    ExitEvent,
-    HeartbeatMissedEvent,
-    RestartFailedEvent,
-    SpawnEvent,
+    Observable,
 )
 from peepsy.master._groups import STRATEGIES, Group
+from peepsy.master._routing import Router
+from peepsy.master._spawner import Spawner
 from peepsy.master._stats import GroupStats, ProcessStats, Reply, Strategy
 from peepsy.master._supervisor import Supervisor
-from peepsy.master._worker import ACCEPTING, Worker
+from peepsy.master._worker import Worker
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
-    MIN_MAX_LINE_BYTES,
-    PROTOCOL_VERSION,
-    Connection,
-    Init,
     ProcessingMode,
-    ResponseReceived,
-    Role,
-    Shutdown,
 )
-from peepsy.session import Call, Deadlines, RetryPolicy, Server, Session, expire
+from peepsy.session import RetryPolicy
 from peepsy.transport import (
-    ChildTransport,
     Launcher,
     ProcessLauncher,
     SpawnSpec,
@@ -77,12 +59,9 @@ Resp = TypeVar("Resp")
 SAFE_RETRY_STATUSES: Final = NOT_RUN_STATUSES
 #: How many requests from one child the master's handlers run at once by default.
 DEFAULT_SERVE_CONCURRENCY: Final = 16
-_MAX_STATED_LINE_BYTES: Final = 2**53 - 1
-
-log = logging.getLogger("peepsy.master")
 
 
-class Master(HandlerRegistry, Generic[ReqT, RespT]):
+class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
     """Spawns and supervises children and exchanges requests with them.
 
     ::
@@ -125,77 +104,42 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         if request_shape not in ("unified", "legacy"):
             raise ValueError("request_shape is 'unified' or 'legacy'")
         self._handlers = Handlers()
-        self._timeout = timeout
-        self._retry = RetryPolicy(max_retries, retry_delay)
-        self._heartbeat_interval = heartbeat_interval
-        self._include_stack = include_stack
+        self._closing = False
         self._request_shape: RequestShape = request_shape
-        self._launcher = launcher or ProcessLauncher()
-        self._max_line_bytes = max_line_bytes
-        self._serve_concurrency = serve_concurrency
         self._workers: dict[str, Worker] = {}
         self._groups: dict[str, Group] = {}
         self._emitter = Emitter()
+        self._spawner = Spawner(
+            launcher or ProcessLauncher(),
+            self._handlers,
+            self._emitter,
+            max_line_bytes=max_line_bytes,
+            heartbeat_interval=heartbeat_interval,
+            include_stack=include_stack,
+            serve_concurrency=serve_concurrency,
+        )
+        self._router = Router(
+            self._workers,
+            self._groups,
+            RetryPolicy(max_retries, retry_delay),
+            timeout,
+            lambda: self._closing,
+        )
         self._supervisor = Supervisor(
             self._emitter,
-            lambda worker: self._start(worker, restart=True),
+            lambda worker: self._spawner.start(worker, restart=True),
             self._may_restart,
             max_restarts=max_restarts,
             restart_window=restart_window,
             heartbeat_interval=heartbeat_interval,
             miss_threshold=heartbeat_miss_threshold,
         )
-        self._closing = False
-        self._deadlines: Deadlines[Call] | None = None
 
     async def __aenter__(self) -> Master[ReqT, RespT]:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.graceful_shutdown()
-
-    # --- events ---------------------------------------------------------------------------
-
-    @overload
-    def on(
-        self, name: Literal["spawn"], callback: Callable[[SpawnEvent], object]
-    ) -> Callable[[], None]: ...
-    @overload
-    def on(
-        self, name: Literal["exit"], callback: Callable[[ExitEvent], object]
-    ) -> Callable[[], None]: ...
-    @overload
-    def on(
-        self, name: Literal["heartbeat-missed"], callback: Callable[[HeartbeatMissedEvent], object]
-    ) -> Callable[[], None]: ...
-    @overload
-    def on(
-        self, name: Literal["auto-restart"], callback: Callable[[AutoRestartEvent], object]
-    ) -> Callable[[], None]: ...
-    @overload
-    def on(
-        self, name: Literal["restart-failed"], callback: Callable[[RestartFailedEvent], object]
-    ) -> Callable[[], None]: ...
-    @overload
-    def on(
-        self, name: Literal["error"], callback: Callable[[ErrorEvent], object]
-    ) -> Callable[[], None]: ...
-    def on(self, name: EventName, callback: Callable[[Any], object]) -> Callable[[], None]:
-        """Call ``callback(event)`` for each event of that name; returns an unsubscriber.
-
-        Names: ``spawn``, ``exit``, ``heartbeat-missed``, ``auto-restart``,
-        ``restart-failed``, ``error``. A callback that raises is logged and ignored.
-        """
-        if name not in (
-            "spawn",
-            "exit",
-            "heartbeat-missed",
-            "auto-restart",
-            "restart-failed",
-            "error",
-        ):
-            raise ValueError(f"unknown event {name!r}")
-        return self._emitter.on(name, callback)
 
     # --- spawning ---------------------------------------------------------------------------
 
@@ -262,71 +206,12 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         if group is not None:
             self._groups.setdefault(group, Group(group)).members.append(worker)
         try:
-            await self._start(worker, restart=False)
+            await self._spawner.start(worker, restart=False)
         except PeepsyProcessError:
             self._forget(worker)
             raise
         self._supervisor.watch(self._workers.values)
         return worker.snapshot()
-
-    async def _start(self, worker: Worker, *, restart: bool) -> None:
-        loop = asyncio.get_running_loop()
-        if self._deadlines is None:
-            self._deadlines = Deadlines(loop, expire)
-        conn = Connection(Role.MASTER, max_line_bytes=self._max_line_bytes)
-        early: list[bytes] = []
-        session = Session(
-            conn,
-            early.append,
-            loop,
-            self._deadlines,
-            worker,
-            self._server,
-            peer=worker.target,
-            include_stack=self._include_stack,
-            legacy=worker.legacy,
-        )
-        if worker.status == "restarting":
-            worker.move("starting")
-        worker.begin(session)
-        try:
-            transport = await self._launcher.spawn(worker.spec, worker)
-        except Exception as exc:  # OSError, or ValueError for a NUL in an argument, ...
-            worker.move("failed")
-            raise PeepsyProcessError(
-                f"could not start {worker.target}: {exc}", target=worker.target
-            ) from exc
-        # FRAME-6/11: the child may write lines up to our limit, when we can state it (a
-        # limit under the 1 MiB every receiver takes cannot be).
-        limit = (
-            {"max_line_bytes": min(self._max_line_bytes, _MAX_STATED_LINE_BYTES)}
-            if self._max_line_bytes >= MIN_MAX_LINE_BYTES
-            else {}
-        )
-        init = Init(
-            type="INIT",
-            mode=worker.mode,  # type: ignore[arg-type]
-            protocol=PROTOCOL_VERSION,
-            target=worker.target,
-            heartbeat_interval=self._heartbeat_interval,
-            **limit,
-        )
-        transport.write(conn.send(init))  # INIT first, before any answer written early
-        worker.attach(transport)
-        log.info("spawned %s (pid %s)", worker.target, transport.pid)
-        self._emitter.emit("spawn", SpawnEvent(worker.target, transport.pid, worker.group, restart))
-
-    def _server(self, session: Session) -> Server:
-        # The children's requests to the master: the same serving path as a child's,
-        # bounded per child (SCHED-2), refused with 503 once the master shuts down.
-        cap = self._serve_concurrency
-        return Server(
-            self._handlers,
-            session.respond,
-            asyncio.get_running_loop(),
-            capacity=lambda: cap,
-            who="the master",
-        )
 
     def _may_restart(self, worker: Worker) -> bool:
         group = self._groups.get(worker.group) if worker.group else None
@@ -421,129 +306,9 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         answers (the request never ran). Other failure statuses are retried only when
         listed in ``retry_statuses``.
         """
-        if (
-            type(action) is str
-            and retries is None
-            and not retry_statuses
-            and not self._retry.retries
-            and not self._closing
-        ):
-            # The hot path, one coroutine deep: a string action to a child by name,
-            # outside any group, without retries. Same steps as _attempt.
-            named = self._workers.get(target)
-            if named is not None and named.group is None and named.accepts:
-                session = named.session
-                assert session is not None
-                if timeout is None:
-                    timeout = self._timeout
-                else:
-                    check_ms("timeout", timeout)
-                call = session.call(action, data, timeout=timeout, priority=priority)
-                try:
-                    answer = await call.future
-                except asyncio.CancelledError:
-                    call.withdraw()
-                    raise
-                if answer.status >= 400:
-                    raise error_from_wire(answer.response, action=action, target=target)
-                result = answer.data
-                return Reply(
-                    answer.status, None if result is MISSING else result, answer.id, target, action
-                )
-        if type(action) is str:
-            name, payload = action, data
-        else:
-            name = action.name  # type: ignore[union-attr]
-            payload = action.dump_request(data)  # type: ignore[union-attr]
-        if timeout is None:
-            timeout = self._timeout
-        else:
-            check_ms("timeout", timeout)
-        policy = self._retry
-        if retries is not None or retry_statuses:
-            if retries is not None:
-                check_int("retries", retries, 0)
-            policy = RetryPolicy(
-                policy.retries if retries is None else retries, policy.delay, retry_statuses
-            )
-        if policy.retries:
-            answer, worker = await policy.run(
-                lambda: self._attempt(name, target, payload, timeout, priority),
-                f"{name} on {target}",
-            )
-        else:
-            answer, worker = await self._attempt(name, target, payload, timeout, priority)
-        result = None if answer.data is MISSING else answer.data
-        if type(action) is not str:
-            return action.parse_response(result)  # type: ignore[union-attr]
-        return Reply(answer.status, result, answer.id, worker.target, name)
-
-    async def _attempt(
-        self, action: str, target: str, data: Any, timeout: int, priority: int | None
-    ) -> tuple[ResponseReceived, Worker]:
-        if self._closing:
-            raise PeepsyShutdownError("the master is shutting down")
-        worker = self._workers.get(target)
-        if worker is not None and worker.group is None:
-            # The common case, kept short: a child by name, outside any group.
-            if worker.status not in ACCEPTING or worker.session is None:
-                raise PeepsyProcessError(
-                    f"{target} is not running ({worker.status})", target=target
-                )
-            call = worker.session.call(action, data, timeout=timeout, priority=priority)
-        else:
-            worker, call = await self._attempt_in_group(
-                action, target, worker, data, timeout, priority
-            )
-        try:
-            answer = await call.future
-        except asyncio.CancelledError:
-            call.withdraw()  # the caller gave up: release what the call holds
-            raise
-        if answer.status >= 400:
-            raise error_from_wire(answer.response, action=action, target=worker.target)
-        return answer, worker
-
-    async def _attempt_in_group(
-        self,
-        action: str,
-        target: str,
-        worker: Worker | None,
-        data: Any,
-        timeout: int,
-        priority: int | None,
-    ) -> tuple[Worker, Call]:
-        group = self._groups.get(target if worker is None else worker.group or "")
-        if group is None:
-            raise PeepsyNotFoundError(f"No process found for target or group: {target}")
-        if worker is not None and worker.status not in ACCEPTING:
-            raise PeepsyProcessError(f"{target} is not running ({worker.status})", target=target)
-        # A group's cap counts every request to its members, direct ones included.
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        slot = group.try_acquire() or await group.acquire(timeout, priority, target)
-        try:
-            if worker is None:
-                worker = group.pick()
-            elif worker.status not in ACCEPTING:
-                raise PeepsyProcessError(
-                    f"{target} is not running ({worker.status})", target=target
-                )
-            if loop.time() - started >= timeout / 1000:
-                raise PeepsyTimeoutError(
-                    f"Request timed out after {timeout}ms for target: {target}",
-                    action=action,
-                    target=target,
-                    timeout_ms=timeout,
-                )
-            assert worker.session is not None
-            call = worker.session.call(
-                action, data, timeout=timeout, priority=priority, started=started, slot=slot
-            )
-        except BaseException:
-            slot.release()
-            raise
-        return worker, call
+        return await self._router.request(
+            action, target, data, timeout, retries, priority, retry_statuses
+        )
 
     # --- introspection ------------------------------------------------------------------
 
@@ -602,36 +367,11 @@ class Master(HandlerRegistry, Generic[ReqT, RespT]):
         removed."""
         worker = self._worker(target)
         worker.stop_requested = True
-        transport = worker.transport
-        code: int | None = None
-        if transport is not None and transport.returncode is None and worker.alive:
-            worker.move("stopping")
-            shutdown = Shutdown(type="SHUTDOWN", timeout=max(1, min(timeout, 300_000)))
-            assert worker.session is not None
-            worker.session.write(worker.session.conn.send(shutdown))
-            code = await self._stop_transport(transport, timeout)
-        elif transport is not None:
-            code = transport.returncode
+        code = await self._spawner.stop(worker, timeout)
         if worker.status != "stopped":
             worker.move("stopped")
         self._forget(worker)
         return code
-
-    async def _stop_transport(self, transport: ChildTransport, timeout: int) -> int | None:
-        steps: list[tuple[Callable[[], None] | None, float]] = [
-            (None, timeout / 1000),
-            (transport.close_input, 1.0),
-            (transport.terminate, 1.0),
-            (transport.kill, 5.0),
-        ]
-        for action, wait in steps:
-            if action is not None:
-                action()
-            try:
-                return await asyncio.wait_for(transport.wait(), wait)
-            except TimeoutError:
-                continue
-        return transport.returncode  # pragma: no cover - SIGKILL did not end it
 
     async def graceful_shutdown(self, timeout: int = 30_000) -> None:
         """Stop every child (in parallel, each as :meth:`shutdown_child`), fail requests

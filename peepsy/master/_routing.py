@@ -1,0 +1,180 @@
+"""Where a request goes: to a child by name, or through a group's capacity and strategy.
+
+The router owns no workers and no groups; it reads the tables the master keeps, takes a
+group's :class:`~peepsy.master._groups.Slot` when there is a group, and hands the call
+to the chosen worker's session. One attempt; retries wrap it (``RetryPolicy.run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection
+from typing import Any
+
+from pydantic import MISSING
+
+from peepsy._actions import ActionLike
+from peepsy._checks import check_int, check_ms
+from peepsy._errors import (
+    PeepsyNotFoundError,
+    PeepsyProcessError,
+    PeepsyShutdownError,
+    PeepsyTimeoutError,
+)
+from peepsy._failures import error_from_wire
+from peepsy.master._groups import Group
+from peepsy.master._stats import Reply
+from peepsy.master._worker import ACCEPTING, Worker
+from peepsy.protocol import ResponseReceived
+from peepsy.session import Call, RetryPolicy
+
+
+class Router:
+    def __init__(
+        self,
+        workers: dict[str, Worker],
+        groups: dict[str, Group],
+        retry: RetryPolicy,
+        timeout: int,
+        closing: Callable[[], bool],
+    ) -> None:
+        self._workers = workers
+        self._groups = groups
+        self._retry = retry
+        self._timeout = timeout
+        self._closing = closing
+
+    async def request(
+        self,
+        action: str | ActionLike[Any, Any],
+        target: str,
+        data: Any,
+        timeout: int | None,
+        retries: int | None,
+        priority: int | None,
+        retry_statuses: Collection[int],
+    ) -> Any:
+        """See :meth:`Master.request`."""
+        if (
+            type(action) is str
+            and retries is None
+            and not retry_statuses
+            and not self._retry.retries
+            and not self._closing()
+        ):
+            # The hot path, one coroutine deep: a string action to a child by name,
+            # outside any group, without retries. Same steps as _attempt.
+            named = self._workers.get(target)
+            if named is not None and named.group is None and named.accepts:
+                session = named.session
+                assert session is not None
+                if timeout is None:
+                    timeout = self._timeout
+                else:
+                    check_ms("timeout", timeout)
+                call = session.call(action, data, timeout=timeout, priority=priority)
+                try:
+                    answer = await call.future
+                except asyncio.CancelledError:
+                    call.withdraw()
+                    raise
+                if answer.status >= 400:
+                    raise error_from_wire(answer.response, action=action, target=target)
+                result = answer.data
+                return Reply(
+                    answer.status, None if result is MISSING else result, answer.id, target, action
+                )
+        if type(action) is str:
+            name, payload = action, data
+        else:
+            name = action.name  # type: ignore[union-attr]
+            payload = action.dump_request(data)  # type: ignore[union-attr]
+        if timeout is None:
+            timeout = self._timeout
+        else:
+            check_ms("timeout", timeout)
+        policy = self._retry
+        if retries is not None or retry_statuses:
+            if retries is not None:
+                check_int("retries", retries, 0)
+            policy = RetryPolicy(
+                policy.retries if retries is None else retries, policy.delay, retry_statuses
+            )
+        if policy.retries:
+            answer, worker = await policy.run(
+                lambda: self._attempt(name, target, payload, timeout, priority),
+                f"{name} on {target}",
+            )
+        else:
+            answer, worker = await self._attempt(name, target, payload, timeout, priority)
+        result = None if answer.data is MISSING else answer.data
+        if type(action) is not str:
+            return action.parse_response(result)  # type: ignore[union-attr]
+        return Reply(answer.status, result, answer.id, worker.target, name)
+
+    async def _attempt(
+        self, action: str, target: str, data: Any, timeout: int, priority: int | None
+    ) -> tuple[ResponseReceived, Worker]:
+        if self._closing():
+            raise PeepsyShutdownError("the master is shutting down")
+        worker = self._workers.get(target)
+        if worker is not None and worker.group is None:
+            # The common case, kept short: a child by name, outside any group.
+            if worker.status not in ACCEPTING or worker.session is None:
+                raise PeepsyProcessError(
+                    f"{target} is not running ({worker.status})", target=target
+                )
+            call = worker.session.call(action, data, timeout=timeout, priority=priority)
+        else:
+            worker, call = await self._attempt_in_group(
+                action, target, worker, data, timeout, priority
+            )
+        try:
+            answer = await call.future
+        except asyncio.CancelledError:
+            call.withdraw()  # the caller gave up: release what the call holds
+            raise
+        if answer.status >= 400:
+            raise error_from_wire(answer.response, action=action, target=worker.target)
+        return answer, worker
+
+    async def _attempt_in_group(
+        self,
+        action: str,
+        target: str,
+        worker: Worker | None,
+        data: Any,
+        timeout: int,
+        priority: int | None,
+    ) -> tuple[Worker, Call]:
+        group = self._groups.get(target if worker is None else worker.group or "")
+        if group is None:
+            raise PeepsyNotFoundError(f"No process found for target or group: {target}")
+        if worker is not None and worker.status not in ACCEPTING:
+            raise PeepsyProcessError(f"{target} is not running ({worker.status})", target=target)
+        # A group's cap counts every request to its members, direct ones included.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        slot = group.try_acquire() or await group.acquire(timeout, priority, target)
+        try:
+            if worker is None:
+                worker = group.pick()
+            elif worker.status not in ACCEPTING:
+                raise PeepsyProcessError(
+                    f"{target} is not running ({worker.status})", target=target
+                )
+            if loop.time() - started >= timeout / 1000:
+                raise PeepsyTimeoutError(
+                    f"Request timed out after {timeout}ms for target: {target}",
+                    action=action,
+                    target=target,
+                    timeout_ms=timeout,
+                )
+            assert worker.session is not None
+            call = worker.session.call(
+                action, data, timeout=timeout, priority=priority, started=started, slot=slot
+            )
+        except BaseException:
+            slot.release()
+            raise
+        return worker, call

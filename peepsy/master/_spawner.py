@@ -1,0 +1,142 @@
+"""Starting and stopping a worker's processes: the process, its session, INIT, SHUTDOWN.
+
+Each process a worker runs gets a fresh :class:`~peepsy.session.Session`, made before the
+process is up so that nothing it says first is lost, and a :class:`~peepsy.session.Server`
+for the requests it sends the master: the same serving path as a child's, bounded per
+child, refused with 503 once the master shuts down (``Server.close``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Final
+
+from peepsy._actions import Handlers
+from peepsy._errors import PeepsyProcessError
+from peepsy.master._events import Emitter, SpawnEvent
+from peepsy.master._worker import Worker
+from peepsy.protocol import MIN_MAX_LINE_BYTES, PROTOCOL_VERSION, Connection, Init, Role, Shutdown
+from peepsy.session import Call, Deadlines, Server, Session, expire
+from peepsy.transport import ChildTransport, Launcher
+
+_MAX_STATED_LINE_BYTES: Final = 2**53 - 1
+
+log = logging.getLogger("peepsy.master")
+
+
+class Spawner:
+    def __init__(
+        self,
+        launcher: Launcher,
+        handlers: Handlers,
+        emitter: Emitter,
+        *,
+        max_line_bytes: int,
+        heartbeat_interval: int,
+        include_stack: bool,
+        serve_concurrency: int | None,
+    ) -> None:
+        self._launcher = launcher
+        self._handlers = handlers
+        self._emitter = emitter
+        self._max_line_bytes = max_line_bytes
+        self._heartbeat_interval = heartbeat_interval
+        self._include_stack = include_stack
+        self._serve_concurrency = serve_concurrency
+        self._deadlines: Deadlines[Call] | None = None
+
+    def __len__(self) -> int:
+        """Calls on the deadline wheel: those still waiting for an answer."""
+        return 0 if self._deadlines is None else len(self._deadlines)
+
+    async def start(self, worker: Worker, *, restart: bool) -> None:
+        """Start ``worker``'s process with a fresh session and send it INIT."""
+        loop = asyncio.get_running_loop()
+        if self._deadlines is None:
+            self._deadlines = Deadlines(loop, expire)
+        conn = Connection(Role.MASTER, max_line_bytes=self._max_line_bytes)
+        early: list[bytes] = []
+        session = Session(
+            conn,
+            early.append,
+            loop,
+            self._deadlines,
+            worker,
+            self._server,
+            peer=worker.target,
+            include_stack=self._include_stack,
+            legacy=worker.legacy,
+        )
+        if worker.status == "restarting":
+            worker.move("starting")
+        worker.begin(session)
+        try:
+            transport = await self._launcher.spawn(worker.spec, worker)
+        except Exception as exc:  # OSError, or ValueError for a NUL in an argument, ...
+            worker.move("failed")
+            raise PeepsyProcessError(
+                f"could not start {worker.target}: {exc}", target=worker.target
+            ) from exc
+        # FRAME-6/11: the child may write lines up to our limit, when we can state it (a
+        # limit under the 1 MiB every receiver takes cannot be).
+        limit = (
+            {"max_line_bytes": min(self._max_line_bytes, _MAX_STATED_LINE_BYTES)}
+            if self._max_line_bytes >= MIN_MAX_LINE_BYTES
+            else {}
+        )
+        init = Init(
+            type="INIT",
+            mode=worker.mode,  # type: ignore[arg-type]
+            protocol=PROTOCOL_VERSION,
+            target=worker.target,
+            heartbeat_interval=self._heartbeat_interval,
+            **limit,
+        )
+        transport.write(conn.send(init))  # INIT first, before any answer written early
+        worker.attach(transport)
+        log.info("spawned %s (pid %s)", worker.target, transport.pid)
+        self._emitter.emit("spawn", SpawnEvent(worker.target, transport.pid, worker.group, restart))
+
+    def _server(self, session: Session) -> Server:
+        # The children's requests to the master: the same serving path as a child's,
+        # bounded per child (SCHED-2), refused with 503 once the master shuts down.
+        cap = self._serve_concurrency
+        return Server(
+            self._handlers,
+            session.respond,
+            asyncio.get_running_loop(),
+            capacity=lambda: cap,
+            who="the master",
+        )
+
+    async def stop(self, worker: Worker, timeout: int) -> int | None:
+        """Send SHUTDOWN and wait; escalate at the deadline: close its input, then
+        SIGTERM, then SIGKILL. Returns the exit status."""
+        transport = worker.transport
+        if transport is None:
+            return None
+        if transport.returncode is not None or not worker.alive:
+            return transport.returncode
+        worker.move("stopping")
+        shutdown = Shutdown(type="SHUTDOWN", timeout=max(1, min(timeout, 300_000)))
+        assert worker.session is not None
+        worker.session.write(worker.session.conn.send(shutdown))
+        return await self._stop_transport(transport, timeout)
+
+    async def _stop_transport(self, transport: ChildTransport, timeout: int) -> int | None:
+        steps: list[tuple[Callable[[], None] | None, float]] = [
+            (None, timeout / 1000),
+            (transport.close_input, 1.0),
+            (transport.terminate, 1.0),
+            (transport.kill, 5.0),
+        ]
+        for action, wait in steps:
+            if action is not None:
+                action()
+            try:
+                return await asyncio.wait_for(transport.wait(), wait)
+            except TimeoutError:
+                continue
+        return transport.returncode  # pragma: no cover - SIGKILL did not end it
