@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from typing import Any, Final, Generic, Literal, overload
 
 from typing_extensions import TypeVar
@@ -254,7 +254,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
     # --- requests ------------------------------------------------------------------------
 
     @overload
-    async def request(
+    def request(
         self,
         action: ActionLike[Req, Resp],
         target: str,
@@ -264,9 +264,9 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         retries: int | None = None,
         priority: int | None = None,
         retry_statuses: Collection[int] = (),
-    ) -> Resp: ...
+    ) -> Coroutine[Any, Any, Resp]: ...
     @overload
-    async def request(
+    def request(
         self,
         action: str,
         target: str,
@@ -276,8 +276,8 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         retries: int | None = None,
         priority: int | None = None,
         retry_statuses: Collection[int] = (),
-    ) -> Reply[RespT]: ...
-    async def request(
+    ) -> Coroutine[Any, Any, Reply[RespT]]: ...
+    def request(
         self,
         action: str | ActionLike[Any, Any],
         target: str,
@@ -287,7 +287,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         retries: int | None = None,
         priority: int | None = None,
         retry_statuses: Collection[int] = (),
-    ) -> Any:
+    ) -> Coroutine[Any, Any, Any]:
         """Send ``action`` with ``data`` to a child or a group; return the answer.
 
         A string action resolves to a :class:`Reply` (status, data, id, target). A typed
@@ -306,7 +306,9 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         answers (the request never ran). Other failure statuses are retried only when
         listed in ``retry_statuses``.
         """
-        return await self._router.request(
+        # A plain method handing back the router's coroutine: the caller awaits one
+        # coroutine per request, not two.
+        return self._router.request(
             action, target, data, timeout, retries, priority, retry_statuses
         )
 
