@@ -8,7 +8,7 @@ to the chosen worker's session. One attempt; retries wrap it (``RetryPolicy.run`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 from pydantic import MISSING
@@ -16,6 +16,7 @@ from pydantic import MISSING
 from peepsy._actions import ActionLike
 from peepsy._checks import check_int, check_ms
 from peepsy._errors import (
+    PeepsyError,
     PeepsyNotFoundError,
     PeepsyProcessError,
     PeepsyShutdownError,
@@ -27,6 +28,9 @@ from peepsy.master._stats import Reply
 from peepsy.master._worker import ACCEPTING, Worker
 from peepsy.protocol import ResponseReceived
 from peepsy.session import Call, RetryPolicy
+
+#: The longest timeout a REQUEST may state (schema: TimeoutMs).
+MAX_TIMEOUT_MS = 300_000
 
 
 class Router:
@@ -44,7 +48,44 @@ class Router:
         self._timeout = timeout
         self._closing = closing
 
-    async def request(
+    def request(
+        self,
+        action: str | ActionLike[Any, Any],
+        target: str,
+        data: Any,
+        timeout: int | None,
+        retries: int | None,
+        priority: int | None,
+        retry_statuses: Collection[int],
+    ) -> Coroutine[Any, Any, Any]:
+        """See :meth:`Master.request`. The common case (a string action to a child by
+        name, outside any group, without retries) is sent here and now, and the caller
+        awaits a small coroutine for its answer: per request in flight, one small frame.
+        Anything else, and anything that fails, takes :meth:`_request`, so that every
+        error is raised where the caller awaits, as from any coroutine."""
+        if (
+            type(action) is str
+            and retries is None
+            and not retry_statuses
+            and not self._retry.retries
+            and not self._closing()
+        ):
+            named = self._workers.get(target)
+            if named is not None and named.group is None and named.accepts:
+                session = named.session
+                assert session is not None
+                if timeout is None:
+                    timeout = self._timeout
+                if type(timeout) is int and 0 < timeout <= MAX_TIMEOUT_MS:
+                    try:
+                        call = session.call(action, data, timeout=timeout, priority=priority)
+                    except PeepsyError:
+                        pass  # raised again by _request, where the caller awaits
+                    else:
+                        return _answer(call, target, action)
+        return self._request(action, target, data, timeout, retries, priority, retry_statuses)
+
+    async def _request(
         self,
         action: str | ActionLike[Any, Any],
         target: str,
@@ -54,36 +95,6 @@ class Router:
         priority: int | None,
         retry_statuses: Collection[int],
     ) -> Any:
-        """See :meth:`Master.request`."""
-        if (
-            type(action) is str
-            and retries is None
-            and not retry_statuses
-            and not self._retry.retries
-            and not self._closing()
-        ):
-            # The hot path, one coroutine deep: a string action to a child by name,
-            # outside any group, without retries. Same steps as _attempt.
-            named = self._workers.get(target)
-            if named is not None and named.group is None and named.accepts:
-                session = named.session
-                assert session is not None
-                if timeout is None:
-                    timeout = self._timeout
-                else:
-                    check_ms("timeout", timeout)
-                call = session.call(action, data, timeout=timeout, priority=priority)
-                try:
-                    answer = await call.future
-                except asyncio.CancelledError:
-                    call.withdraw()
-                    raise
-                if answer.status >= 400:
-                    raise error_from_wire(answer.response, action=action, target=target)
-                result = answer.data
-                return Reply(
-                    answer.status, None if result is MISSING else result, answer.id, target, action
-                )
         if type(action) is str:
             name, payload = action, data
         else:
@@ -178,3 +189,16 @@ class Router:
             slot.release()
             raise
         return worker, call
+
+
+async def _answer(call: Call, target: str, action: str) -> Reply[Any]:
+    """The answer to a call sent by :meth:`Router.request`'s common case."""
+    try:
+        answer = await call.future
+    except asyncio.CancelledError:
+        call.withdraw()  # the caller gave up: release what the call holds
+        raise
+    if answer.status >= 400:
+        raise error_from_wire(answer.response, action=action, target=target)
+    data = answer.data
+    return Reply(answer.status, None if data is MISSING else data, answer.id, target, action)

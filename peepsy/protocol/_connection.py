@@ -40,8 +40,11 @@ from peepsy.protocol._events import (
     Role,
     ShutdownReceived,
     StreamEnded,
+    Ticket,
     UnmatchedResponse,
+    _Sent,
     _success_model,
+    _ticket,
 )
 from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, LineFramer
 from peepsy.protocol._generated import (
@@ -79,20 +82,16 @@ _SENDS: Final[dict[Role, tuple[type, ...]]] = {
 
 
 class Connection:
-    """One side of a peepsy channel.
-
-    ``receive_data(b"")`` means end of stream.
+    """One side of a peepsy channel. ``receive_data(b"")`` means end of stream.
 
     ``peer_max_line_bytes`` is the longest line the peer said it accepts (FRAME-11): the
     ``maxLineBytes`` of the first INIT a child receives, or of the first READY a master
-    receives, unless given. A REQUEST longer than that is refused
-    (:class:`~peepsy.LineTooLongForPeer`); a RESPONSE longer than that is replaced by a
-    413 failure.
-    The core keeps the one table of our outstanding requests: each id with the
-    ``ticket`` its sender gave (:meth:`send_request`), handed back with its answer,
-    or by :meth:`forget` and :meth:`forget_all`. Ids of our requests are a role letter and
-    a counter (``m1``, ``m2``, ... or ``c1``, ...): unique on this channel, cheap, and
-    they let a late answer be told from a bogus one.
+    receives, unless given. A longer REQUEST is refused (:class:`~peepsy.LineTooLongForPeer`);
+    a longer RESPONSE is replaced by a 413 failure. The core keeps the one table of our
+    outstanding requests, each id with the ``ticket`` its sender gave (:meth:`send_request`),
+    handed back with its answer or by :meth:`forget_all`. Our ids are a role letter and a
+    counter (``m1``, ``m2``, ... or ``c1``, ...): unique on this channel, cheap, and they
+    let a late answer be told from a bogus one.
     """
 
     __slots__ = (
@@ -125,7 +124,7 @@ class Connection:
         self._prefix_json = to_json(self._prefix)[1:-1]  # escaped, without its quotes
         self._next_id = 1
         # our request id -> (action, ticket)
-        self._outstanding: dict[str, tuple[str, Any]] = {}
+        self._outstanding: dict[str, Ticket] = {}
         self._owed: set[str] = set()  # ids of their requests we have not answered
         self._ended = False
 
@@ -212,7 +211,8 @@ class Connection:
         return self._dispatch(message, number)
 
     def _invalid_response(self, exc: RemoteProtocolError, rid: str) -> InvalidResponseReceived:
-        action, ticket = self._outstanding.pop(rid)
+        sent = self._outstanding.pop(rid)
+        action, ticket = sent.action, _ticket(sent)
         error = InvalidResponse(
             f"the answer to {action!r} (request {rid!r}) is invalid: {exc.reason}",
             line=exc.line,
@@ -259,7 +259,7 @@ class Connection:
             if model is None:
                 model = _success_model(rid, status, data)
             return UnmatchedResponse(model, late=self._issued(rid))
-        return ResponseReceived(rid, status, data, sent[0], sent[1], model)
+        return ResponseReceived(rid, status, data, sent.action, _ticket(sent), model)
 
     def _receive_request(self, message: RequestUnified | RequestLegacy, number: int) -> Event:
         if isinstance(message, RequestLegacy):
@@ -311,10 +311,11 @@ class Connection:
         timeout: int | None = None,
         priority: int | None = None,
         legacy: bool = False,
-        ticket: Any = None,
+        ticket: Ticket | None = None,
     ) -> tuple[str, bytes]:
-        """Start a request. Returns its id and the line to write. ``ticket`` (anything)
-        comes back with the request's answer, or from :meth:`forget`."""
+        """Start a request. Returns its id and the line to write. ``ticket`` (an object
+        whose ``action`` is this action's name) is kept as the request's entry in the
+        table and comes back with its answer, or from :meth:`forget_all`."""
         rid = f"{self._prefix}{self._next_id}"
         if legacy:
             line = legacy_request_line(rid, action, data, timeout, priority)
@@ -344,7 +345,7 @@ class Connection:
                 limit=limit,
             )
         self._next_id += 1
-        self._outstanding[rid] = (action, ticket)
+        self._outstanding[rid] = _Sent(action) if ticket is None else ticket
         return rid, line
 
     def forget(self, request_id: str) -> bool:
@@ -358,7 +359,7 @@ class Connection:
     def forget_all(self) -> list[Any]:
         """Stop waiting for every outstanding request (the channel is gone); returns
         their tickets, in the order they were sent."""
-        tickets = [ticket for _, ticket in self._outstanding.values()]
+        tickets = [_ticket(sent) for sent in self._outstanding.values()]
         self._outstanding.clear()
         return tickets
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from pydantic import MISSING
 
@@ -182,3 +182,22 @@ def _success_model(rid: str, status: int, data: Any) -> Response:
     if data is not MISSING:
         fields["data"] = data
     return Response.model_construct(**fields)
+
+
+class Ticket(Protocol):
+    """What the core keeps for a request we sent: at least its action's name."""
+
+    action: str
+
+
+class _Sent:
+    """The entry of a request sent without a ticket."""
+
+    __slots__ = ("action",)
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+
+def _ticket(sent: Ticket) -> Any:
+    return None if type(sent) is _Sent else sent

@@ -11,23 +11,25 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 SLOT_S: Final = 0.005
 
 
 class _HasDeadline(Protocol):
     deadline: float
-    #: Where the wheel keeps it: set by :meth:`Deadlines.add`.
-    wheel_slot: int
+    #: The bucket the wheel keeps it in, set by :meth:`Deadlines.add`.
+    wheel: set[Any] | None
+
+    def __hash__(self) -> int: ...
 
 
 T = TypeVar("T", bound=_HasDeadline)
 
 
 class Deadlines(Generic[T]):
-    """Items keyed by their deadline's slot; each slot has one loop timer. An item is
-    taken off the wheel the moment it settles (:meth:`discard`), so nothing of an
+    """Items in buckets by their deadline's slot; each bucket has one loop timer. An
+    item leaves the wheel the moment it settles (:meth:`discard`), so nothing of an
     answered request is kept until its deadline."""
 
     __slots__ = ("_expire", "_loop", "_slots")
@@ -35,7 +37,7 @@ class Deadlines(Generic[T]):
     def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[T], None]) -> None:
         self._loop = loop
         self._expire = expire
-        self._slots: dict[int, dict[int, T]] = {}
+        self._slots: dict[int, set[T]] = {}
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._slots.values())
@@ -43,25 +45,27 @@ class Deadlines(Generic[T]):
     def add(self, item: T) -> None:
         """Call ``expire(item)`` once ``item.deadline`` (loop time) has passed, unless
         it is discarded first."""
-        slot = item.wheel_slot = math.ceil(item.deadline / SLOT_S)
+        slot = math.ceil(item.deadline / SLOT_S)
         bucket = self._slots.get(slot)
         if bucket is None:
-            self._slots[slot] = {id(item): item}
+            bucket = self._slots[slot] = set()
             self._loop.call_at(slot * SLOT_S, self._fire, slot)
-        else:
-            bucket[id(item)] = item
+        bucket.add(item)
+        item.wheel = bucket
 
     def discard(self, item: T) -> None:
-        bucket = self._slots.get(item.wheel_slot)
+        bucket = item.wheel
         if bucket is not None:
-            bucket.pop(id(item), None)
+            item.wheel = None
+            bucket.discard(item)
 
     def _fire(self, slot: int) -> None:
         now = self._loop.time()
         bucket = self._slots.pop(slot, None)
         if not bucket:
             return
-        for item in bucket.values():
+        for item in list(bucket):
+            item.wheel = None
             if item.deadline > now:  # the loop may wake a hair early
                 self.add(item)
             else:

@@ -57,7 +57,7 @@ class Call:
         "slot",
         "started",
         "timeout",
-        "wheel_slot",
+        "wheel",
     )
 
     def __init__(
@@ -78,7 +78,7 @@ class Call:
         self.slot = slot
         self.settled = False
         self.id = ""
-        self.wheel_slot = 0
+        self.wheel: set[Call] | None = None
 
     def withdraw(self) -> None:
         """The caller gave up (its task was cancelled): forget the request and release

@@ -9,6 +9,7 @@ targeted edge cases of each member the glance checks.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -157,8 +158,9 @@ def test_the_connection_gives_the_same_events_either_way() -> None:
     assert fast[0] == RequestReceived("c1", "echo", [1], 10, 2, False)
     assert isinstance(fast[1], MessageRejected)
     master = Connection(Role.MASTER)
-    rid, _ = master.send_request("echo", None, ticket="mine")
+    mine = SimpleNamespace(action="echo")
+    rid, _ = master.send_request("echo", None, ticket=mine)
     (answer,) = master.receive_data(b'{"type":"RESPONSE","id":"%s","status":200}\n' % rid.encode())
     assert isinstance(answer, ResponseReceived)
-    assert (answer.ticket, answer.data, answer.action) == ("mine", MISSING, "echo")
+    assert (answer.ticket, answer.data, answer.action) == (mine, MISSING, "echo")
     assert answer.response == Response(type="RESPONSE", id=rid, status=200)
