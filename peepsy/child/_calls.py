@@ -55,7 +55,7 @@ class MasterCalls:
             raise PeepsyShutdownError("the child is shutting down")
         call = session.call(action, data, timeout=timeout, priority=priority)
         try:
-            answer = await call.future
+            answer = await call
         except asyncio.CancelledError:
             call.withdraw()
             raise

@@ -121,18 +121,26 @@ class Group:
 
     def pick(self) -> Worker:
         """The member that takes the next request, by the group's strategy."""
+        worker = self.pick_or_none()
+        if worker is None:
+            raise PeepsyProcessError(f"no running member in group {self.name}", target=self.name)
+        return worker
+
+    def pick_or_none(self) -> Worker | None:
+        if self.strategy == "least-busy":
+            best, least = None, 0
+            for worker in self.members:
+                if worker.available:
+                    load = worker.in_flight
+                    if best is None or load < least:
+                        best, least = worker, load
+            return best
         ready = [w for w in self.members if w.available]
         if not ready:
-            raise PeepsyProcessError(f"no running member in group {self.name}", target=self.name)
+            return None
         if self.strategy == "random":
             return random.choice(ready)  # noqa: S311 - load spreading, not security
-        if self.strategy == "least-busy":
-            return min(ready, key=_in_flight)
         self._next %= len(ready)
         worker = ready[self._next]
         self._next += 1
         return worker
-
-
-def _in_flight(worker: Worker) -> int:
-    return worker.in_flight

@@ -58,9 +58,9 @@ class Router:
         priority: int | None,
         retry_statuses: Collection[int],
     ) -> Coroutine[Any, Any, Any]:
-        """See :meth:`Master.request`. The common case (a string action to a child by
-        name, outside any group, without retries) is sent here and now, and the caller
-        awaits a small coroutine for its answer: per request in flight, one small frame.
+        """See :meth:`Master.request`. The common case (a string action, without retries,
+        to a running child by name or to a group with room) is sent here and now, and the
+        caller awaits a small coroutine for its answer: one small frame per request.
         Anything else, and anything that fails, takes :meth:`_request`, so that every
         error is raised where the caller awaits, as from any coroutine."""
         if (
@@ -70,20 +70,38 @@ class Router:
             and not self._retry.retries
             and not self._closing()
         ):
-            named = self._workers.get(target)
-            if named is not None and named.group is None and named.accepts:
-                session = named.session
-                assert session is not None
-                if timeout is None:
-                    timeout = self._timeout
-                if type(timeout) is int and 0 < timeout <= MAX_TIMEOUT_MS:
-                    try:
-                        call = session.call(action, data, timeout=timeout, priority=priority)
-                    except PeepsyError:
-                        pass  # raised again by _request, where the caller awaits
-                    else:
-                        return _answer(call, target, action)
+            if timeout is None:
+                timeout = self._timeout
+            if type(timeout) is int and 0 < timeout <= MAX_TIMEOUT_MS:
+                call = self._send_now(action, target, data, timeout, priority)
+                if call is not None:
+                    return _answer(call)
         return self._request(action, target, data, timeout, retries, priority, retry_statuses)
+
+    def _send_now(
+        self, action: str, target: str, data: Any, timeout: int, priority: int | None
+    ) -> Call | None:
+        """The call, sent, when it can go at once: to a running child outside any group,
+        or to a group with a free slot and a running member. None otherwise, and when
+        sending fails (the slow path then raises it where the caller awaits)."""
+        worker = self._workers.get(target)
+        slot = None
+        if worker is None:
+            group = self._groups.get(target)
+            if group is None or (slot := group.try_acquire()) is None:
+                return None
+            worker = group.pick_or_none()
+        elif worker.group is not None or not worker.accepts:
+            return None
+        session = worker.session if worker is not None else None
+        if session is not None:
+            try:
+                return session.call(action, data, timeout=timeout, priority=priority, slot=slot)
+            except PeepsyError:
+                pass
+        if slot is not None:
+            slot.release()
+        return None
 
     async def _request(
         self,
@@ -141,7 +159,7 @@ class Router:
                 action, target, worker, data, timeout, priority
             )
         try:
-            answer = await call.future
+            answer = await call
         except asyncio.CancelledError:
             call.withdraw()  # the caller gave up: release what the call holds
             raise
@@ -191,14 +209,15 @@ class Router:
         return worker, call
 
 
-async def _answer(call: Call, target: str, action: str) -> Reply[Any]:
-    """The answer to a call sent by :meth:`Router.request`'s common case."""
+async def _answer(call: Call) -> Reply[Any]:
+    """The answer to a call sent at once by :meth:`Router.request`."""
     try:
-        answer = await call.future
+        answer = await call
     except asyncio.CancelledError:
         call.withdraw()  # the caller gave up: release what the call holds
         raise
+    target = call.session.peer
     if answer.status >= 400:
-        raise error_from_wire(answer.response, action=action, target=target)
+        raise error_from_wire(answer.response, action=call.action, target=target)
     data = answer.data
-    return Reply(answer.status, None if data is MISSING else data, answer.id, target, action)
+    return Reply(answer.status, None if data is MISSING else data, answer.id, target, call.action)

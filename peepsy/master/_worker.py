@@ -129,8 +129,9 @@ class Worker:
 
     @property
     def in_flight(self) -> int:
+        """Requests sent to the current process and not yet settled."""
         session = self.session
-        return 0 if session is None else session.outstanding
+        return 0 if session is None else session.conn.outstanding
 
     def begin(self, session: Session) -> None:
         """A new process is being started; ``session`` hears it from its first byte."""

@@ -17,7 +17,9 @@ SLOT_S: Final = 0.005
 
 
 class _HasDeadline(Protocol):
-    deadline: float
+    @property
+    def deadline(self) -> float: ...
+
     #: The bucket the wheel keeps it in, set by :meth:`Deadlines.add`.
     wheel: set[Any] | None
 

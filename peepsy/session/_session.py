@@ -2,7 +2,7 @@
 child both do.
 
 A :class:`Session` owns the protocol :class:`~peepsy.protocol.Connection` of a channel
-and adds what needs an event loop: the calls we make (each a :class:`Call` whose future
+and adds what needs an event loop: the calls we make (each a :class:`Call`, a future that
 settles exactly once: answer, invalid answer, timeout, withdrawal or loss of the
 channel), the deadlines of those calls, the writer that sends the answers produced
 while one read is handled in a single write, and the serving path for the peer's
@@ -43,17 +43,15 @@ class Slot(Protocol):
     def release(self) -> None: ...
 
 
-class Call:
-    """One request we sent: its future settles with the answer's
-    :class:`~peepsy.protocol.ResponseReceived`, or fails."""
+class Call(asyncio.Future[ResponseReceived]):
+    """One request we sent, and the future of its answer: it settles once, with the
+    answer's :class:`~peepsy.protocol.ResponseReceived`, or fails. One object for both
+    keeps a request in flight small."""
 
     __slots__ = (
         "action",
-        "deadline",
-        "future",
         "id",
         "session",
-        "settled",
         "slot",
         "started",
         "timeout",
@@ -62,23 +60,26 @@ class Call:
 
     def __init__(
         self,
+        loop: asyncio.AbstractEventLoop,
         session: Session,
         action: str,
-        future: asyncio.Future[ResponseReceived],
         timeout: int,
         started: float,
         slot: Slot | None,
     ) -> None:
+        super().__init__(loop=loop)
         self.session = session
         self.action = action
-        self.future = future
         self.timeout = timeout
         self.started = started
-        self.deadline = started + timeout / 1000
         self.slot = slot
-        self.settled = False
         self.id = ""
         self.wheel: set[Call] | None = None
+
+    @property
+    def deadline(self) -> float:
+        """Loop time at which it times out (computed: one float less per call)."""
+        return self.started + self.timeout / 1000
 
     def withdraw(self) -> None:
         """The caller gave up (its task was cancelled): forget the request and release
@@ -187,15 +188,14 @@ class Session:
         started: float | None = None,
         slot: Slot | None = None,
     ) -> Call:
-        """Send a request; the returned call's future settles once. ``started`` (loop
+        """Send a request; the returned call (a future) settles once. ``started`` (loop
         time) is when the caller's timeout began, if before now (time spent waiting for
         capacity counts); the REQUEST states what is left of it."""
         loop = self._loop
         now = loop.time()
         began = now if started is None else started
         remaining = timeout if started is None else timeout - int((now - began) * 1000)
-        future: asyncio.Future[ResponseReceived] = loop.create_future()
-        call = Call(self, action, future, timeout, began, slot)
+        call = Call(loop, self, action, timeout, began, slot)
         call.id, line = self.conn.send_request(
             action,
             data,
@@ -209,7 +209,6 @@ class Session:
         return call
 
     def _settle(self, call: Call) -> None:
-        call.settled = True
         self._deadlines.discard(call)  # nothing of an answered call waits for its deadline
         slot = call.slot
         if slot is not None:
@@ -222,8 +221,8 @@ class Session:
             return
         self._settle(call)
         self._listener.timed_out(call)
-        if not call.future.done():
-            call.future.set_exception(
+        if not call.done():
+            call.set_exception(
                 PeepsyTimeoutError(
                     f"Request timed out after {call.timeout}ms for target: {self.peer}",
                     action=call.action,
@@ -233,7 +232,7 @@ class Session:
             )
 
     def withdraw(self, call: Call) -> None:
-        if not call.settled and self.conn.forget(call.id):
+        if self.conn.forget(call.id):
             self._settle(call)
 
     def fail_all(self, error: Callable[[Call], PeepsyError]) -> int:
@@ -242,8 +241,8 @@ class Session:
         calls = self.conn.forget_all()
         for call in calls:
             self._settle(call)
-            if not call.future.done():
-                call.future.set_exception(error(call))
+            if not call.done():
+                call.set_exception(error(call))
         return len(calls)
 
     # --- receiving --------------------------------------------------------------------
@@ -274,8 +273,8 @@ class Session:
         call: Call = event.ticket
         self._settle(call)
         self._listener.answered(call, event.status)
-        if not call.future.done():
-            call.future.set_result(event)
+        if not call.done():
+            call.set_result(event)
 
     def _other(self, event: Event) -> None:
         if isinstance(event, MessageRejected):
@@ -300,8 +299,8 @@ class Session:
         # MSG-9: the peer answered, wrongly; the caller learns it now, not at its timeout.
         self._settle(call)
         self._listener.rejected(error)
-        if not call.future.done():
-            call.future.set_exception(error)
+        if not call.done():
+            call.set_exception(error)
 
     # --- answering --------------------------------------------------------------------
 
