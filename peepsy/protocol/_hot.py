@@ -27,8 +27,9 @@ _MAX_ACTION: Final = 256
 _MAX_TIMEOUT: Final = 300_000
 _ABSENT: Final = object()
 
-#: A member a flat REQUEST may have, besides ``type``, ``id`` and ``action``.
-_REQUEST_OPTIONAL: Final = ("data", "timeout", "priority")
+#: The members the hot path knows; a line with any other goes to the models.
+_REQUEST_KEYS: Final = frozenset({"type", "id", "action", "data", "timeout", "priority"})
+_RESPONSE_KEYS: Final = frozenset({"type", "id", "status", "data"})
 
 
 def read(line: bytes) -> dict[str, Any] | None:
@@ -45,12 +46,8 @@ def read(line: bytes) -> dict[str, Any] | None:
 def success_response(obj: dict[str, Any]) -> bool:
     """Whether ``obj`` is a RESPONSE with a success status, ``data`` or nothing, and
     no other member: the models would accept it as it is."""
-    size = len(obj)
-    if size == 4:
-        if "data" not in obj:
-            return False
-    elif size != 3:
-        return False
+    if not obj.keys() <= _RESPONSE_KEYS:
+        return False  # a failure's members, or one the models decide about
     rid = obj.get("id")
     status = obj.get("status")
     return (
@@ -60,6 +57,8 @@ def success_response(obj: dict[str, Any]) -> bool:
 
 def flat_request(obj: dict[str, Any]) -> bool:
     """Whether ``obj`` is a flat REQUEST with only known members, each in range."""
+    if not obj.keys() <= _REQUEST_KEYS:
+        return False  # an unknown member, or a legacy `request`: the models decide
     rid = obj.get("id")
     action = obj.get("action")
     if not (
@@ -69,12 +68,6 @@ def flat_request(obj: dict[str, Any]) -> bool:
         and 0 < len(action) <= _MAX_ACTION
     ):
         return False
-    known = 3
-    for name in _REQUEST_OPTIONAL:
-        if name in obj:
-            known += 1
-    if known != len(obj):
-        return False  # an unknown member, or a legacy `request`: the models decide
     # Absent and null differ: a null timeout or priority is invalid, so `get` with a
     # default that JSON cannot hold.
     timeout = obj.get("timeout", _ABSENT)
