@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from peepsy._errors import RemoteProtocolError
 from peepsy.protocol import (
@@ -88,10 +88,10 @@ class Listener:
         self._rejected = rejected
         self._lifecycle = lifecycle
 
-    def answered(self, call: Call, status: int) -> None:
+    def answered(self, call: Call[Any], status: int) -> None:
         pass
 
-    def timed_out(self, call: Call) -> None:
+    def timed_out(self, call: Call[Any]) -> None:
         log.info("no answer from the master to %r within %d ms", call.action, call.timeout)
 
     def rejected(self, error: RemoteProtocolError) -> None:

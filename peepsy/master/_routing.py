@@ -75,12 +75,12 @@ class Router:
             if type(timeout) is int and 0 < timeout <= MAX_TIMEOUT_MS:
                 call = self._send_now(action, target, data, timeout, priority)
                 if call is not None:
-                    return _answer(call)
+                    return _reply(call)
         return self._request(action, target, data, timeout, retries, priority, retry_statuses)
 
     def _send_now(
         self, action: str, target: str, data: Any, timeout: int, priority: int | None
-    ) -> Call | None:
+    ) -> _ReplyCall | None:
         """The call, sent, when it can go at once: to a running child outside any group,
         or to a group with a free slot and a running member. None otherwise, and when
         sending fails (the slow path then raises it where the caller awaits)."""
@@ -96,7 +96,9 @@ class Router:
         session = worker.session if worker is not None else None
         if session is not None:
             try:
-                return session.call(action, data, timeout=timeout, priority=priority, slot=slot)
+                return session.call(
+                    action, data, timeout=timeout, priority=priority, slot=slot, kind=_ReplyCall
+                )
             except PeepsyError:
                 pass
         if slot is not None:
@@ -175,7 +177,7 @@ class Router:
         data: Any,
         timeout: int,
         priority: int | None,
-    ) -> tuple[Worker, Call]:
+    ) -> tuple[Worker, Call[ResponseReceived]]:
         group = self._groups.get(target if worker is None else worker.group or "")
         if group is None:
             raise PeepsyNotFoundError(f"No process found for target or group: {target}")
@@ -209,15 +211,25 @@ class Router:
         return worker, call
 
 
-async def _answer(call: Call) -> Reply[Any]:
-    """The answer to a call sent at once by :meth:`Router.request`."""
+class _ReplyCall(Call[Reply[Any]]):
+    """A call sent at once by :meth:`Router.request`: it settles with the caller's
+    ``Reply``, or with the failure as an exception, so the caller's coroutine only waits."""
+
+    __slots__ = ()
+
+    def settle(self, event: ResponseReceived) -> None:
+        target = self.session.peer
+        if event.status >= 400:
+            self.set_exception(error_from_wire(event.response, action=self.action, target=target))
+        else:
+            data = event.data
+            status, rid, action = event.status, event.id, self.action
+            self.set_result(Reply(status, None if data is MISSING else data, rid, target, action))
+
+
+async def _reply(call: _ReplyCall) -> Reply[Any]:
     try:
-        answer = await call
+        return await call
     except asyncio.CancelledError:
         call.withdraw()  # the caller gave up: release what the call holds
         raise
-    target = call.session.peer
-    if answer.status >= 400:
-        raise error_from_wire(answer.response, action=call.action, target=target)
-    data = answer.data
-    return Reply(answer.status, None if data is MISSING else data, answer.id, target, call.action)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from peepsy._actions import Handlers
 from peepsy._errors import PeepsyProcessError
@@ -45,7 +45,7 @@ class Spawner:
         self._heartbeat_interval = heartbeat_interval
         self._include_stack = include_stack
         self._serve_concurrency = serve_concurrency
-        self._deadlines: Deadlines[Call] | None = None
+        self._deadlines: Deadlines[Call[Any]] | None = None
 
     def __len__(self) -> int:
         """Calls on the deadline wheel: those still waiting for an answer."""

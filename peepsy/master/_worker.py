@@ -13,7 +13,7 @@ import collections
 import logging
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from pydantic import MISSING
 
@@ -174,7 +174,7 @@ class Worker:
 
     # --- the session's listener ---------------------------------------------------------
 
-    def answered(self, call: Call, status: int) -> None:
+    def answered(self, call: Call[Any], status: int) -> None:
         elapsed = (self._loop_time() - call.started) * 1000
         if self.requests_handled:
             self.avg_response += EMA_ALPHA * (elapsed - self.avg_response)
@@ -184,7 +184,7 @@ class Worker:
         if status >= 400:
             self.errors += 1
 
-    def timed_out(self, call: Call) -> None:
+    def timed_out(self, call: Call[Any]) -> None:
         self.errors += 1
         self.timeouts += 1
 

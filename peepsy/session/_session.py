@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast, overload
 
 from peepsy._errors import (
     EncodeError,
@@ -43,10 +43,15 @@ class Slot(Protocol):
     def release(self) -> None: ...
 
 
-class Call(asyncio.Future[ResponseReceived]):
-    """One request we sent, and the future of its answer: it settles once, with the
-    answer's :class:`~peepsy.protocol.ResponseReceived`, or fails. One object for both
-    keeps a request in flight small."""
+R = TypeVar("R")
+
+
+class Call(asyncio.Future[R]):
+    """One request we sent, and the future of its answer: it settles once, with what
+    :meth:`settle` makes of the answer (by default the answer's
+    :class:`~peepsy.protocol.ResponseReceived` itself), or fails. One object for both
+    keeps a request in flight small; a subclass that settles with its caller's final
+    value saves the caller a coroutine of its own."""
 
     __slots__ = (
         "action",
@@ -74,7 +79,11 @@ class Call(asyncio.Future[ResponseReceived]):
         self.started = started
         self.slot = slot
         self.id = ""
-        self.wheel: set[Call] | None = None
+        self.wheel: set[Call[Any]] | None = None
+
+    def settle(self, event: ResponseReceived) -> None:
+        """Resolve with the answer ``event`` (not called once cancelled)."""
+        self.set_result(cast(R, event))
 
     @property
     def deadline(self) -> float:
@@ -87,7 +96,10 @@ class Call(asyncio.Future[ResponseReceived]):
         self.session.withdraw(self)
 
 
-def expire(call: Call) -> None:
+C = TypeVar("C", bound=Call[Any])
+
+
+def expire(call: Call[Any]) -> None:
     """For :class:`~peepsy.session.Deadlines`: one wheel serves every session on a loop."""
     call.session.expire(call)
 
@@ -95,10 +107,10 @@ def expire(call: Call) -> None:
 class SessionListener(Protocol):
     """What a session reports to the side that owns it."""
 
-    def answered(self, call: Call, status: int) -> None:
+    def answered(self, call: Call[Any], status: int) -> None:
         """``call`` got its answer (any status; an invalid answer is :meth:`rejected`)."""
 
-    def timed_out(self, call: Call) -> None:
+    def timed_out(self, call: Call[Any]) -> None:
         """``call`` got no answer within its timeout."""
 
     def rejected(self, error: RemoteProtocolError) -> None:
@@ -133,7 +145,7 @@ class Session:
         conn: Connection,
         write: Callable[[bytes], None],
         loop: asyncio.AbstractEventLoop,
-        deadlines: Deadlines[Call],
+        deadlines: Deadlines[Call[Any]],
         listener: SessionListener,
         server_factory: Callable[[Session], Server],
         *,
@@ -178,6 +190,29 @@ class Session:
 
     # --- calls we make ----------------------------------------------------------------
 
+    @overload
+    def call(
+        self,
+        action: str,
+        data: Any,
+        *,
+        timeout: int,
+        priority: int | None = ...,
+        started: float | None = ...,
+        slot: Slot | None = ...,
+    ) -> Call[ResponseReceived]: ...
+    @overload
+    def call(
+        self,
+        action: str,
+        data: Any,
+        *,
+        timeout: int,
+        priority: int | None = ...,
+        started: float | None = ...,
+        slot: Slot | None = ...,
+        kind: type[C],
+    ) -> C: ...
     def call(
         self,
         action: str,
@@ -187,15 +222,16 @@ class Session:
         priority: int | None = None,
         started: float | None = None,
         slot: Slot | None = None,
-    ) -> Call:
-        """Send a request; the returned call (a future) settles once. ``started`` (loop
-        time) is when the caller's timeout began, if before now (time spent waiting for
-        capacity counts); the REQUEST states what is left of it."""
+        kind: type[Call[Any]] = Call,
+    ) -> Call[Any]:
+        """Send a request; the returned call (a future, of class ``kind``) settles once.
+        ``started`` (loop time) is when the caller's timeout began, if before now (time
+        spent waiting for capacity counts); the REQUEST states what is left of it."""
         loop = self._loop
         now = loop.time()
         began = now if started is None else started
         remaining = timeout if started is None else timeout - int((now - began) * 1000)
-        call = Call(loop, self, action, timeout, began, slot)
+        call = kind(loop, self, action, timeout, began, slot)
         call.id, line = self.conn.send_request(
             action,
             data,
@@ -208,14 +244,14 @@ class Session:
         self.write(line)
         return call
 
-    def _settle(self, call: Call) -> None:
+    def _settle(self, call: Call[Any]) -> None:
         self._deadlines.discard(call)  # nothing of an answered call waits for its deadline
         slot = call.slot
         if slot is not None:
             call.slot = None
             slot.release()
 
-    def expire(self, call: Call) -> None:
+    def expire(self, call: Call[Any]) -> None:
         """The deadline wheel's callback: fail ``call``, which is still unanswered."""
         if not self.conn.forget(call.id):  # pragma: no cover - settled calls leave the wheel
             return
@@ -231,11 +267,11 @@ class Session:
                 )
             )
 
-    def withdraw(self, call: Call) -> None:
+    def withdraw(self, call: Call[Any]) -> None:
         if self.conn.forget(call.id):
             self._settle(call)
 
-    def fail_all(self, error: Callable[[Call], PeepsyError]) -> int:
+    def fail_all(self, error: Callable[[Call[Any]], PeepsyError]) -> int:
         """The channel is gone: fail every call still waiting with ``error(call)``.
         Returns how many there were."""
         calls = self.conn.forget_all()
@@ -270,11 +306,11 @@ class Session:
             self._other(event)
 
     def _answered(self, event: ResponseReceived) -> None:
-        call: Call = event.ticket
+        call: Call[Any] = event.ticket
         self._settle(call)
         self._listener.answered(call, event.status)
         if not call.done():
-            call.set_result(event)
+            call.settle(event)
 
     def _other(self, event: Event) -> None:
         if isinstance(event, MessageRejected):
@@ -295,7 +331,7 @@ class Session:
         else:
             self._listener.lifecycle(event)
 
-    def _invalid_answer(self, call: Call, error: InvalidResponse) -> None:
+    def _invalid_answer(self, call: Call[Any], error: InvalidResponse) -> None:
         # MSG-9: the peer answered, wrongly; the caller learns it now, not at its timeout.
         self._settle(call)
         self._listener.rejected(error)

@@ -26,10 +26,10 @@ class Recorder:
         self.heard_late = asyncio.Event()
         self.lifecycle: list[Event] = []
 
-    def on_answered(self, call: Call, status: int) -> None:
+    def on_answered(self, call: Call[Any], status: int) -> None:
         self.answered.append((call.action, status))
 
-    def on_timed_out(self, call: Call) -> None:
+    def on_timed_out(self, call: Call[Any]) -> None:
         self.timed_out.append(call.action)
 
     def on_rejected(self, error: RemoteProtocolError) -> None:
@@ -56,10 +56,10 @@ class Listener:
 
 def pair(
     handlers: Handlers, *, capacity: int | None = None
-) -> tuple[Session, Session, Recorder, Deadlines[Call]]:
+) -> tuple[Session, Session, Recorder, Deadlines[Call[Any]]]:
     """A master-side session whose lines reach a child-side one, and back."""
     loop = asyncio.get_running_loop()
-    deadlines: Deadlines[Call] = Deadlines(loop, expire)
+    deadlines: Deadlines[Call[Any]] = Deadlines(loop, expire)
     recorder = Recorder()
     sides: dict[str, Session] = {}
 
