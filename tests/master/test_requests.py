@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from peepsy import (
     Action,
+    EncodeError,
     ErrorEvent,
     ExitEvent,
     PeepsyNotFoundError,
@@ -598,5 +599,32 @@ def test_requests_to_one_child_are_numbered_per_channel() -> None:
             await settle()
             assert [r.id for r in w1.requests] == ["m1", "m2"]
             assert [r.id for r in w2.requests] == ["m1"]
+
+    run(main())
+
+
+# --- when a request leaves ----------------------------------------------------------------
+
+
+def test_a_plain_request_is_written_when_called_and_its_errors_come_where_awaited() -> None:
+    async def main() -> None:
+        farm = Farm(auto=echo)
+        async with farm.master() as master:
+            await farm.spawn(master, "w1")
+            pending = master.request("echo", "w1", {"n": 1})
+            assert master.get_process_stats("w1").requests_active == 1  # sent already
+            reply = await pending
+            assert (reply.data, reply.target, reply.action) == ({"n": 1}, "w1", "echo")
+            # A request that cannot be sent raises where it is awaited, not where called.
+            unsendable = master.request("echo", "w1", object())
+            assert master.get_process_stats("w1").requests_active == 0
+            with pytest.raises(EncodeError, match="cannot write REQUEST as JSON"):
+                await unsendable
+            # So does one for a target that does not exist.
+            missing = master.request("echo", "nobody", 1)
+            with pytest.raises(PeepsyNotFoundError):
+                await missing
+            # A coroutine all the same: create_task takes it.
+            assert (await asyncio.create_task(master.request("echo", "w1", 2))).data == 2
 
     run(main())
