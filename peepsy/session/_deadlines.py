@@ -29,17 +29,29 @@ class _HasDeadline(Protocol):
 T = TypeVar("T", bound=_HasDeadline)
 
 
+class _Bucket(set[Any]):
+    """The items of one slot, with the slot's number and its loop timer."""
+
+    __slots__ = ("slot", "timer")
+
+    def __init__(self, slot: int) -> None:
+        super().__init__()
+        self.slot = slot
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class Deadlines(Generic[T]):
     """Items in buckets by their deadline's slot; each bucket has one loop timer. An
     item leaves the wheel the moment it settles (:meth:`discard`), so nothing of an
-    answered request is kept until its deadline."""
+    answered request is kept until its deadline, and a bucket left empty has its timer
+    cancelled: answered requests cost the loop no wake-up at their deadlines."""
 
     __slots__ = ("_expire", "_loop", "_slots")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[T], None]) -> None:
         self._loop = loop
         self._expire = expire
-        self._slots: dict[int, set[T]] = {}
+        self._slots: dict[int, _Bucket] = {}
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._slots.values())
@@ -50,8 +62,8 @@ class Deadlines(Generic[T]):
         slot = math.ceil(item.deadline / SLOT_S)
         bucket = self._slots.get(slot)
         if bucket is None:
-            bucket = self._slots[slot] = set()
-            self._loop.call_at(slot * SLOT_S, self._fire, slot)
+            bucket = self._slots[slot] = _Bucket(slot)
+            bucket.timer = self._loop.call_at(slot * SLOT_S, self._fire, slot)
         bucket.add(item)
         item.wheel = bucket
 
@@ -60,6 +72,14 @@ class Deadlines(Generic[T]):
         if bucket is not None:
             item.wheel = None
             bucket.discard(item)
+            if not bucket and isinstance(bucket, _Bucket):
+                self._drop(bucket)
+
+    def _drop(self, bucket: _Bucket) -> None:
+        if self._slots.get(bucket.slot) is bucket:
+            del self._slots[bucket.slot]
+            if bucket.timer is not None:
+                bucket.timer.cancel()
 
     def _fire(self, slot: int) -> None:
         now = self._loop.time()
