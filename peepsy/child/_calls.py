@@ -3,7 +3,6 @@ the one retry policy, and their answers turned into data or exceptions."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -12,8 +11,7 @@ from pydantic import MISSING
 from peepsy._actions import ActionLike
 from peepsy._checks import check_int, check_ms
 from peepsy._errors import PeepsyShutdownError
-from peepsy._failures import error_from_wire
-from peepsy.session import RetryPolicy, Session
+from peepsy.session import RetryPolicy, Session, answer_of
 
 
 class MasterCalls:
@@ -53,12 +51,5 @@ class MasterCalls:
         session = self._session()
         if session is None:
             raise PeepsyShutdownError("the child is shutting down")
-        call = session.call(action, data, timeout=timeout, priority=priority)
-        try:
-            answer = await call
-        except asyncio.CancelledError:
-            call.withdraw()
-            raise
-        if answer.status >= 400:
-            raise error_from_wire(answer.response, action=action, target="master")
+        answer = await answer_of(session.call(action, data, timeout=timeout, priority=priority))
         return None if answer.data is MISSING else answer.data

@@ -27,7 +27,7 @@ from peepsy.master._groups import Group
 from peepsy.master._stats import Reply
 from peepsy.master._worker import ACCEPTING, Worker
 from peepsy.protocol import ResponseReceived
-from peepsy.session import Call, RetryPolicy
+from peepsy.session import Call, RetryPolicy, answer_of
 
 #: The longest timeout a REQUEST may state (schema: TimeoutMs).
 MAX_TIMEOUT_MS = 300_000
@@ -160,14 +160,7 @@ class Router:
             worker, call = await self._attempt_in_group(
                 action, target, worker, data, timeout, priority
             )
-        try:
-            answer = await call
-        except asyncio.CancelledError:
-            call.withdraw()  # the caller gave up: release what the call holds
-            raise
-        if answer.status >= 400:
-            raise error_from_wire(answer.response, action=action, target=worker.target)
-        return answer, worker
+        return await answer_of(call), worker
 
     async def _attempt_in_group(
         self,

@@ -47,20 +47,15 @@ class Spawner:
         self._serve_concurrency = serve_concurrency
         self._deadlines: Deadlines[Call[Any]] | None = None
 
-    def __len__(self) -> int:
-        """Calls on the deadline wheel: those still waiting for an answer."""
-        return 0 if self._deadlines is None else len(self._deadlines)
-
     async def start(self, worker: Worker, *, restart: bool) -> None:
         """Start ``worker``'s process with a fresh session and send it INIT."""
         loop = asyncio.get_running_loop()
         if self._deadlines is None:
             self._deadlines = Deadlines(loop, expire)
         conn = Connection(Role.MASTER, max_line_bytes=self._max_line_bytes)
-        early: list[bytes] = []
         session = Session(
             conn,
-            early.append,
+            None,  # held until the process is up (Worker.attach binds it)
             loop,
             self._deadlines,
             worker,

@@ -79,12 +79,9 @@ class Supervisor:
             "%s (pid %s) exited with %s", worker.target, pid, how
         )
         self._emitter.emit("exit", ExitEvent(worker.target, pid, returncode, sig, expected, failed))
-        if worker.status == "stopping" or (expected and worker.status != "stopped"):
-            worker.move("stopped")
-            return
         if worker.status == "stopped":
             return
-        if not self._may_restart(worker):
+        if expected or worker.status == "stopping" or not self._may_restart(worker):
             worker.move("stopped")
             return
         loop = asyncio.get_running_loop()

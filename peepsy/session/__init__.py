@@ -10,7 +10,7 @@ rest. The protocol itself is in :mod:`peepsy.protocol`; bytes move in
 from peepsy.session._deadlines import Deadlines
 from peepsy.session._retry import RetryPolicy
 from peepsy.session._serving import DEFAULT_QUEUE_TIMEOUT_MS, Server
-from peepsy.session._session import Call, Session, SessionListener, Slot, expire
+from peepsy.session._session import Call, Session, SessionListener, Slot, answer_of, expire
 
 __all__ = [
     "DEFAULT_QUEUE_TIMEOUT_MS",
@@ -21,5 +21,6 @@ __all__ = [
     "Session",
     "SessionListener",
     "Slot",
+    "answer_of",
     "expire",
 ]

@@ -23,7 +23,7 @@ from peepsy._errors import (
     PeepsyTimeoutError,
     RemoteProtocolError,
 )
-from peepsy._failures import bare_payload, error_to_wire
+from peepsy._failures import bare_payload, error_from_wire, error_to_wire
 from peepsy.protocol import (
     Connection,
     Event,
@@ -104,6 +104,19 @@ def expire(call: Call[Any]) -> None:
     call.session.expire(call)
 
 
+async def answer_of(call: Call[ResponseReceived]) -> ResponseReceived:
+    """Wait for ``call``'s answer; a failure status is raised as
+    :class:`~peepsy.RemoteError`. A caller cancelled while waiting withdraws the call."""
+    try:
+        answer = await call
+    except asyncio.CancelledError:
+        call.withdraw()  # the caller gave up: release what the call holds
+        raise
+    if answer.status >= 400:
+        raise error_from_wire(answer.response, action=call.action, target=call.session.peer)
+    return answer
+
+
 class SessionListener(Protocol):
     """What a session reports to the side that owns it."""
 
@@ -130,6 +143,7 @@ class Session:
     __slots__ = (
         "_batch",
         "_deadlines",
+        "_held",
         "_include_stack",
         "_listener",
         "_loop",
@@ -143,7 +157,7 @@ class Session:
     def __init__(
         self,
         conn: Connection,
-        write: Callable[[bytes], None],
+        write: Callable[[bytes], None] | None,
         loop: asyncio.AbstractEventLoop,
         deadlines: Deadlines[Call[Any]],
         listener: SessionListener,
@@ -154,7 +168,8 @@ class Session:
         legacy: bool = False,
     ) -> None:
         self.conn = conn
-        self._write = write
+        self._held: list[bytes] = []
+        self._write = self._held.append if write is None else write
         self._loop = loop
         self._deadlines = deadlines
         self._listener = listener
@@ -172,14 +187,14 @@ class Session:
     # --- writing ----------------------------------------------------------------------
 
     def bind(self, write: Callable[[bytes], None]) -> None:
-        """Write from now on with ``write``, after what was written before it: a master
-        makes a child's session before the process is up, so that nothing the child
-        says first is lost, and binds it to the process's input once it is."""
-        early, self._write = self._write, write
-        pending = getattr(early, "__self__", None)
-        if isinstance(pending, list) and pending:
-            write(b"".join(pending))
-            pending.clear()
+        """Write from now on with ``write``, after what was held until now: a master
+        makes a child's session (with no writer) before the process is up, so that
+        nothing the child says first is lost, and binds it once the process's input
+        exists."""
+        held, self._held = self._held, []
+        self._write = write
+        if held:
+            write(b"".join(held))
 
     def write(self, line: bytes) -> None:
         batch = self._batch
