@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from pydantic import MISSING
 
@@ -75,7 +75,7 @@ class Router:
             if type(timeout) is int and 0 < timeout <= MAX_TIMEOUT_MS:
                 call = self._send_now(action, target, data, timeout, priority)
                 if call is not None:
-                    return _reply(call)
+                    return cast(Coroutine[Any, Any, Reply[Any]], call)
         return self._request(action, target, data, timeout, retries, priority, retry_statuses)
 
     def _send_now(
@@ -205,8 +205,11 @@ class Router:
 
 
 class _ReplyCall(Call[Reply[Any]]):
-    """A call sent at once by :meth:`Router.request`: it settles with the caller's
-    ``Reply``, or with the failure as an exception, so the caller's coroutine only waits."""
+    """A call sent at once by :meth:`Router.request`, and what the caller awaits: it
+    settles with the caller's ``Reply``, or with the failure as an exception. It is
+    also a coroutine (``send``, ``throw``, ``close``), so that ``create_task`` and
+    ``asyncio.run`` take it as they take any ``request()``; awaiting it costs the
+    caller no coroutine of its own (a frame and about 200 bytes per request)."""
 
     __slots__ = ()
 
@@ -219,10 +222,22 @@ class _ReplyCall(Call[Reply[Any]]):
             status, rid, action = event.status, event.id, self.action
             self.set_result(Reply(status, None if data is MISSING else data, rid, target, action))
 
+    # A Task drives a coroutine by send(None) until StopIteration: here, by yielding
+    # the call itself (a future the task then waits on) until it is done.
+    def send(self, value: None) -> _ReplyCall:
+        if self.done():
+            raise StopIteration(self.result())
+        self._asyncio_future_blocking = True
+        return self
 
-async def _reply(call: _ReplyCall) -> Reply[Any]:
-    try:
-        return await call
-    except asyncio.CancelledError:
-        call.withdraw()  # the caller gave up: release what the call holds
-        raise
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> _ReplyCall:
+        self.cancel()  # what a task throws in is its cancellation
+        if val is None:
+            val = typ() if isinstance(typ, type) else typ
+        raise val if tb is None else val.with_traceback(tb)
+
+    def close(self) -> None:
+        pass
+
+
+Coroutine.register(_ReplyCall)

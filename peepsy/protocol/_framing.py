@@ -19,6 +19,11 @@ MIN_MAX_LINE_BYTES: Final = 1024 * 1024
 HEAD_BYTES: Final = 2048
 _BOM: Final = b"\xef\xbb\xbf"
 _JSON_SPACE: Final = frozenset(b" \t\r")
+#: A pending line is held as the chunks it came in and joined once, at its newline: one
+#: copy of a 10 MB line, where growing one buffer copied it several times over. Chunks
+#: smaller than this are gathered into one part, so that a peer writing a byte at a
+#: time cannot make a long line cost an object per byte.
+_SMALL_PART: Final = 4096
 
 
 class LineFramer:
@@ -30,13 +35,14 @@ class LineFramer:
     ignored (FRAME-7).
     """
 
-    __slots__ = ("_at_start", "_buf", "_discarding", "_line_no", "_max")
+    __slots__ = ("_at_start", "_discarding", "_held", "_line_no", "_max", "_parts")
 
     def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         if max_line_bytes < 2:
             raise ValueError("max_line_bytes must be at least 2")
         self._max = max_line_bytes
-        self._buf = bytearray()
+        self._parts: list[bytes | bytearray] = []
+        self._held = 0  # bytes in _parts
         self._discarding = False
         self._at_start = True
         self._line_no = 0
@@ -53,47 +59,44 @@ class LineFramer:
     @property
     def buffered(self) -> int:
         """Bytes held for an unfinished line."""
-        return len(self._buf)
+        return self._held
 
     def feed(self, data: bytes) -> list[tuple[int, bytes] | LineTooLong]:
         out: list[tuple[int, bytes] | LineTooLong] = []
         if self._at_start:
-            if self._buf:
-                data = bytes(self._buf) + data
-                self._buf.clear()
+            if self._parts:
+                data = self._take() + data
             if len(data) < len(_BOM) and _BOM.startswith(data):
-                self._buf += data
+                self._hold(data)
                 return out
             self._at_start = False
             if data.startswith(_BOM):
                 data = data[len(_BOM) :]
         limit = self._max - 1  # the limit counts the newline
         start = 0
-        if self._buf or self._discarding:
-            # Finish the pending line. Only the new bytes are searched: what is buffered
+        if self._parts or self._discarding:
+            # Finish the pending line. Only the new bytes are searched: what is held
             # holds no newline, so a long line fed in small chunks costs linear time.
             end = data.find(b"\n")
             if end < 0:
                 if not self._discarding:
-                    if len(self._buf) + len(data) > limit:
-                        size = len(self._buf) + len(data)
+                    size = self._held + len(data)
+                    if size > limit:
                         out.append(self._too_long(size, self._head(data), self._line_no + 1, True))
-                        self._buf.clear()
+                        self._take()
                         self._discarding = True
                     else:
-                        self._buf += data
+                        self._hold(data)
                 return out
             self._line_no += 1
             if self._discarding:
                 self._discarding = False
-            elif len(self._buf) + end > limit:
-                out.append(self._too_long(len(self._buf) + end + 1, self._head(data)))
-                self._buf.clear()
+            elif self._held + end > limit:
+                out.append(self._too_long(self._held + end + 1, self._head(data)))
+                self._take()
             else:
-                self._buf += data[:end]
-                line = bytes(self._buf)
-                self._buf.clear()
-                self._emit(line, out)
+                self._hold(data[:end])
+                self._emit(self._take(), out)
             start = end + 1
         find = data.find
         while (end := find(b"\n", start)) >= 0:
@@ -110,8 +113,26 @@ class LineFramer:
                 head = data[start : start + HEAD_BYTES]
                 out.append(self._too_long(len(data) - start, head, self._line_no + 1, True))
             else:
-                self._buf += data[start:]
+                self._hold(data[start:])
         return out
+
+    def _hold(self, chunk: bytes) -> None:
+        parts = self._parts
+        if len(chunk) >= _SMALL_PART:
+            parts.append(chunk)
+        elif parts and type(last := parts[-1]) is bytearray and len(last) < _SMALL_PART:
+            last += chunk
+        else:
+            parts.append(bytearray(chunk))
+        self._held += len(chunk)
+
+    def _take(self) -> bytes:
+        """The pending line's bytes; nothing is held after."""
+        parts = self._parts
+        line = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+        self._parts = []
+        self._held = 0
+        return line
 
     def _emit(self, line: bytes, out: list[tuple[int, bytes] | LineTooLong]) -> None:
         if line.endswith(b"\r"):
@@ -122,8 +143,7 @@ class LineFramer:
 
     def close(self) -> list[RemoteProtocolError]:
         """End of stream. Returns an error if it cut a line short (FRAME-2)."""
-        rest = bytes(self._buf)
-        self._buf.clear()
+        rest = self._take()
         discarding, self._discarding = self._discarding, False
         if discarding or not rest.strip(b" \t\r"):
             return []
@@ -136,7 +156,11 @@ class LineFramer:
 
     def _head(self, data: bytes) -> bytes:
         """The first bytes of the pending line, continued by ``data``."""
-        head = bytes(self._buf[:HEAD_BYTES])
+        head = b""
+        for part in self._parts:
+            head += part[: HEAD_BYTES - len(head)]
+            if len(head) >= HEAD_BYTES:
+                return head
         return head + data[: HEAD_BYTES - len(head)]
 
     def _too_long(

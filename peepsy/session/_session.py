@@ -95,6 +95,14 @@ class Call(asyncio.Future[R]):
         what it holds; an answer that still comes is late."""
         self.session.withdraw(self)
 
+    def cancel(self, msg: Any | None = None) -> bool:
+        # A task cancelled while it awaits the call cancels the call itself: withdrawn
+        # here, so a caller that awaits it directly needs no wrapper to release it.
+        if not super().cancel(msg):
+            return False
+        self.session.withdraw(self)
+        return True
+
 
 C = TypeVar("C", bound=Call[Any])
 

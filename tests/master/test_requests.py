@@ -628,3 +628,76 @@ def test_a_plain_request_is_written_when_called_and_its_errors_come_where_awaite
             assert (await asyncio.create_task(master.request("echo", "w1", 2))).data == 2
 
     run(main())
+
+
+def test_a_caller_cancelled_while_waiting_withdraws_its_request() -> None:
+    async def main() -> None:
+        farm = Farm(auto=hold)
+        async with farm.master() as master:
+            peer = await farm.spawn(master, "w1")
+            task = asyncio.create_task(master.request("slow", "w1", 1))
+            request = await peer.next_request()
+            assert master.get_process_stats("w1").requests_active == 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert master.get_active_requests_count() == 0
+            # The answer that still comes is late, and goes nowhere.
+            peer.reply(request, data=1)
+            await until(lambda: master.get_process_stats("w1").late_responses == 1)
+
+    run(main())
+
+
+def test_a_caller_cancelled_after_its_answer_came_stays_cancelled() -> None:
+    """The answer settles the request, then the task is cancelled before it resumes:
+    the task ends cancelled, and the request counts as answered."""
+
+    async def main() -> None:
+        farm = Farm(auto=hold)
+        async with farm.master() as master:
+            peer = await farm.spawn(master, "w1")
+            pending = master.request("slow", "w1", 1)
+            assert asyncio.iscoroutine(pending)
+            assert isinstance(pending, asyncio.Future)
+            task: asyncio.Task[Any] = asyncio.create_task(pending)
+            # Runs before the task's own wake-up, which was not registered yet.
+            pending.add_done_callback(lambda _: task.cancel())
+            peer.reply(await peer.next_request(), data=1)
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            stats = master.get_process_stats("w1")
+            assert (stats.requests_active, stats.requests_handled) == (0, 1)
+
+    run(main())
+
+
+def test_a_request_driven_as_a_coroutine_by_hand() -> None:
+    """What a task does with ``request()``'s result, done by hand: ``send`` until
+    ``StopIteration``, ``throw`` to end it early, ``close`` a no-op."""
+
+    async def main() -> None:
+        farm = Farm(auto=hold)
+        async with farm.master() as master:
+            peer = await farm.spawn(master, "w1")
+            pending = master.request("slow", "w1", 1)
+            assert pending.send(None) is pending  # not answered: wait on it
+            peer.reply(await peer.next_request(), data=7)
+            await until(lambda: master.get_process_stats("w1").requests_active == 0)
+            with pytest.raises(StopIteration) as stop:
+                pending.send(None)
+            assert stop.value.value.data == 7
+            pending.close()
+
+            thrown = master.request("slow", "w1", 2)
+            assert master.get_process_stats("w1").requests_active == 1
+            with pytest.raises(RuntimeError, match="given up"):
+                thrown.throw(RuntimeError("given up"))
+            assert master.get_process_stats("w1").requests_active == 0
+            with pytest.raises(asyncio.CancelledError):
+                await thrown
+            with pytest.raises(asyncio.CancelledError):  # the old form: a class
+                master.request("slow", "w1", 3).throw(asyncio.CancelledError)
+            assert master.get_process_stats("w1").requests_active == 0
+
+    run(main())

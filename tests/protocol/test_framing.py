@@ -16,6 +16,7 @@ from peepsy.protocol import (
     TruncatedLine,
     parse,
 )
+from peepsy.protocol._framing import HEAD_BYTES
 
 BOM = b"\xef\xbb\xbf"
 
@@ -401,3 +402,32 @@ def test_one_byte_over_the_least_limit_is_dropped() -> None:
     framer = LineFramer(MIN_MAX_LINE_BYTES)
     items = framer.feed(b"a" * MIN_MAX_LINE_BYTES + b"\n")
     assert [type(i) for i in items] == [LineTooLong]
+
+
+def test_a_long_line_in_chunks_of_mixed_sizes_comes_out_whole() -> None:
+    """Small and large chunks of one pending line, in any order, give back its bytes."""
+    line = bytes(range(32, 127)) * 1000  # 95 kB, no newline
+    sizes = [1, 5000, 3, 4095, 4096, 2, 10_000, 7]
+    chunks, at, k = [], 0, 0
+    while at < len(line):
+        chunks.append(line[at : at + sizes[k % len(sizes)]])
+        at += sizes[k % len(sizes)]
+        k += 1
+    framer = LineFramer(DEFAULT_MAX_LINE_BYTES)
+    for chunk in chunks:
+        assert framer.feed(chunk) == []
+    assert framer.buffered == len(line)
+    assert framer.feed(b"\nnext") == [(1, line)]
+    assert framer.buffered == 4
+
+
+def test_a_long_line_held_in_small_chunks_reports_its_head() -> None:
+    """The head of a line that grew too long is read across the chunks it came in."""
+    framer = LineFramer(3000)
+    body = b'{"type":"REQUEST","id":"r1",' + b'"x":"' + b"a" * 4000
+    items = [item for i in range(0, len(body), 7) for item in framer.feed(body[i : i + 7])]
+    assert [type(item) for item in items] == [LineTooLong]
+    error = items[0]
+    assert isinstance(error, LineTooLong)
+    assert error.head == body[:HEAD_BYTES]
+    assert framer.buffered == 0
