@@ -123,7 +123,6 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
             self._groups,
             RetryPolicy(max_retries, retry_delay),
             timeout,
-            lambda: self._closing,
         )
         self._supervisor = Supervisor(
             self._emitter,
@@ -380,6 +379,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         still waiting for group capacity, answer the children's new requests 503, and
         stop supervising."""
         self._closing = True
+        self._router.close()
         workers = list(self._workers.values())
         self._supervisor.close()
         for group in self._groups.values():

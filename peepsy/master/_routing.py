@@ -8,8 +8,8 @@ to the chosen worker's session. One attempt; retries wrap it (``RetryPolicy.run`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Coroutine
-from typing import Any, cast
+from collections.abc import Collection, Coroutine
+from typing import Any
 
 from pydantic import MISSING
 
@@ -40,13 +40,17 @@ class Router:
         groups: dict[str, Group],
         retry: RetryPolicy,
         timeout: int,
-        closing: Callable[[], bool],
     ) -> None:
         self._workers = workers
         self._groups = groups
         self._retry = retry
         self._timeout = timeout
-        self._closing = closing
+        #: Set by :meth:`close`: requests then fail with PeepsyShutdownError.
+        self.closed = False
+
+    def close(self) -> None:
+        """The master is shutting down: refuse new requests."""
+        self.closed = True
 
     def request(
         self,
@@ -68,14 +72,14 @@ class Router:
             and retries is None
             and not retry_statuses
             and not self._retry.retries
-            and not self._closing()
+            and not self.closed
         ):
             if timeout is None:
                 timeout = self._timeout
             if type(timeout) is int and 0 < timeout <= MAX_TIMEOUT_MS:
                 call = self._send_now(action, target, data, timeout, priority)
                 if call is not None:
-                    return cast(Coroutine[Any, Any, Reply[Any]], call)
+                    return call  # a coroutine too: see _ReplyCall
         return self._request(action, target, data, timeout, retries, priority, retry_statuses)
 
     def _send_now(
@@ -146,7 +150,7 @@ class Router:
     async def _attempt(
         self, action: str, target: str, data: Any, timeout: int, priority: int | None
     ) -> tuple[ResponseReceived, Worker]:
-        if self._closing():
+        if self.closed:
             raise PeepsyShutdownError("the master is shutting down")
         worker = self._workers.get(target)
         if worker is not None and worker.group is None:

@@ -259,7 +259,8 @@ class Connection:
             if model is None:
                 model = _success_model(rid, status, data)
             return UnmatchedResponse(model, late=self._issued(rid))
-        return ResponseReceived(rid, status, data, sent.action, _ticket(sent), model)
+        ticket = None if type(sent) is _Sent else sent
+        return ResponseReceived(rid, status, data, sent.action, ticket, model)
 
     def _receive_request(self, message: RequestUnified | RequestLegacy, number: int) -> Event:
         if isinstance(message, RequestLegacy):

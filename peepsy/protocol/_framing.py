@@ -103,6 +103,8 @@ class LineFramer:
             self._line_no += 1
             if end - start > limit:
                 out.append(self._too_long(end - start + 1, data[start : start + HEAD_BYTES]))
+            elif end > start and data[end - 1] != 13 and data[start] not in _JSON_SPACE:
+                out.append((self._line_no, data[start:end]))  # the common line, as is
             else:
                 self._emit(data[start:end], out)
             start = end + 1
