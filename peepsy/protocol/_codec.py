@@ -15,7 +15,17 @@ from peepsy._errors import (
     InvalidJson,
     InvalidMessage,
     Issue,
+    NestingTooDeepForPeer,
     UnknownMessageType,
+)
+from peepsy.protocol._ids import NOT_JSON, ids_from_head, loads, recover_ids
+from peepsy.protocol._limits import (
+    MAX_DEPTH,
+    MAX_INT_DIGITS,
+    could_be_too_deep,
+    could_overflow,
+    depth,
+    has_long_integer,
 )
 from peepsy.protocol._messages import LEGACY_TAG, MESSAGE_ADAPTER, Message
 
@@ -24,7 +34,11 @@ _validate_python: Final = MESSAGE_ADAPTER.validate_python
 #: A JSON escape of a UTF-16 surrogate, which pydantic's parser refuses when it stands alone.
 _SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
-_NOT_JSON: Final = object()
+#: What pydantic's parser says of valid JSON beyond its limits, by the message's start.
+_BEYOND_DECODER_REASONS: Final = {
+    "recursion ": f"the line nests deeper than {MAX_DEPTH} levels",
+    "number out": f"an integer has more than {MAX_INT_DIGITS} digits",
+}
 
 
 def parse(line: bytes | str, *, line_number: int | None = None) -> Message:
@@ -44,16 +58,25 @@ def parse(line: bytes | str, *, line_number: int | None = None) -> Message:
         message = _parse_leniently(exc, line, line_number)
     # JSON has no NaN or Infinity (RFC 8259), but the parser takes them: look closer only
     # when the bytes could hold one, so the common line pays two substring searches.
-    raw = line if isinstance(line, bytes) else line.encode()
+    raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
     if (b"NaN" in raw or b"Infinity" in raw) and _has_constant(line):
-        request_id, response_id = _recover_ids(line)
-        raise InvalidJson(
-            "NaN and Infinity are not JSON numbers",
-            line=line_number,
-            request_id=request_id,
-            response_id=response_id,
-        )
+        _refuse("NaN and Infinity are not JSON numbers", line, line_number)
+    if could_overflow(raw) and _has_overflow(line):
+        # The parser would read it as infinity, which no peer can send back (FRAME-3).
+        _refuse("a number beyond the range of a double", line, line_number)
     return message
+
+
+def _refuse(reason: str, line: bytes | str, line_number: int | None) -> NoReturn:
+    request_id, response_id = recover_ids(line)
+    raise InvalidJson(reason, line=line_number, request_id=request_id, response_id=response_id)
+
+
+def _beyond_decoder(reason: str, raw: bytes, line_number: int | None) -> NoReturn:
+    """Refuse valid JSON that the decoders do not read (too deep, too long an integer):
+    its ids are read from its start, as no parser takes it whole."""
+    request_id, response_id = ids_from_head(raw)
+    raise InvalidJson(reason, line=line_number, request_id=request_id, response_id=response_id)
 
 
 def encode(message: Message) -> bytes:
@@ -90,6 +113,12 @@ def printable(text: str) -> str:
 
 
 def _is_surrogate_failure(exc: Exception) -> bool:
+    if "Maximum serialization depth" in str(exc):
+        # Deeper than the serializer goes, so deeper still than a receiver reads.
+        raise NestingTooDeepForPeer(
+            f"a value nests deeper than the {MAX_DEPTH} levels a receiver reads",
+            limit=MAX_DEPTH,
+        ) from exc
     return "surrogates not allowed" in str(exc)
 
 
@@ -124,28 +153,28 @@ def _plain_key(key: Any) -> Any:
     return key if isinstance(key, str) else to_jsonable_python(key)
 
 
-def _loads(line: bytes | str) -> Any:
-    """The stdlib's reading of a line, or ``_NOT_JSON``. Bytes must be UTF-8: the stdlib
-    would also guess UTF-16 and let encoded surrogates through."""
-    try:
-        return json.loads(line.decode() if isinstance(line, bytes) else line)
-    except (ValueError, RecursionError):
-        return _NOT_JSON
-
-
 def _parse_leniently(exc: ValidationError, line: bytes | str, line_number: int | None) -> Message:
     """The slow path, taken only when the strict parse failed: it may have failed on a
     lone surrogate escape (FRAME-9) or an integral float (MSG-8) alone."""
     first = exc.errors(include_url=False, include_context=False)[0]
     if first["type"] == "json_invalid":
         raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
+        what = first["msg"].removeprefix("Invalid JSON: ")[:10]
+        if what in _BEYOND_DECODER_REASONS:
+            _beyond_decoder(_BEYOND_DECODER_REASONS[what], raw, line_number)
         if _SURROGATE_ESCAPE.search(raw) is None:
             raise InvalidJson(first["msg"], line=line_number) from None
-        obj = _loads(line)
-        if obj is _NOT_JSON:
+        # The stdlib reads what pydantic's parser refused for a lone surrogate; it must
+        # refuse what that parser would have refused further on (FRAME-3).
+        if could_be_too_deep(raw) and depth(raw) > MAX_DEPTH:
+            _beyond_decoder(_BEYOND_DECODER_REASONS["recursion "], raw, line_number)
+        if has_long_integer(raw):
+            _beyond_decoder(_BEYOND_DECODER_REASONS["number out"], raw, line_number)
+        obj = loads(line)
+        if obj is NOT_JSON:
             raise InvalidJson(first["msg"], line=line_number) from None
     elif _repairable(exc):
-        obj = _loads(line)
+        obj = loads(line)
     else:
         _raise_for(exc, line, line_number)
     try:
@@ -231,56 +260,27 @@ def _reject_constant(_name: str) -> NoReturn:
     raise _Constant
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _Constant
+    return value
+
+
+def _has_overflow(line: bytes | str) -> bool:
+    try:
+        json.loads(line, parse_float=_finite)
+    except _Constant:
+        return True
+    return False
+
+
 def _has_constant(line: bytes | str) -> bool:
     try:
         json.loads(line, parse_constant=_reject_constant)
     except _Constant:
         return True
     return False
-
-
-def _recover_ids(line: bytes | str) -> tuple[str | None, str | None]:
-    """What a broken line still tells: the readable id of a REQUEST (REQ-10), so that it
-    can be answered (REQ-7), or the string id of a RESPONSE, so that the request it
-    answers can fail at once (MSG-9)."""
-    obj = _loads(line)
-    if not isinstance(obj, dict):
-        return None, None
-    kind = obj.get("type")
-    if kind == "RESPONSE":
-        rid = obj.get("id")
-        return None, rid if isinstance(rid, str) else None
-    if kind != "REQUEST":
-        return None, None
-    # REQ-10: a `request` member, whatever it holds, is where the id is; the flat id
-    # beside a broken `request` is not read.
-    if "request" in obj:
-        body = obj["request"]
-        candidate = body.get("id") if isinstance(body, dict) else None
-    else:
-        candidate = obj.get("id")
-    if isinstance(candidate, str) and 0 < len(candidate) <= 128:
-        return candidate, None
-    return None, None
-
-
-# How senders write a REQUEST's start: the type, then the id (or the legacy body's id).
-_HEAD_ID: Final = re.compile(
-    rb'[ \t\r]*\{[ \t\r]*"type"[ \t\r]*:[ \t\r]*"REQUEST"[ \t\r]*,[ \t\r]*'
-    rb'(?:"request"[ \t\r]*:[ \t\r]*\{[ \t\r]*)?"id"[ \t\r]*:[ \t\r]*("(?:[^"\\]|\\.)*")'
-)
-
-
-def request_id_from_head(head: bytes) -> str | None:
-    """The id of a REQUEST read from the start of its line alone, when the line is too
-    long to be parsed whole (FRAME-12); ``None`` when the start does not show one."""
-    match = _HEAD_ID.match(head)
-    if match is None:
-        return None
-    rid = _loads(match[1])
-    if isinstance(rid, str) and 0 < len(rid) <= 128:
-        return rid
-    return None
 
 
 def json_path(loc: tuple[int | str, ...]) -> str:
@@ -307,7 +307,7 @@ def _raise_for(exc: ValidationError, line: bytes | str, line_number: int | None)
     shape = "legacy REQUEST" if kind == "REQUEST" and first["loc"][1] == LEGACY_TAG else str(kind)
     issues = tuple(Issue(json_path(err["loc"][skip:]), err["msg"]) for err in errors)
     summary = "; ".join(str(i) for i in issues)
-    request_id, response_id = _recover_ids(line)
+    request_id, response_id = recover_ids(line)
     raise InvalidMessage(
         f"invalid {shape}: {summary}",
         line=line_number,
