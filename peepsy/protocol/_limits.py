@@ -20,9 +20,9 @@ from typing import Final
 
 from peepsy._errors import LineTooLongForPeer, NestingTooDeepForPeer, NumberTooLongForPeer
 
-#: Containers a line may nest, the message object included: pydantic's parser takes
-#: exactly this many (so ``data`` of a flat REQUEST may nest 200 levels).
-MAX_DEPTH: Final = 201
+#: Containers a line may nest, the message object included: pydantic's parser reads a
+#: value inside this many and no more (so ``data`` of a flat REQUEST may nest 199 levels).
+MAX_DEPTH: Final = 200
 #: Digits an integer may have: both decoders refuse longer ones (Python's own default
 #: ``sys.get_int_max_str_digits()``, fixed in the decoders).
 MAX_INT_DIGITS: Final = 4300
@@ -33,6 +33,7 @@ QUICK: Final = 2 * MAX_DEPTH
 _OPENERS: Final = (b"[", b"{")
 _DIGITS: Final = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
 _LONG_INT: Final = b"0" * (MAX_INT_DIGITS + 1)
+_EMPTY: Final = re.compile(rb"\[\]|\{\}")
 _NOT_STRUCTURE: Final = bytes(i for i in range(256) if i not in b"[]{}")
 #: An exponent of three digits or more, or a run of 309 digits: what a number needs to
 #: overflow a double (FRAME-3). Only a line that holds one is parsed again.
@@ -62,7 +63,7 @@ def depth(line: bytes) -> int:
     rest = _outside_strings(line).translate(None, _NOT_STRUCTURE)
     levels = 0
     while rest and levels <= MAX_DEPTH:
-        rest = rest.replace(b"[]", b"").replace(b"{}", b"")
+        rest = _EMPTY.sub(b"", rest)  # one scan: a pass removes one level, no more
         levels += 1
     return levels
 
