@@ -41,7 +41,7 @@ from peepsy.protocol._events import (
     invalid_response,
     request_event,
 )
-from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, LineFramer
+from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, MIN_MAX_LINE_BYTES, LineFramer
 from peepsy.protocol._generated import (
     ErrorPayload,
     Heartbeat,
@@ -83,8 +83,8 @@ class Connection:
 
     ``peer_max_line_bytes`` is the longest line the peer reads (FRAME-11): the
     ``maxLineBytes`` of the first INIT a child receives, or of the first READY a master
-    receives; until then (or when it states none), the limit given, by default the
-    reference's own 16 MiB. A longer REQUEST is refused (:class:`~peepsy.LineTooLongForPeer`);
+    receives; until then (or when it states none), the limit given, by default our own
+    ``max_line_bytes`` (at least 1 MiB): both sides of a channel set up alike agree. A longer REQUEST is refused (:class:`~peepsy.LineTooLongForPeer`);
     a longer RESPONSE is replaced by a 413 failure. A line nested deeper or with a longer
     integer than a receiver reads (see peepsy.protocol._limits) is refused too, with an
     :class:`~peepsy.EncodeError` that names the limit. The core keeps the one table of our
@@ -113,10 +113,16 @@ class Connection:
         *,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         id_prefix: str | None = None,
-        peer_max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        peer_max_line_bytes: int | None = None,
     ) -> None:
         self.our_role = our_role
-        self.peer_max_line_bytes = peer_max_line_bytes
+        # Until the peer states its limit, it is taken to read what we read (and never
+        # less than the 1 MiB every receiver reads, FRAME-6).
+        self.peer_max_line_bytes = (
+            max(max_line_bytes, MIN_MAX_LINE_BYTES)
+            if peer_max_line_bytes is None
+            else peer_max_line_bytes
+        )
         # Whether the peer's INIT (or READY) has come: only the first one states its limit.
         self._greeted = False
         self._framer = LineFramer(max_line_bytes)

@@ -190,11 +190,15 @@ def test_each_limit_has_its_own_error_and_code() -> None:
 # --- the peer's line limit is known before its READY ----------------------------------------
 
 
-def test_before_ready_the_master_assumes_the_reference_limit() -> None:
+def test_before_ready_the_master_assumes_the_child_reads_what_it_reads() -> None:
     master = Connection(Role.MASTER)
     assert master.peer_max_line_bytes == DEFAULT_MAX_LINE_BYTES
-    with pytest.raises(LineTooLongForPeer):
+    with pytest.raises(LineTooLongForPeer) as caught:
         master.send_request("echo", "x" * DEFAULT_MAX_LINE_BYTES)
+    assert caught.value.limit == DEFAULT_MAX_LINE_BYTES
+    assert Connection(Role.CHILD, max_line_bytes=32 * MIB).peer_max_line_bytes == 32 * MIB
+    # Never less than what every receiver reads (FRAME-6).
+    assert Connection(Role.MASTER, max_line_bytes=2048).peer_max_line_bytes == MIB
 
 
 def test_a_stated_limit_replaces_the_assumed_one() -> None:
