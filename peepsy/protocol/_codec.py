@@ -7,6 +7,7 @@ import math
 import re
 from typing import Any, Final, NoReturn
 
+import msgspec
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
@@ -18,11 +19,10 @@ from peepsy._errors import (
     NestingTooDeepForPeer,
     UnknownMessageType,
 )
-from peepsy.protocol._ids import NOT_JSON, ids_from_head, loads, recover_ids
+from peepsy.protocol._ids import NOT_JSON, TOO_DEEP, ids_from_head, loads, recover_ids
 from peepsy.protocol._limits import (
     MAX_DEPTH,
     MAX_INT_DIGITS,
-    could_be_too_deep,
     could_overflow,
     depth,
     has_long_integer,
@@ -34,11 +34,8 @@ _validate_python: Final = MESSAGE_ADAPTER.validate_python
 #: A JSON escape of a UTF-16 surrogate, which pydantic's parser refuses when it stands alone.
 _SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
-#: What pydantic's parser says of valid JSON beyond its limits, by the message's start.
-_BEYOND_DECODER_REASONS: Final = {
-    "recursion ": f"the line nests deeper than {MAX_DEPTH} levels",
-    "number out": f"an integer has more than {MAX_INT_DIGITS} digits",
-}
+_msgspec_loads: Final = msgspec.json.Decoder().decode
+_TOO_DEEP: Final = "the line nests deeper than the parser reads (Python's recursion limit)"
 
 
 def parse(line: bytes | str, *, line_number: int | None = None) -> Message:
@@ -72,9 +69,9 @@ def _refuse(reason: str, line: bytes | str, line_number: int | None) -> NoReturn
     raise InvalidJson(reason, line=line_number, request_id=request_id, response_id=response_id)
 
 
-def _beyond_decoder(reason: str, raw: bytes, line_number: int | None) -> NoReturn:
-    """Refuse valid JSON that the decoders do not read (too deep, too long an integer):
-    its ids are read from its start, as no parser takes it whole."""
+def _beyond_parsers(reason: str, raw: bytes, line_number: int | None) -> NoReturn:
+    """Refuse valid JSON that no parser here reads (too deep, too long an integer,
+    FRAME-13): its ids are read from its start, as nothing reads it whole."""
     request_id, response_id = ids_from_head(raw)
     raise InvalidJson(reason, line=line_number, request_id=request_id, response_id=response_id)
 
@@ -91,7 +88,7 @@ def encode(message: Message) -> bytes:
     try:
         return serializer.to_json(message, by_alias=True) + b"\n"
     except PydanticSerializationError as exc:
-        if not _is_surrogate_failure(exc):
+        if not _is_surrogate_failure(exc, message.type):
             raise EncodeError(f"cannot write {message.type} as JSON: {exc}") from exc
         return _dumps_escaping(serializer.to_python(message, by_alias=True), message.type) + b"\n"
 
@@ -101,7 +98,7 @@ def dumps(value: Any, kind: str) -> bytes:
     try:
         return to_json(value, by_alias=True, inf_nan_mode="null")
     except PydanticSerializationError as exc:
-        if not _is_surrogate_failure(exc):
+        if not _is_surrogate_failure(exc, kind):
             raise EncodeError(f"cannot write {kind} as JSON: {exc}") from exc
         return _dumps_escaping(value, kind)
 
@@ -112,14 +109,18 @@ def printable(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
-def _is_surrogate_failure(exc: Exception) -> bool:
+def _is_surrogate_failure(exc: Exception, kind: str) -> bool:
     if "Maximum serialization depth" in str(exc):
-        # Deeper than the serializer goes, so deeper still than a receiver reads.
-        raise NestingTooDeepForPeer(
-            f"a value nests deeper than the {MAX_DEPTH} levels a receiver reads",
-            limit=MAX_DEPTH,
-        ) from exc
+        raise _too_deep(kind) from exc
     return "surrogates not allowed" in str(exc)
+
+
+def _too_deep(kind: str) -> NestingTooDeepForPeer:
+    return NestingTooDeepForPeer(
+        f"{kind} not sent: a value in it is inside more than {MAX_DEPTH} containers, "
+        f"more than peepsy writes",
+        limit=MAX_DEPTH,
+    )
 
 
 def _dumps_escaping(value: Any, kind: str) -> bytes:
@@ -127,9 +128,15 @@ def _dumps_escaping(value: Any, kind: str) -> bytes:
     # are then turned into escapes; they can only stand inside JSON strings.
     try:
         text = json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:
+        raise _too_deep(kind) from None
     except (TypeError, ValueError, PydanticSerializationError) as exc:
         raise EncodeError(f"cannot write {kind} as JSON: {exc}") from exc
-    return _SURROGATE.sub(_escape, text).encode()
+    out = _SURROGATE.sub(_escape, text).encode()
+    # The stdlib goes deeper than pydantic's serializer: hold it to the same limit.
+    if out.count(b"[") + out.count(b"{") > MAX_DEPTH and depth(out) > MAX_DEPTH:
+        raise _too_deep(kind)
+    return out
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -158,21 +165,7 @@ def _parse_leniently(exc: ValidationError, line: bytes | str, line_number: int |
     lone surrogate escape (FRAME-9) or an integral float (MSG-8) alone."""
     first = exc.errors(include_url=False, include_context=False)[0]
     if first["type"] == "json_invalid":
-        raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
-        what = first["msg"].removeprefix("Invalid JSON: ")[:10]
-        if what in _BEYOND_DECODER_REASONS:
-            _beyond_decoder(_BEYOND_DECODER_REASONS[what], raw, line_number)
-        if _SURROGATE_ESCAPE.search(raw) is None:
-            raise InvalidJson(first["msg"], line=line_number) from None
-        # The stdlib reads what pydantic's parser refused for a lone surrogate; it must
-        # refuse what that parser would have refused further on (FRAME-3).
-        if could_be_too_deep(raw) and depth(raw) > MAX_DEPTH:
-            _beyond_decoder(_BEYOND_DECODER_REASONS["recursion "], raw, line_number)
-        if has_long_integer(raw):
-            _beyond_decoder(_BEYOND_DECODER_REASONS["number out"], raw, line_number)
-        obj = loads(line)
-        if obj is NOT_JSON:
-            raise InvalidJson(first["msg"], line=line_number) from None
+        obj = _read_again(first["msg"], line, line_number)
     elif _repairable(exc):
         obj = loads(line)
     else:
@@ -192,6 +185,32 @@ def _parse_leniently(exc: ValidationError, line: bytes | str, line_number: int |
                 _put_back(message, loc, text)
             return message
     return _raise_for(exc, line, line_number)
+
+
+def _read_again(reason: str, line: bytes | str, line_number: int | None) -> Any:
+    """What pydantic's parser refused as JSON, read by one that goes further: msgspec for
+    a line nested deeper than its 200 levels (the hot path reads such a line, FRAME-13),
+    the stdlib for a lone surrogate escape (FRAME-9). A line no parser reads is invalid,
+    and answered by the ids at its start."""
+    raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
+    what = reason.removeprefix("Invalid JSON: ")
+    if what.startswith("number out of range") or has_long_integer(raw):
+        _beyond_parsers(f"an integer has more than {MAX_INT_DIGITS} digits", raw, line_number)
+    if what.startswith("recursion limit"):
+        try:
+            return _msgspec_loads(raw)
+        except RecursionError:
+            _beyond_parsers(_TOO_DEEP, raw, line_number)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            pass  # a lone surrogate, or a number beyond a double, further on
+    elif _SURROGATE_ESCAPE.search(raw) is None:
+        raise InvalidJson(reason, line=line_number) from None
+    obj = loads(line)
+    if obj is TOO_DEEP:
+        _beyond_parsers(_TOO_DEEP, raw, line_number)
+    if obj is NOT_JSON:
+        raise InvalidJson(reason, line=line_number) from None
+    return obj
 
 
 def _repairable(exc: ValidationError) -> bool:

@@ -84,9 +84,10 @@ class Connection:
     ``peer_max_line_bytes`` is the longest line the peer reads (FRAME-11): the
     ``maxLineBytes`` of the first INIT a child receives, or of the first READY a master
     receives; until then (or when it states none), the limit given, by default our own
-    ``max_line_bytes`` (at least 1 MiB): both sides of a channel set up alike agree. A longer REQUEST is refused (:class:`~peepsy.LineTooLongForPeer`);
-    a longer RESPONSE is replaced by a 413 failure. A line nested deeper or with a longer
-    integer than a receiver reads (see peepsy.protocol._limits) is refused too, with an
+    ``max_line_bytes`` (at least 1 MiB): both sides of a channel set up alike agree. A
+    longer REQUEST is refused (:class:`~peepsy.LineTooLongForPeer`); a longer RESPONSE is
+    replaced by a 413 failure. Data nested deeper than peepsy writes, or holding a longer
+    integer than a receiver reads (peepsy.protocol._limits), is refused too, with an
     :class:`~peepsy.EncodeError` that names the limit. The core keeps the one table of our
     outstanding requests, each id with the ``ticket`` its sender gave (:meth:`send_request`),
     handed back with its answer or by :meth:`forget_all`. Our ids are a role letter and a

@@ -16,8 +16,6 @@ from typing import Any, Final
 
 import msgspec
 
-from peepsy.protocol._limits import QUICK, could_be_too_deep
-
 # msgspec, not orjson: orjson reads an integer beyond 64 bits as a float, where the
 # models (and JSON) keep it exact.
 _loads: Final = msgspec.json.Decoder().decode
@@ -40,13 +38,9 @@ def read(line: bytes) -> dict[str, Any] | None:
         obj = _loads(line)
     except (_DecodeError, UnicodeDecodeError, RecursionError):
         # Invalid UTF-8 inside a string, or nesting deeper than msgspec goes: the
-        # models decide (they answer a deep line as invalid, FRAME-8).
+        # models decide (they answer a line too deep for any parser as invalid, FRAME-13).
         return None
-    if type(obj) is not dict or (len(line) > QUICK and could_be_too_deep(line)):
-        # msgspec reads deeper than pydantic's parser: such a line goes to the models,
-        # which judge it (FRAME-3). A short line cannot be that deep.
-        return None
-    return obj
+    return obj if type(obj) is dict else None
 
 
 def success_response(obj: dict[str, Any]) -> bool:

@@ -9,15 +9,19 @@ import re
 from typing import Any, Final
 
 NOT_JSON: Final = object()
+TOO_DEEP: Final = object()
 
 
 def loads(line: bytes | str) -> Any:
-    """The stdlib's reading of a line, or ``NOT_JSON``. Bytes must be UTF-8: the stdlib
-    would also guess UTF-16 and let encoded surrogates through."""
+    """The stdlib's reading of a line, ``NOT_JSON`` or, nested deeper than it reads,
+    ``TOO_DEEP``. Bytes must be UTF-8: the stdlib would also guess UTF-16 and let
+    encoded surrogates through."""
     try:
         return json.loads(line.decode() if isinstance(line, bytes) else line)
-    except (ValueError, RecursionError):
+    except ValueError:
         return NOT_JSON
+    except RecursionError:
+        return TOO_DEEP
 
 
 def recover_ids(line: bytes | str) -> tuple[str | None, str | None]:

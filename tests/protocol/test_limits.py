@@ -10,13 +10,14 @@ from typing import Any
 
 import msgspec
 import pytest
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 
 from peepsy import EncodeError, LocalProtocolError, PeepsyError
 from peepsy._failures import error_to_wire
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
     Connection,
+    ErrorPayload,
     InvalidJson,
     InvalidResponseReceived,
     LineTooLong,
@@ -25,7 +26,9 @@ from peepsy.protocol import (
     NestingTooDeepForPeer,
     NumberTooLongForPeer,
     Ready,
+    RequestLegacy,
     RequestReceived,
+    RequestUnified,
     Response,
     ResponseReceived,
     Role,
@@ -60,10 +63,10 @@ def master_with(*actions: str) -> tuple[Connection, list[str]]:
 # --- the numbers are the decoders' own ------------------------------------------------------
 
 
-def test_max_depth_is_what_pydantics_parser_reads() -> None:
-    from_json(deep_json(MAX_DEPTH))
-    with pytest.raises(ValueError, match="recursion limit"):
-        from_json(deep_json(MAX_DEPTH + 1))
+def test_max_depth_is_what_pydantics_serializer_writes() -> None:
+    to_json(nested(MAX_DEPTH))
+    with pytest.raises(ValueError, match="depth"):
+        to_json(nested(MAX_DEPTH + 1))
 
 
 @pytest.mark.parametrize("decode", [from_json, msgspec.json.Decoder().decode])
@@ -96,31 +99,49 @@ def test_depth_counts_containers_and_not_brackets_in_strings(text: bytes, levels
     assert depth(text) == levels
 
 
-def test_depth_stops_counting_past_the_limit() -> None:
-    assert depth(deep_json(5000)) == MAX_DEPTH + 1
+# --- nesting: every receiver reads what a sender writes ------------------------------------
 
-
-# --- the sender refuses what the receiver would drop ----------------------------------------
+DEEPEST = nested(MAX_DEPTH)
 
 
 @pytest.mark.parametrize("legacy", [False, True])
-def test_a_request_as_deep_as_a_receiver_reads_is_sent_and_read(legacy: bool) -> None:
-    # The message object is a level, and the legacy `request` body another.
-    levels = MAX_DEPTH - (2 if legacy else 1)
-    master = Connection(Role.MASTER)
-    _, line = master.send_request("echo", nested(levels), legacy=legacy)
+def test_the_deepest_request_written_is_read_on_both_paths(legacy: bool) -> None:
+    # The flat shape is read on the hot path (msgspec), the legacy one by the models,
+    # whose parser stops at 200 levels: both take what the serializer writes.
+    _, line = Connection(Role.MASTER).send_request("echo", DEEPEST, legacy=legacy)
     event = one(Connection(Role.CHILD).receive_data(line))
     assert isinstance(event, RequestReceived)
-    assert event.data == nested(levels)
+    assert event.data == DEEPEST
+    message = parse(line.rstrip(b"\n"))
+    assert isinstance(message, RequestLegacy if legacy else RequestUnified)
+    body = message.request if isinstance(message, RequestLegacy) else message
+    assert body.data == DEEPEST
+
+
+def test_the_deepest_failure_details_and_a_deep_line_with_a_surrogate_are_read() -> None:
+    child = Connection(Role.CHILD)
+    child.receive_data(b'{"type":"REQUEST","id":"m1","action":"echo"}\n')
+    payload = ErrorPayload(name="E", message="m", details=nested(MAX_DEPTH - 1))
+    line = child.send_response("m1", 500, error_payload=payload)
+    master, _ = master_with("echo")
+    event = one(master.receive_data(line))
+    assert isinstance(event, ResponseReceived)
+    assert event.response.error_payload == payload
+    # A lone surrogate sends the line to the stdlib's parser: it reads as deep.
+    _, line = Connection(Role.MASTER).send_request("echo", nested(MAX_DEPTH, "\ud800"))
+    assert b"\\ud800" in line
+    event = one(Connection(Role.CHILD).receive_data(line))
+    assert isinstance(event, RequestReceived)
+    assert event.data == nested(MAX_DEPTH, "\ud800")
 
 
 @pytest.mark.parametrize("legacy", [False, True])
-@pytest.mark.parametrize("extra", [1, 60, 500])
-def test_a_request_deeper_than_a_receiver_reads_is_refused(legacy: bool, extra: int) -> None:
+@pytest.mark.parametrize("inner", [1, "\ud800"], ids=["plain", "surrogate"])
+@pytest.mark.parametrize("extra", [1, 500])
+def test_data_deeper_than_peepsy_writes_is_refused(legacy: bool, inner: Any, extra: int) -> None:
     master = Connection(Role.MASTER)
-    levels = MAX_DEPTH - (2 if legacy else 1) + extra
     with pytest.raises(NestingTooDeepForPeer) as caught:
-        master.send_request("echo", nested(levels), legacy=legacy)
+        master.send_request("echo", nested(MAX_DEPTH + extra, inner), legacy=legacy)
     assert caught.value.limit == MAX_DEPTH
     assert str(MAX_DEPTH) in str(caught.value)
     assert isinstance(caught.value, EncodeError)
@@ -167,7 +188,7 @@ def test_an_answer_the_master_could_not_read_is_refused_and_can_be_replaced() ->
     child = Connection(Role.CHILD)
     one(child.receive_data(b'{"type":"REQUEST","id":"m1","action":"echo"}\n'))
     with pytest.raises(NestingTooDeepForPeer):
-        child.send_response("m1", 200, nested(MAX_DEPTH))
+        child.send_response("m1", 200, nested(MAX_DEPTH + 1))
     with pytest.raises(NumberTooLongForPeer):
         child.send_response("m1", 200, 10**5000)
     # Still owed, so that the failure can be sent instead (the session does so).
@@ -219,13 +240,16 @@ def test_a_ready_without_a_limit_keeps_the_assumed_one() -> None:
 # --- the receiver answers what it cannot read ------------------------------------------------
 
 
+TOO_DEEP_FOR_ANY_PARSER = deep_json(5000)  # beyond Python's recursion limit
+
+
 @pytest.mark.parametrize(
     "data",
-    [deep_json(MAX_DEPTH), deep_json(600), deep_json(5000), b"9" * 5000, b"-" + b"1" * 4301],
-    ids=["one-too-deep", "deep-for-msgspec-too", "very-deep", "long-int", "long-negative"],
+    [TOO_DEEP_FOR_ANY_PARSER, b'["\\ud800",' + TOO_DEEP_FOR_ANY_PARSER + b"]", b"9" * 5000],
+    ids=["too-deep", "too-deep-with-a-surrogate", "long-int"],
 )
 @pytest.mark.parametrize("legacy", [False, True])
-def test_a_request_beyond_the_decoders_is_answered_400(data: bytes, legacy: bool) -> None:
+def test_a_request_no_parser_reads_is_answered_400(data: bytes, legacy: bool) -> None:
     if legacy:
         line = b'{"type":"REQUEST","request":{"id":"7","action":"echo","data":' + data + b"}}\n"
     else:
@@ -239,38 +263,23 @@ def test_a_request_beyond_the_decoders_is_answered_400(data: bytes, legacy: bool
     assert error_to_wire(event.error)[0] == 400
 
 
-def test_the_hot_path_leaves_a_deep_line_to_the_models() -> None:
-    line = b'{"type":"REQUEST","id":"7","action":"echo","data":' + deep_json(600) + b"}"
-    assert msgspec.json.decode(line)  # msgspec alone would take it
-    assert _hot.read(line) is None
-    with pytest.raises(InvalidJson):
-        parse(line)
-    fits = b'{"type":"REQUEST","id":"7","action":"echo","data":' + deep_json(MAX_DEPTH - 1) + b"}"
-    assert _hot.read(fits) is not None
-    parse(fits)
-
-
-@pytest.mark.parametrize("data", [deep_json(MAX_DEPTH), b"9" * 5000])
-def test_an_answer_beyond_the_decoders_fails_its_request_at_once(data: bytes) -> None:
+@pytest.mark.parametrize(
+    "data", [TOO_DEEP_FOR_ANY_PARSER, b'["\\ud800",' + b"9" * 5000 + b"]", b"9" * 5000]
+)
+def test_an_answer_no_parser_reads_fails_its_request_at_once(data: bytes) -> None:
     master, _ = master_with("echo")
-    event = one(
-        master.receive_data(b'{"type":"RESPONSE","id":"m1","status":200,"data":' + data + b"}\n")
-    )
+    line = b'{"type":"RESPONSE","id":"m1","status":200,"data":' + data + b"}\n"
+    event = one(master.receive_data(line))
     assert isinstance(event, InvalidResponseReceived)
     assert event.id == "m1"
     assert master.outstanding == 0
 
 
-@pytest.mark.parametrize(
-    "data", [b'["\\ud800",' + deep_json(MAX_DEPTH) + b"]", b'["\\ud800",' + b"9" * 5000 + b"]"]
-)
-def test_a_lone_surrogate_does_not_let_a_line_past_the_decoders_limits(data: bytes) -> None:
-    # Pydantic's parser stops at the surrogate; the lenient reading must not take more.
-    child = Connection(Role.CHILD)
-    line = b'{"type":"REQUEST","id":"7","action":"echo","data":' + data + b"}\n"
-    event = one(child.receive_data(line))
+def test_a_deep_line_that_is_also_bad_json_is_only_rejected() -> None:
+    line = b'{"type":"REQUEST","id":"7","action":"echo","data":' + deep_json(300)[:-1] + b"}"
+    event = one(Connection(Role.CHILD).receive_data(line + b"\n"))
     assert isinstance(event, MessageRejected)
-    assert event.error.request_id == "7"
+    assert event.error.request_id is None
 
 
 def test_an_over_long_answer_with_a_visible_id_fails_its_request_at_once() -> None:

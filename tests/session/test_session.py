@@ -285,15 +285,15 @@ def test_a_request_the_child_could_not_read_fails_when_sent() -> None:
             master.call("echo", [10**5000], timeout=60_000)
         assert master.outstanding == 0
         assert len(deadlines) == 0
-        answer = await master.call("echo", _deep(199), timeout=60_000)
-        assert answer.data == _deep(199)
+        answer = await master.call("echo", _deep(254), timeout=60_000)
+        assert answer.data == _deep(254)
 
     run(main())
 
 
 @pytest.mark.parametrize(
     ("result", "code"),
-    [(_deep(250), "PEEPSY_NESTING_TOO_DEEP"), ({"n": 10**5000}, "PEEPSY_NUMBER_TOO_LONG")],
+    [(_deep(300), "PEEPSY_NESTING_TOO_DEEP"), ({"n": 10**5000}, "PEEPSY_NUMBER_TOO_LONG")],
 )
 def test_a_result_the_master_could_not_read_is_answered_as_a_failure(
     result: Any, code: str
