@@ -13,7 +13,7 @@ tests/test_errors_tree.py holds both drawings to the classes below::
     └── ProtocolError                  PEEPSY_PROTOCOL           a message broke docs/protocol.md
         ├── LocalProtocolError         PEEPSY_LOCAL_PROTOCOL     we were about to send it (our bug)
         │   ├── EncodeError            PEEPSY_ENCODE             a value cannot be written as JSON
-        │   │   ├── NestingTooDeepForPeer PEEPSY_NESTING_TOO_DEEP nested deeper than a peer reads
+        │   │   ├── NestingTooDeepForPeer PEEPSY_NESTING_TOO_DEEP data nested deeper than written
         │   │   └── NumberTooLongForPeer PEEPSY_NUMBER_TOO_LONG  an integer longer than a peer reads
         │   └── LineTooLongForPeer     PEEPSY_LINE_TOO_LONG      a REQUEST over the peer's limit
         └── RemoteProtocolError        PEEPSY_REMOTE_PROTOCOL    the peer sent it (its bug)
@@ -234,8 +234,8 @@ class EncodeError(LocalProtocolError):
 
 
 class NestingTooDeepForPeer(EncodeError):
-    """A message would nest deeper than a receiver reads (FRAME-3): ``limit`` levels,
-    the message object included. It was not sent."""
+    """A value would be inside more than ``limit`` containers, deeper than peepsy writes
+    (and so than a receiver is known to read, FRAME-13). It was not sent."""
 
     code = "PEEPSY_NESTING_TOO_DEEP"
 

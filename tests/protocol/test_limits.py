@@ -362,3 +362,44 @@ def test_an_action_that_cannot_be_a_name_is_a_peepsy_error(action: Any, legacy: 
     with pytest.raises(LocalProtocolError, match=r"an action is a string of 1\.\.256"):
         master.send_request(action, legacy=legacy)
     assert master.outstanding == 0
+
+
+def test_a_line_deeper_than_pydantics_parser_is_read_alike_on_both_paths() -> None:
+    # Once, msgspec's hot path took 600 levels and the models dropped them.
+    line = b'{"type":"REQUEST","id":"7","action":"echo","data":' + deep_json(600) + b"}"
+    fast = _hot.read(line)
+    assert fast is not None
+    message = parse(line)
+    assert isinstance(message, RequestUnified)
+    assert message.data == fast["data"]
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2150, 4298, 4299, 4300, 9000, 12_000])
+@pytest.mark.parametrize("length", [MAX_INT_DIGITS, MAX_INT_DIGITS + 1])
+def test_a_long_run_of_digits_is_found_wherever_it_is(offset: int, length: int) -> None:
+    line = b"[" + b"1," * (offset // 2) + b"7" * length + b"]"
+    assert has_long_integer(line) is (length > MAX_INT_DIGITS)
+
+
+def test_many_short_numbers_are_not_a_long_one() -> None:
+    line = b"[" + b",".join(b"%d" % (10**15 + i) for i in range(5000)) + b"]"
+    assert not has_long_integer(line)
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 5000])
+def test_the_stdlibs_writing_of_a_lone_surrogate_is_held_to_the_same_depth(levels: int) -> None:
+    # The surrogate comes first, so pydantic's serializer gives up on it before it sees
+    # the depth, and the stdlib, which goes deeper, writes the line.
+    master = Connection(Role.MASTER)
+    with pytest.raises(NestingTooDeepForPeer):
+        master.send_request("echo", ["\ud800", nested(levels)])
+    _, line = master.send_request("echo", ["\ud800", nested(MAX_DEPTH - 1)])
+    assert one(Connection(Role.CHILD).receive_data(line)).data == ["\ud800", nested(MAX_DEPTH - 1)]
+
+
+@pytest.mark.parametrize("number", [b"1e308", b"-2.5E+300", b"1e0001"])
+def test_the_models_keep_a_number_within_a_double(number: bytes) -> None:
+    line = b'{"type":"RESPONSE","id":"m1","status":500,"error":"x","errorPayload":'
+    message = parse(line + b'{"name":"E","message":"m","details":' + number + b"}}")
+    assert isinstance(message, Response)
+    assert message.error_payload.details == json.loads(number)  # type: ignore[union-attr]
