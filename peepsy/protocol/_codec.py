@@ -36,6 +36,7 @@ _SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _msgspec_loads: Final = msgspec.json.Decoder().decode
 _TOO_DEEP: Final = "the line nests deeper than the parser reads (Python's recursion limit)"
+_TOO_LONG: Final = f"an integer has more than {MAX_INT_DIGITS} digits"
 
 
 def parse(line: bytes | str, *, line_number: int | None = None) -> Message:
@@ -194,8 +195,8 @@ def _read_again(reason: str, line: bytes | str, line_number: int | None) -> Any:
     and answered by the ids at its start."""
     raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
     what = reason.removeprefix("Invalid JSON: ")
-    if what.startswith("number out of range") or has_long_integer(raw):
-        _beyond_parsers(f"an integer has more than {MAX_INT_DIGITS} digits", raw, line_number)
+    if what.startswith("number out of range"):
+        _beyond_parsers(_TOO_LONG, raw, line_number)
     if what.startswith("recursion limit"):
         try:
             return _msgspec_loads(raw)
@@ -205,6 +206,10 @@ def _read_again(reason: str, line: bytes | str, line_number: int | None) -> Any:
             pass  # a lone surrogate, or a number beyond a double, further on
     elif _SURROGATE_ESCAPE.search(raw) is None:
         raise InvalidJson(reason, line=line_number) from None
+    if has_long_integer(raw):
+        # The stdlib reads as many digits as sys.set_int_max_str_digits lets it; the
+        # parsers of the hot path and the models, 4300.
+        _beyond_parsers(_TOO_LONG, raw, line_number)
     obj = loads(line)
     if obj is TOO_DEEP:
         _beyond_parsers(_TOO_DEEP, raw, line_number)
@@ -287,18 +292,23 @@ def _finite(text: str) -> float:
 
 
 def _has_overflow(line: bytes | str) -> bool:
-    try:
-        json.loads(line, parse_float=_finite)
-    except _Constant:
-        return True
-    return False
+    return _stdlib_finds(line, parse_float=_finite)
 
 
 def _has_constant(line: bytes | str) -> bool:
+    return _stdlib_finds(line, parse_constant=_reject_constant)
+
+
+def _stdlib_finds(line: bytes | str, **hook: Any) -> bool:
+    """Whether the stdlib's parser, given ``hook``, finds what it raises for. A line
+    too deep for it was read by msgspec (FRAME-13), which takes neither NaN nor a
+    number beyond a double: there is nothing to find."""
     try:
-        json.loads(line, parse_constant=_reject_constant)
+        json.loads(line, **hook)
     except _Constant:
         return True
+    except RecursionError:
+        return False
     return False
 
 

@@ -403,3 +403,19 @@ def test_the_models_keep_a_number_within_a_double(number: bytes) -> None:
     message = parse(line + b'{"name":"E","message":"m","details":' + number + b"}}")
     assert isinstance(message, Response)
     assert message.error_payload.details == json.loads(number)  # type: ignore[union-attr]
+
+
+def test_a_deep_line_with_nan_in_a_string_is_read() -> None:
+    # "NaN" in the bytes sends the line to the stdlib's look for constants, deep or not.
+    line = b'{"type":"REQUEST","request":{"id":"7","action":"NaN","data":'
+    message = parse(line + deep_json(600) + b"}}")
+    assert isinstance(message, RequestLegacy)
+    assert message.request.action == "NaN"
+
+
+def test_a_line_too_deep_for_the_stdlib_has_nothing_it_looks_for() -> None:
+    from peepsy.protocol import _codec
+
+    # Only msgspec reads so deep, and it takes neither NaN nor 1e999: nothing to find.
+    assert not _codec._has_overflow(b"[" * 5000 + b"1e999" + b"]" * 5000)
+    assert not _codec._has_constant(b"[" * 5000 + b"NaN" + b"]" * 5000)
