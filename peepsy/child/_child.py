@@ -70,8 +70,12 @@ class Child(CallsMaster, HandlerRegistry):
     too, and running ones finish; the child stops when they are done, or after the
     SHUTDOWN's ``timeout`` (else ``shutdown_grace``), abandoning what still runs (SHUT-1,
     SHUT-4..6). At the end of its input the child stops within ``eof_grace`` ms (1000 by
-    default) whatever its handlers do (STREAM-3). Abandoned requests go unanswered; the
-    exit status is 0 either way.
+    default) whatever its handlers do (STREAM-3): on its process's own channel a watchdog
+    thread ends the process then, even if a handler blocks the event loop. Abandoned
+    requests go unanswered; the exit status is 0 either way.
+
+    Heartbeats go every ``heartbeat_interval`` ms when given; else at the interval INIT
+    states, 250 ms when INIT states none or on Node's IPC channel, else 2000 (HB-1).
     """
 
     def __init__(
@@ -132,7 +136,6 @@ class Child(CallsMaster, HandlerRegistry):
         self._pool: ThreadPoolExecutor | None = None
         self._heartbeats: Heartbeats | None = None
         self._watchdog: EofWatchdog | None = None
-        self._input_ended = False
 
     # --- introspection ------------------------------------------------------------------
 
@@ -195,10 +198,10 @@ class Child(CallsMaster, HandlerRegistry):
         self._stopped = loop.create_future()
         # SIGTERM belongs to the process: only a child on its own channel takes it.
         signals = take_sigterm(loop, self.shutdown) if channel is None else []
-        own_channel = channel is None
+        own: StdioChannel | NodeIpcChannel | None = None
         if channel is None:
             # Forked by a Node peepsy master: its IPC channel; otherwise stdin/stdout.
-            channel = NodeIpcChannel.from_environment() or StdioChannel()
+            channel = own = NodeIpcChannel.from_environment() or StdioChannel()
         self._channel = channel
         conn = Connection(Role.CHILD, max_line_bytes=self._max_line_bytes)
         session = self._session = Session(
@@ -219,13 +222,15 @@ class Child(CallsMaster, HandlerRegistry):
         try:
             channel.start(Reader(session))
             heartbeats.start()
-            if own_channel:
-                self._watch_input(channel)
+            if own is not None:
+                # STREAM-3 even when a handler blocks the loop: see _watchdog.
+                watchdog = self._watchdog = EofWatchdog(own.input_fd(), self._eof_grace, own.flush)
+                watchdog.start()
             return await self._stopped
         finally:
-            if self._watchdog is not None and not (self._abandoned and self._input_ended):
-                # Stopped in time: the process is the caller's again. Abandoned threads
-                # at end of input keep it armed, as they would keep the process alive.
+            if self._watchdog is not None:
+                # Stopped in time: the process is the caller's again (run() ends it at
+                # once when handlers were abandoned).
                 self._watchdog.stop()
             if self._deadline is not None:
                 self._deadline.cancel()
@@ -237,15 +242,6 @@ class Child(CallsMaster, HandlerRegistry):
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             self._channel = None
-
-    def _watch_input(self, channel: MasterChannel) -> None:
-        """STREAM-3 on the process's own channel: the process ends at most ``eof_grace``
-        ms after end of input, even when a handler blocks the event loop."""
-        if isinstance(channel, StdioChannel | NodeIpcChannel):
-            watchdog = self._watchdog = EofWatchdog(
-                channel.input_fd(), self._eof_grace, channel.flush
-            )
-            watchdog.start()
 
     def _server(self, session: Session) -> Server:
         assert self._loop is not None
@@ -287,7 +283,6 @@ class Child(CallsMaster, HandlerRegistry):
             # The master is gone (STREAM-3, SHUT-2): nothing will answer our requests,
             # and nothing will read our answers for long.
             log.info("stdin closed: stopping within %d ms", self._eof_grace)
-            self._input_ended = True
             if self._watchdog is not None:
                 self._watchdog.ended()
             assert self._session is not None
