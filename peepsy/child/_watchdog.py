@@ -31,8 +31,8 @@ FLUSH_LIMIT_S: Final = 0.1
 
 # A hang-up shows as POLLHUP on a pipe whose writers are all gone, and as POLLRDHUP (or
 # POLLHUP) on a socket whose peer has closed. POLLIN is left out: data is not our affair.
+# (POLLERR and POLLNVAL come unasked; they end the input too.)
 _HANGUP: Final = select.POLLHUP | getattr(select, "POLLRDHUP", 0)
-_GONE: Final = select.POLLERR | select.POLLNVAL
 
 
 class EofWatchdog:
@@ -110,10 +110,10 @@ class EofWatchdog:
                 if left <= 0:
                     return True
                 timeout_ms = max(1, int(left * 1000))
-            for fd, events in poller.poll(timeout_ms):
+            for fd, _ in poller.poll(timeout_ms):
                 if fd == self._wake_r:
                     os.read(self._wake_r, 64)
-                elif events & (_HANGUP | _GONE):
+                else:  # only a hang-up (or a closed fd) is asked for, or always told
                     # Seen once is enough; a hung-up fd would report again at once.
                     poller.unregister(fd)
                     with self._lock:

@@ -79,6 +79,21 @@ def test_the_loop_reading_the_end_is_enough() -> None:
         assert ending.status == 0
 
 
+def test_a_hang_up_after_the_loop_read_the_end_keeps_the_first_count() -> None:
+    read, write = os.pipe()
+    try:
+        with watching(read, 300) as (watchdog, ending):
+            watchdog.ended()
+            os.close(write)
+            write = -1
+            assert ending.done.wait(LIMIT_S)
+            assert ending.status == 0
+    finally:
+        os.close(read)
+        if write >= 0:
+            os.close(write)
+
+
 def test_a_flush_that_blocks_or_fails_does_not_keep_the_process() -> None:
     stuck = threading.Event()
 
