@@ -224,7 +224,9 @@ class Child(CallsMaster, HandlerRegistry):
             heartbeats.start()
             if own is not None:
                 # STREAM-3 even when a handler blocks the loop: see _watchdog.
-                watchdog = self._watchdog = EofWatchdog(own.input_fd(), self._eof_grace, own.flush)
+                watchdog = self._watchdog = EofWatchdog(
+                    own.input_fd(), self._eof_grace, lambda: _flush_last(session, own)
+                )
                 watchdog.start()
             return await self._stopped
         finally:
@@ -374,3 +376,12 @@ class Child(CallsMaster, HandlerRegistry):
             self._deadline.cancel()
         if not self._stopped.done():
             self._stopped.set_result(0)
+
+
+def _flush_last(session: Session, channel: StdioChannel | NodeIpcChannel) -> None:
+    """What the watchdog flushes before it ends the process: the lines the channel holds,
+    then the answers of a read that a loop-blocking handler interrupted."""
+    channel.flush()
+    unsent = session.take_unsent()
+    if unsent:
+        channel.write_now(unsent)

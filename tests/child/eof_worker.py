@@ -27,6 +27,10 @@ def build(mode: Mode, eof_grace: int | None) -> Child:
         sys.stderr.write(f"started {action}\n")
         sys.stderr.flush()
 
+    @child.handler("echo")
+    async def echo(data: Any) -> Any:
+        return data
+
     @child.handler("sleep")
     async def sleep(data: Any) -> None:
         started("sleep")

@@ -10,10 +10,13 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
+from peepsy import Child
 from peepsy.child._watchdog import EofWatchdog
+from tests.child._support import run, serving, settle
 
 #: No test comes near this; it only turns a hang into a failure.
 LIMIT_S = 10.0
@@ -137,3 +140,38 @@ def test_the_flush_gets_the_end_of_the_grace(grace_ms: int, margin_s: float) -> 
         assert watchdog.margin_s == pytest.approx(margin_s)
     finally:
         watchdog.stop()
+
+
+def test_the_answers_of_an_interrupted_read_can_be_taken_once() -> None:
+    """What the watchdog flushes besides the channel: answers made during a read that a
+    loop-blocking handler holds, which the read would write only when it ends."""
+
+    async def main() -> None:
+        child = Child("concurrent")
+        taken: list[bytes] = []
+
+        @child.handler("echo")
+        async def echo(data: Any) -> Any:
+            return data
+
+        @child.handler("take")
+        async def take(data: Any) -> None:
+            # Runs inside the read, as a handler that blocks the loop would.
+            session = child._session
+            assert session is not None
+            taken.append(session.take_unsent())
+
+        async with serving(child) as master:
+            session = child._session
+            assert session is not None
+            assert session.take_unsent() == b""  # no read in progress
+            # The read (feeding the bytes) is over when this returns.
+            ids = master.requests_at_once(("echo", 1), ("echo", 2), ("take", None))
+            [unsent] = taken
+            for rid in ids[:2]:
+                assert rid not in master.responses  # taken from the read: not written twice
+                assert b'"id":"' + rid.encode() + b'"' in unsent
+            await settle()
+            assert master.responses[ids[2]].status == 200  # answered after the read
+
+    run(main())

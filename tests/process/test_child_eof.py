@@ -157,3 +157,34 @@ def test_a_busy_child_ends_when_its_master_process_is_sigkilled(action: str, mod
                 os.kill(pid, signal.SIGKILL)
                 pytest.fail("the child outlived its SIGKILLed master")
             time.sleep(0.02)
+
+
+def test_answers_made_before_a_handler_blocked_the_loop_are_flushed() -> None:
+    """Answers that the read in progress holds when a handler blocks the event loop go
+    out before the process ends: a master that only closed the child's stdin (SHUT-3)
+    still reads them."""
+    proc = subprocess.Popen(
+        argv("concurrent", 300),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    with killed_at_limit(proc):
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        echoes = [
+            json.dumps({"type": "REQUEST", "id": rid, "action": "echo", "data": rid}).encode()
+            for rid in ("e1", "e2")
+        ]
+        proc.stdin.write(b"\n".join(echoes) + b"\n" + request("block_loop"))  # one read
+        proc.stdin.flush()
+        wait_started(proc.stderr, "block_loop")
+        proc.stdin.close()
+        answered = {
+            message["id"]: message["data"]
+            for message in map(json.loads, proc.stdout.read().splitlines())
+            if message["type"] == "RESPONSE"
+        }
+        assert answered == {"e1": "e1", "e2": "e2"}
+        assert_exits_0(proc, 300)
