@@ -248,7 +248,7 @@ def test_a_node_master_uses_a_python_child_like_a_node_worker() -> None:
     assert "a print inside a handler" in report["stdout"]
 
 
-@pytest.mark.parametrize("health_ms", [500, 200])
+@pytest.mark.parametrize("health_ms", [500, 300])
 def test_a_default_python_child_survives_a_node_masters_health_check(health_ms: int) -> None:
     """HB-1: a Node master states no heartbeat interval in INIT yet SIGKILLs a child
     silent for its own interval x 3 (1.5 s at 500 ms); a Python child on its IPC channel
