@@ -171,7 +171,9 @@ async def spawn_node_ipc(spec: SpawnSpec, listener: TransportListener) -> ChildT
     loop = asyncio.get_running_loop()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        env = child_env(spec.env, spec.inherit_env) or dict(os.environ)
+        env = child_env(spec.env, spec.inherit_env)
+        # None is "the master's environment"; an empty dict is an empty one.
+        env = dict(os.environ) if env is None else env
         env[CHANNEL_ENV] = str(theirs.fileno())
         env[MODE_ENV] = "json"
         out = (
@@ -260,6 +262,10 @@ class NodeIpcChannel(LockedChannel):
             loop.connect_accepted_socket(lambda: _ReadProtocol(listener), sock=self._sock)
         )
         task.add_done_callback(self._connected)
+
+    def input_fd(self) -> int | None:
+        """The socket's descriptor (for watching it for the master's disconnect)."""
+        return self._sock.fileno()
 
     def _connected(
         self, task: asyncio.Task[tuple[asyncio.Transport, asyncio.BaseProtocol]]
