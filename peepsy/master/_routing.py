@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import MISSING
 
 from peepsy._actions import ActionLike
-from peepsy._checks import check_int, check_ms
+from peepsy._checks import check_int, check_ms, check_priority, check_str
 from peepsy._errors import (
     PeepsyError,
     PeepsyNotFoundError,
@@ -129,7 +129,10 @@ class Router:
             if timeout is None:
                 timeout = self._timeout
             if type(timeout) is int and 0 < timeout <= MAX_TIMEOUT_MS:
-                call = self._send_now(action, target, data, timeout, priority)
+                try:
+                    call = self._send_now(action, target, data, timeout, priority)
+                except TypeError:  # an unhashable target: the slow path says which
+                    call = None
                 if call is not None:
                     return call  # a coroutine too: see _ReplyCall
         return self._request(action, target, data, timeout, retries, priority, retry_statuses)
@@ -171,15 +174,22 @@ class Router:
         priority: int | None,
         retry_statuses: Collection[int],
     ) -> Any:
-        if type(action) is str:
+        if isinstance(action, str):
             name, payload = action, data
         else:
-            name = action.name  # type: ignore[union-attr]
-            payload = action.dump_request(data)  # type: ignore[union-attr]
+            named = getattr(action, "name", None)
+            if not isinstance(named, str) or not hasattr(action, "dump_request"):
+                raise TypeError(
+                    f"action is a str or an Action, not {type(action).__name__} ({action!r})"
+                )
+            name, payload = named, action.dump_request(data)
+        check_str("target", target, "a str (the name of a child or a group)")
         if timeout is None:
             timeout = self._timeout
         else:
             check_ms("timeout", timeout)
+        if priority is not None:
+            check_priority(priority)
         policy = self._retry
         if retries is not None or retry_statuses:
             if retries is not None:
@@ -195,8 +205,8 @@ class Router:
         else:
             answer, worker = await self._attempt(name, target, payload, timeout, priority)
         result = None if answer.data is MISSING else answer.data
-        if type(action) is not str:
-            return action.parse_response(result)  # type: ignore[union-attr]
+        if not isinstance(action, str):
+            return action.parse_response(result)
         return Reply(answer.status, result, answer.id, worker.target, name)
 
     async def _attempt(
