@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+
 def _kind(name: str, value: object, what: str) -> None:
     if not isinstance(value, int | float):
         raise TypeError(f"{name} is {what}, not {type(value).__name__} ({value!r})")

@@ -50,7 +50,9 @@ def test_max_concurrency_below_one_is_refused(value: int) -> None:
         master.configure_group("g", max_concurrency=value)
 
 
-@pytest.mark.parametrize(("value", "error"), [(1.5, ValueError), (True, ValueError), ("2", TypeError)])
+@pytest.mark.parametrize(
+    ("value", "error"), [(1.5, ValueError), (True, ValueError), ("2", TypeError)]
+)
 def test_max_concurrency_that_is_not_an_integer_is_refused(
     value: object, error: type[Exception]
 ) -> None:
