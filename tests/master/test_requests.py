@@ -80,8 +80,14 @@ def test_a_late_answer_is_counted_and_never_delivered() -> None:
 
 @pytest.mark.parametrize(
     ("value", "error"),
-    [(0, ValueError), (300_001, ValueError), (-5, ValueError), (True, ValueError)]
-    + [(1.5, ValueError), ("100", TypeError)],
+    [
+        (0, ValueError),
+        (300_001, ValueError),
+        (-5, ValueError),
+        (True, ValueError),
+        (1.5, ValueError),
+        ("100", TypeError),
+    ],
 )
 def test_invalid_request_timeouts_are_refused(value: object, error: type[Exception]) -> None:
     async def main() -> None:
