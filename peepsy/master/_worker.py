@@ -188,7 +188,7 @@ class Worker:
         self.last_heartbeat = None
         self.reported_active = None
         self._loop_time = asyncio.get_running_loop().time
-        self._end_stall(None)
+        self._end_stall("exited")  # (told at its exit already: a no-op but for safety)
         self._cancel_ready_timer()
         self.ready = not restart
 
@@ -206,9 +206,8 @@ class Worker:
 
     def _become_ready(self) -> None:
         self._cancel_ready_timer()
-        if not self.ready:
-            self.ready = True
-            self._hooks.on_change(self)
+        self.ready = True
+        self._hooks.on_change(self)
 
     def _cancel_ready_timer(self) -> None:
         if self._ready_timer is not None:
@@ -285,7 +284,7 @@ class Worker:
         self._emitter.emit("stalled", StalledEvent(self.target, action, overdue_for))
         self._hooks.on_change(self)
 
-    def _end_stall(self, reason: Literal["answered", "exited"] | None) -> None:
+    def _end_stall(self, reason: Literal["answered", "exited"]) -> None:
         """It answered, or its process (and the request it held) is gone."""
         self._overdue = None
         if self._stall_timer is not None:
@@ -293,9 +292,8 @@ class Worker:
             self._stall_timer = None
         if self.stalled:
             self.stalled = False
-            if reason is not None:
-                log.info("%s is back in rotation (%s)", self.target, reason)
-                self._emitter.emit("recovered", RecoveredEvent(self.target, reason))
+            log.info("%s is back in rotation (%s)", self.target, reason)
+            self._emitter.emit("recovered", RecoveredEvent(self.target, reason))
             self._hooks.on_change(self)
 
     def rejected(self, error: RemoteProtocolError) -> None:

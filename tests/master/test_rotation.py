@@ -16,11 +16,13 @@ import pytest
 
 from peepsy import (
     AutoRestartEvent,
+    PeepsyNotFoundError,
     PeepsyProcessError,
     PeepsyShutdownError,
     PeepsyTimeoutError,
 )
-from peepsy.master import RecoveredEvent, StalledEvent
+from peepsy.master import RearmEvent, RecoveredEvent, StalledEvent
+from peepsy.master import _worker as worker_module
 from peepsy.protocol import RequestReceived
 from tests.master._support import Farm, Peer, echo, hold, run, settle, until
 
@@ -167,11 +169,15 @@ def test_a_stalled_member_whose_process_ends_is_back_in_rotation() -> None:
     run(main())
 
 
-def test_with_every_member_stalled_a_request_waits_for_one_within_its_timeout() -> None:
+@pytest.mark.parametrize("strategy", ["round-robin", "least-busy"])
+def test_with_every_member_stalled_a_request_waits_for_one_within_its_timeout(
+    strategy: str,
+) -> None:
     async def main() -> None:
         farm = Farm(auto=hold)
         async with farm.master(stall_grace=30) as master:
             events = Recorded(master)
+            master.configure_group("g", strategy=strategy)  # type: ignore[arg-type]
             w1 = await farm.spawn(master, "w1", "g")
             with pytest.raises(PeepsyTimeoutError):
                 await master.request("x", "w1", "hung", timeout=20)
@@ -339,3 +345,130 @@ def test_warnings_about_bad_lines_are_rate_limited(caplog: pytest.LogCaptureFixt
     warned = [r.getMessage() for r in caplog.records if "bad line" in r.getMessage()]
     assert len(warned) == 10  # before: 200
     assert "only counted in rejected_lines" in warned[-1]
+
+
+def test_a_request_waiting_for_a_restart_fails_when_the_master_shuts_down() -> None:
+    async def main() -> None:
+        farm = Farm()
+        master = farm.master()
+        first = await farm.spawn(master, "w1")
+        tasks: list[asyncio.Future[Any]] = []
+
+        def on_restart(event: AutoRestartEvent) -> None:
+            # The request waits for the restart; the shutdown comes before it is done.
+            tasks.append(asyncio.ensure_future(master.request("x", "w1", timeout=60_000)))
+            tasks.append(asyncio.ensure_future(master.graceful_shutdown(timeout=100)))
+
+        master.on("auto-restart", on_restart)
+        first.exit(1)
+        await until(lambda: len(tasks) == 2)
+        with pytest.raises(PeepsyShutdownError):
+            await tasks[0]
+        await tasks[1]
+
+    run(main())
+
+
+# --- the way back after the restart limit (8) ----------------------------------------------
+
+
+def test_restart_child_refuses_unknown_targets_and_a_closing_master() -> None:
+    async def main() -> None:
+        farm = Farm()
+        master = farm.master()
+        with pytest.raises(PeepsyNotFoundError):
+            await master.restart_child("nobody")
+        await master.graceful_shutdown()
+        with pytest.raises(PeepsyShutdownError):
+            await master.restart_child("nobody")
+
+    run(main())
+
+
+def test_restart_child_brings_a_failed_child_back_with_a_fresh_count() -> None:
+    async def main() -> None:
+        farm = Farm()
+        async with farm.master(max_restarts=1) as master:
+            rearms: list[RearmEvent] = []
+            master.on("rearm", rearms.append)
+            await farm.spawn(master, "w1")
+            farm.peer("w1").exit(1)  # restarted: 1 of 1
+            await until(lambda: len(farm.incarnations("w1")) == 2)
+            await until(lambda: master.get_process_stats("w1").status == "running")
+            farm.peer("w1").exit(1)  # over the limit
+            await until(lambda: master.get_process_stats("w1").status == "failed")
+            assert await master.restart_child("w1") == ["w1"]
+            assert [(e.target, e.reason) for e in rearms] == [("w1", "manual")]
+            assert master.get_process_stats("w1").status == "running"
+            assert (await master.request("x", "w1", 5)).data == 5
+            # The count starts afresh: one more death is restarted, not given up on.
+            farm.peer("w1").exit(1)
+            await until(lambda: len(farm.incarnations("w1")) == 4)
+            await until(lambda: master.get_process_stats("w1").status == "running")
+
+    run(main())
+
+
+def test_a_cool_down_pending_at_shutdown_is_cancelled() -> None:
+    async def main() -> None:
+        farm = Farm()
+        master = farm.master(max_restarts=0, restart_cooldown=300_000)
+        rearms: list[RearmEvent] = []
+        master.on("rearm", rearms.append)
+        w1 = await farm.spawn(master, "w1")
+        w1.exit(1)
+        await until(lambda: master.get_process_stats("w1").status == "failed")
+        await master.graceful_shutdown()
+        assert rearms == []
+        assert master._supervisor._timers == {}
+
+    run(main())
+
+
+# --- a broken channel, at the master's level (2) ------------------------------------------
+
+
+def test_a_broken_channel_fails_requests_at_once_and_stops_the_child_once() -> None:
+    async def main() -> None:
+        farm = Farm(auto=hold)
+        async with farm.master() as master:
+            exits: list[Any] = []
+            master.on("exit", exits.append)
+            await farm.spawn(master, "w1", auto_restart=False)
+            call = asyncio.ensure_future(master.request("x", "w1", timeout=60_000))
+            await until(lambda: len(farm.peer("w1").requests) == 1)
+            worker = master._workers["w1"]
+            worker.channel_broken("closed its protocol stream")
+            worker.channel_broken("closed its protocol stream")  # told twice: one stop
+            with pytest.raises(PeepsyProcessError, match="closed its protocol stream before"):
+                await call
+            await until(lambda: len(exits) == 1)
+            assert exits[0].failed_requests == 1
+            assert master.get_process_stats("w1").status == "stopped"
+            worker.channel_broken("late")  # no process any more: nothing to do
+            assert len(exits) == 1
+
+    run(main())
+
+
+def test_bad_line_warnings_resume_after_their_window(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "BAD_LINE_WINDOW_S", 0.05)
+
+    async def main() -> None:
+        farm = Farm()
+        async with farm.master() as master:
+            w1 = await farm.spawn(master, "w1")
+            for _ in range(15):
+                w1.write(b"not json\n")
+            await until(lambda: master.get_process_stats("w1").rejected_lines == 15)
+            await asyncio.sleep(0.1)  # the window passes (not a synchronization)
+            w1.write(b"not json\n")
+            await until(lambda: master.get_process_stats("w1").rejected_lines == 16)
+
+    with caplog.at_level(logging.WARNING, logger="peepsy.master"):
+        run(main())
+    warned = [r.getMessage() for r in caplog.records if "bad line" in r.getMessage()]
+    assert len(warned) == 12
+    assert warned[10] == "w1 sent 5 more bad lines"

@@ -5,6 +5,7 @@ their group's rotation; the restart limit has a way back."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import time
@@ -12,6 +13,8 @@ import time
 import pytest
 
 from peepsy import Master, PeepsyProcessError, PeepsyTimeoutError
+from peepsy.transport._node_ipc import _ChannelProtocol, _ProcessWatch
+from peepsy.transport._process import EXIT_GRACE_S, _StdioWatch
 from tests.process._support import (
     PYTHON,
     WORKERS,
@@ -153,5 +156,59 @@ def test_a_failed_child_is_re_armed_after_the_cool_down() -> None:
             assert events.rearm[0].reason == "cooldown"
             await eventually(lambda: events.respawned("w"), "respawned")
             assert (await m.request("add", "w", {"a": 1, "b": 2})).data == 3
+
+    run(main())
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def data_received(self, data: bytes) -> None:  # pragma: no cover - not fed here
+        self.calls.append(("data", data))
+
+    def stderr_received(self, data: bytes) -> None:  # pragma: no cover - not fed here
+        self.calls.append(("stderr", data))
+
+    def eof_received(self) -> None:
+        self.calls.append(("eof", None))
+
+    def channel_broken(self, reason: str) -> None:
+        self.calls.append(("broken", reason))
+
+    def process_exited(self, returncode: int | None) -> None:
+        self.calls.append(("exit", returncode))
+
+
+def test_a_failed_write_breaks_the_channel_once_and_an_own_close_does_not() -> None:
+    async def main() -> None:
+        listener = _Listener()
+        watch = _StdioWatch(listener)
+        watch.pipe_connection_lost(0, None)  # we closed its stdin ourselves
+        assert listener.calls == []
+        watch.pipe_connection_lost(0, BrokenPipeError(32, "Broken pipe"))
+        watch.channel_lost("has its stdin closed")  # told once
+        assert listener.calls == [
+            ("broken", "refused a write to its stdin ([Errno 32] Broken pipe)")
+        ]
+        ipc_listener = _Listener()
+        ipc_watch = _ProcessWatch(ipc_listener)
+        _ChannelProtocol(ipc_watch).connection_lost(ConnectionResetError("reset"))
+        assert ipc_listener.calls[:2] == [
+            ("broken", "refused a write to its IPC channel (reset)"),
+            ("eof", None),
+        ]
+
+    run(main())
+
+
+def test_an_exit_right_after_the_end_of_the_stream_is_no_broken_channel() -> None:
+    async def main() -> None:
+        listener = _Listener()
+        watch = _StdioWatch(listener)
+        watch.pipe_connection_lost(1, None)
+        watch.process_exited()  # within EXIT_GRACE_S, as a child's own exit is
+        await asyncio.sleep(EXIT_GRACE_S * 2)  # the check would have fired by now
+        assert listener.calls == [("eof", None), ("exit", None)]
 
     run(main())
