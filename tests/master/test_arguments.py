@@ -63,4 +63,5 @@ def test_the_new_master_options_are_validated(
     name: str, value: object, error: type[Exception]
 ) -> None:
     with pytest.raises(error, match=name):
-        Master(**{name: value})
+        options: dict[str, Any] = {name: value}
+        Master(**options)
