@@ -94,7 +94,7 @@ class RearmEvent:
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
     """Something went wrong that no caller will see: a line from a child that broke the
-    protocol, or a restart that failed."""
+    protocol, a restart that failed, or a channel that ended while its process lived on."""
 
     target: str | None
     error: BaseException

@@ -314,9 +314,12 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
         :class:`~peepsy.Action` resolves to its response type, validated.
 
         Fails with :class:`~peepsy.RemoteError` when the child answers with a failure
-        status, :class:`~peepsy.PeepsyTimeoutError` after ``timeout`` ms,
+        status, :class:`~peepsy.PeepsyTimeoutError` after ``timeout`` ms (time spent
+        waiting for a restarting child, or for a group member in rotation, counts),
         :class:`~peepsy.PeepsyProcessError` when the child dies with the request in
-        flight or no member is running, :class:`~peepsy.PeepsyNotFoundError` for an
+        flight or is stopped or failed (for a group: every member is),
+        :class:`TypeError` for an argument of the wrong type,
+        :class:`~peepsy.PeepsyNotFoundError` for an
         unknown target, :class:`~peepsy.protocol.InvalidResponse` at once when the
         child's answer is invalid (MSG-9), :class:`~peepsy.protocol.LineTooLongForPeer`
         without sending when the request is longer than the child's READY allows

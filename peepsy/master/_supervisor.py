@@ -173,6 +173,8 @@ class Supervisor:
         self._emitter.emit(
             "error", ErrorEvent(worker.target, PeepsyProcessError(f"{worker.target} {reason}"))
         )
+        if worker.status == "running":
+            worker.move("unhealthy")  # out of its group's rotation until its exit
         transport.terminate()
         self._timers[worker.target] = asyncio.get_running_loop().call_later(
             KILL_GRACE_S, transport.kill
