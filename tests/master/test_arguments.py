@@ -62,6 +62,6 @@ def test_a_priority_out_of_range_is_still_the_cores_to_refuse() -> None:
 def test_the_new_master_options_are_validated(
     name: str, value: object, error: type[Exception]
 ) -> None:
+    options: dict[str, Any] = {name: value}
     with pytest.raises(error, match=name):
-        options: dict[str, Any] = {name: value}
         Master(**options)
