@@ -86,8 +86,7 @@ class Router:
                 timeout_ms=timeout,
             ) from None
         finally:
-            if future in futures:
-                futures.remove(future)
+            futures.remove(future)  # from the list, or from the list a wake detached
 
     async def _until_accepting(
         self, worker: Worker, target: str, started: float, timeout: int

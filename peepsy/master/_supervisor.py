@@ -159,14 +159,13 @@ class Supervisor:
         ):
             return
         session = worker.session
-        failed = 0
-        if session is not None:
-            failed = session.fail_all(
-                lambda call: PeepsyProcessError(
-                    f"{worker.target} {reason} before answering {call.action!r}",
-                    target=worker.target,
-                )
+        assert session is not None  # made before its process started
+        failed = session.fail_all(
+            lambda call: PeepsyProcessError(
+                f"{worker.target} {reason} before answering {call.action!r}",
+                target=worker.target,
             )
+        )
         worker.errors += failed
         worker.failed_early += failed
         log.warning("%s %s while its process runs; stopping it", worker.target, reason)

@@ -472,3 +472,42 @@ def test_bad_line_warnings_resume_after_their_window(
     warned = [r.getMessage() for r in caplog.records if "bad line" in r.getMessage()]
     assert len(warned) == 12
     assert warned[10] == "w1 sent 5 more bad lines"
+
+
+def test_a_waiter_cancelled_in_the_same_pass_as_its_wake_is_left_alone() -> None:
+    async def main() -> None:
+        farm = Farm(auto=hold)
+        async with farm.master(stall_grace=30) as master:
+            events = Recorded(master)
+            await farm.spawn(master, "w1", "g")
+            with pytest.raises(PeepsyTimeoutError):
+                await master.request("x", "w1", "hung", timeout=20)
+            await until(lambda: len(events.stalled) == 1)
+            waiting = [
+                asyncio.ensure_future(master.request("x", "g", i, timeout=60_000)) for i in (1, 2)
+            ]
+            await settle()
+            waiting[0].cancel()
+            master._router.changed(master._workers["w1"])
+            with pytest.raises(asyncio.CancelledError):
+                await waiting[0]
+            await settle()
+            assert not waiting[1].done()  # woken, looked again, waits on
+            farm.peer("w1").auto = echo
+            farm.peer("w1").reply(farm.peer("w1").requests[0], data="late")
+            assert (await waiting[1]).data == 2
+
+    run(main())
+
+
+def test_a_broken_channel_of_an_unhealthy_child_stops_it_too() -> None:
+    async def main() -> None:
+        farm = Farm()
+        async with farm.master(heartbeat_interval=50, heartbeat_miss_threshold=1) as master:
+            w1 = await farm.spawn(master, "w1", auto_restart=False)
+            w1.heartbeat()  # one promise, then silence
+            await until(lambda: master.get_process_stats("w1").status == "unhealthy")
+            master._workers["w1"].channel_broken("closed its protocol stream")
+            await until(lambda: master.get_process_stats("w1").status == "stopped")
+
+    run(main())
