@@ -122,6 +122,8 @@ class _ChannelProtocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:  # a write failed: the worker's end is gone
+            self.owner.channel_lost(f"refused a write to its IPC channel ({exc})")
         self.owner.channel_closed()
 
 
@@ -151,6 +153,8 @@ class NodeIpcTransport(SubprocessChildTransport):
     def _send(self, data: bytes) -> None:
         if self._channel is not None and not self._channel.is_closing():
             self._channel.write(data)
+        else:  # never dropped silently: the requests it carried fail at once
+            self._watch.channel_lost("has its IPC channel closed")
 
     def close_input(self) -> None:
         """Disconnect the channel: the worker sees ``disconnect``."""
