@@ -46,9 +46,12 @@ if TYPE_CHECKING:
         HeartbeatMissedEvent,
         Master,
         ProcessStats,
+        RearmEvent,
+        RecoveredEvent,
         Reply,
         RestartFailedEvent,
         SpawnEvent,
+        StalledEvent,
     )
 
 __version__ = "0.1.0"
@@ -65,9 +68,12 @@ _LAZY = {
     "HeartbeatMissedEvent": "peepsy.master",
     "Master": "peepsy.master",
     "ProcessStats": "peepsy.master",
+    "RearmEvent": "peepsy.master",
+    "RecoveredEvent": "peepsy.master",
     "Reply": "peepsy.master",
     "RestartFailedEvent": "peepsy.master",
     "SpawnEvent": "peepsy.master",
+    "StalledEvent": "peepsy.master",
 }
 
 
@@ -108,11 +114,14 @@ __all__ = [
     "PeepsyValidationError",
     "ProcessStats",
     "ProtocolError",
+    "RearmEvent",
+    "RecoveredEvent",
     "RemoteError",
     "RemoteProtocolError",
     "Reply",
     "RestartFailedEvent",
     "SpawnEvent",
+    "StalledEvent",
     "__version__",
     "error_from_wire",
     "error_to_wire",

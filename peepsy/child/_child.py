@@ -12,13 +12,14 @@ import logging
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, TypeVar, overload
+from typing import Final
 
-from peepsy._actions import ActionLike, HandlerRegistry, Handlers
+from peepsy._actions import HandlerRegistry, Handlers
 from peepsy._checks import check_int, check_ms
-from peepsy._errors import PeepsyError, PeepsyShutdownError, RemoteProtocolError
-from peepsy.child._calls import MasterCalls
+from peepsy._errors import PeepsyShutdownError, RemoteProtocolError
+from peepsy.child._calls import CallsMaster, MasterCalls
 from peepsy.child._channel import Heartbeats, Listener, Reader, ready_message, take_sigterm
+from peepsy.child._watchdog import EofWatchdog
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
     Connection,
@@ -33,18 +34,19 @@ from peepsy.session import Deadlines, RetryPolicy, Server, Session, expire
 from peepsy.transport import MasterChannel, NodeIpcChannel, StdioChannel
 
 Mode = ProcessingMode
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
 
 DEFAULT_TIMEOUT_MS: Final = 5000
 DEFAULT_HEARTBEAT_MS: Final = 2000
+#: The interval for a master that states none: a Node peepsy master (its INIT has no
+#: ``heartbeatInterval``, yet it kills a child silent for its own interval times 3).
+UNSTATED_HEARTBEAT_MS: Final = 250
 DEFAULT_SHUTDOWN_GRACE_MS: Final = 10_000
 DEFAULT_EOF_GRACE_MS: Final = 1000
 
 log = logging.getLogger("peepsy.child")
 
 
-class Child(HandlerRegistry):
+class Child(CallsMaster, HandlerRegistry):
     """A peepsy worker. Register handlers, then :meth:`run` it::
 
         child = Child("sequential")
@@ -68,8 +70,12 @@ class Child(HandlerRegistry):
     too, and running ones finish; the child stops when they are done, or after the
     SHUTDOWN's ``timeout`` (else ``shutdown_grace``), abandoning what still runs (SHUT-1,
     SHUT-4..6). At the end of its input the child stops within ``eof_grace`` ms (1000 by
-    default) whatever its handlers do (STREAM-3). Abandoned requests go unanswered; the
-    exit status is 0 either way.
+    default) whatever its handlers do (STREAM-3): on its process's own channel a watchdog
+    thread ends the process then, even if a handler blocks the event loop. Abandoned
+    requests go unanswered; the exit status is 0 either way.
+
+    Heartbeats go every ``heartbeat_interval`` ms when given; else at the interval INIT
+    states, 250 ms when INIT states none or on Node's IPC channel, else 2000 (HB-1).
     """
 
     def __init__(
@@ -103,8 +109,7 @@ class Child(HandlerRegistry):
         self._mode_explicit = mode is not None
         self._max_concurrency = max_concurrency
         self._max_concurrency_explicit = max_concurrency is not None
-        self._heartbeat_ms = heartbeat_interval or DEFAULT_HEARTBEAT_MS
-        self._heartbeat_explicit = heartbeat_interval is not None
+        self._heartbeat_fixed = heartbeat_interval
         self._shutdown_grace = shutdown_grace
         self._eof_grace = eof_grace
         self._calls = MasterCalls(
@@ -130,6 +135,7 @@ class Child(HandlerRegistry):
         self._abandoned = False
         self._pool: ThreadPoolExecutor | None = None
         self._heartbeats: Heartbeats | None = None
+        self._watchdog: EofWatchdog | None = None
 
     # --- introspection ------------------------------------------------------------------
 
@@ -192,9 +198,10 @@ class Child(HandlerRegistry):
         self._stopped = loop.create_future()
         # SIGTERM belongs to the process: only a child on its own channel takes it.
         signals = take_sigterm(loop, self.shutdown) if channel is None else []
+        own: StdioChannel | NodeIpcChannel | None = None
         if channel is None:
             # Forked by a Node peepsy master: its IPC channel; otherwise stdin/stdout.
-            channel = NodeIpcChannel.from_environment() or StdioChannel()
+            channel = own = NodeIpcChannel.from_environment() or StdioChannel()
         self._channel = channel
         conn = Connection(Role.CHILD, max_line_bytes=self._max_line_bytes)
         session = self._session = Session(
@@ -207,12 +214,26 @@ class Child(HandlerRegistry):
             peer="master",
             include_stack=self._include_stack,
         )
-        heartbeats = self._heartbeats = Heartbeats(conn, channel, self._busy, self._heartbeat_ms)
+        # HB-1: a Node master states no interval but kills a child silent for its own.
+        interval = self._heartbeat_fixed or (
+            UNSTATED_HEARTBEAT_MS if isinstance(channel, NodeIpcChannel) else DEFAULT_HEARTBEAT_MS
+        )
+        heartbeats = self._heartbeats = Heartbeats(conn, channel, self._busy, interval)
         try:
             channel.start(Reader(session))
             heartbeats.start()
+            if own is not None:
+                # STREAM-3 even when a handler blocks the loop: see _watchdog.
+                watchdog = self._watchdog = EofWatchdog(
+                    own.input_fd(), self._eof_grace, lambda: _flush_last(session, own)
+                )
+                watchdog.start()
             return await self._stopped
         finally:
+            if self._watchdog is not None:
+                # Stopped in time: the process is the caller's again (run() ends it at
+                # once when handlers were abandoned).
+                self._watchdog.stop()
             if self._deadline is not None:
                 self._deadline.cancel()
             for sig in signals:
@@ -264,6 +285,8 @@ class Child(HandlerRegistry):
             # The master is gone (STREAM-3, SHUT-2): nothing will answer our requests,
             # and nothing will read our answers for long.
             log.info("stdin closed: stopping within %d ms", self._eof_grace)
+            if self._watchdog is not None:
+                self._watchdog.ended()
             assert self._session is not None
             self._session.fail_all(lambda _: PeepsyShutdownError("the master closed the channel"))
             self.shutdown(self._eof_grace)
@@ -293,10 +316,12 @@ class Child(HandlerRegistry):
         if not self._max_concurrency_explicit and isinstance(msg.max_concurrency, int):
             self._max_concurrency = msg.max_concurrency
             log.info("concurrency cap set to %d by INIT", msg.max_concurrency)
-        if not self._heartbeat_explicit and isinstance(msg.heartbeat_interval, int):
-            self._heartbeat_ms = msg.heartbeat_interval
-            if self._heartbeats is not None:
-                self._heartbeats.set_interval(msg.heartbeat_interval)
+        if self._heartbeat_fixed is None and self._heartbeats is not None:
+            # HB-1: no stated interval is a master (Node's) that may check at any pace.
+            stated = msg.heartbeat_interval
+            self._heartbeats.set_interval(
+                stated if isinstance(stated, int) else UNSTATED_HEARTBEAT_MS
+            )
         if self._send_ready and self._session is not None:
             self._session.write(
                 self._session.conn.send(
@@ -352,49 +377,11 @@ class Child(HandlerRegistry):
         if not self._stopped.done():
             self._stopped.set_result(0)
 
-    # --- requests to the master ---------------------------------------------------------
 
-    @overload
-    async def request(
-        self,
-        action: ActionLike[Req, Resp],
-        data: Req,
-        *,
-        timeout: int | None = None,
-        retries: int | None = None,
-        priority: int | None = None,
-    ) -> Resp: ...
-    @overload
-    async def request(
-        self,
-        action: str,
-        data: Any = None,
-        *,
-        timeout: int | None = None,
-        retries: int | None = None,
-        priority: int | None = None,
-    ) -> Any: ...
-    async def request(
-        self,
-        action: str | ActionLike[Any, Any],
-        data: Any = None,
-        *,
-        timeout: int | None = None,
-        retries: int | None = None,
-        priority: int | None = None,
-    ) -> Any:
-        """Ask the master to run ``action``; return its response data.
-
-        Raises :class:`~peepsy.RemoteError` when the master answers with a failure,
-        :class:`~peepsy.protocol.InvalidResponse` when its answer is invalid (MSG-9),
-        :class:`~peepsy.PeepsyTimeoutError` when it does not answer within ``timeout``
-        ms (REQ-11; a late answer is then ignored), :class:`~peepsy.protocol.LineTooLongForPeer`
-        when the request would be longer than the master's ``maxLineBytes`` (FRAME-11),
-        and :class:`~peepsy.PeepsyShutdownError` when the child stops first. Retries
-        (``retries``, ``retry_delay`` ms apart) follow the master's rule: only failures
-        after which the request cannot have run, or cannot be known to have (a timeout,
-        a 408 or 503 answer).
-        """
-        if self._channel is None or self._session is None:
-            raise PeepsyError("the child is not serving")
-        return await self._calls.request(action, data, timeout, retries, priority)
+def _flush_last(session: Session, channel: StdioChannel | NodeIpcChannel) -> None:
+    """What the watchdog flushes before it ends the process: the lines the channel holds,
+    then the answers of a read that a loop-blocking handler interrupted."""
+    channel.flush()
+    unsent = session.take_unsent()
+    if unsent:
+        channel.write_now(unsent)

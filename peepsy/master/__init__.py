@@ -6,8 +6,11 @@ from peepsy.master._events import (
     EventName,
     ExitEvent,
     HeartbeatMissedEvent,
+    RearmEvent,
+    RecoveredEvent,
     RestartFailedEvent,
     SpawnEvent,
+    StalledEvent,
 )
 from peepsy.master._master import Master, Mode, RequestShape
 from peepsy.master._stats import GroupStats, ProcessStats, ProcessStatus, Reply, Strategy
@@ -23,9 +26,12 @@ __all__ = [
     "Mode",
     "ProcessStats",
     "ProcessStatus",
+    "RearmEvent",
+    "RecoveredEvent",
     "Reply",
     "RequestShape",
     "RestartFailedEvent",
     "SpawnEvent",
+    "StalledEvent",
     "Strategy",
 ]

@@ -7,7 +7,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias, overload
+from typing import Any, Literal, TypeAlias, get_args, overload
 
 log = logging.getLogger("peepsy.master")
 
@@ -60,21 +60,67 @@ class RestartFailedEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class StalledEvent:
+    """A member kept a request past its deadline by more than the master's
+    ``stall_grace``: it is out of its group's rotation until it answers."""
+
+    target: str
+    action: str
+    """The action of the request it still holds."""
+    overdue_for: int
+    """Ms since that request's deadline."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredEvent:
+    """A stalled member is back in its group's rotation."""
+
+    target: str
+    reason: Literal["answered", "exited"]
+    """``answered``: it sent an answer (any); ``exited``: its process ended, and the
+    request it held with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RearmEvent:
+    """A ``failed`` child (over its restart limit) is started again, by
+    :meth:`~peepsy.Master.restart_child` (``manual``) or after the master's
+    ``restart_cooldown`` (``cooldown``); its restart count starts afresh."""
+
+    target: str
+    reason: Literal["manual", "cooldown"]
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorEvent:
     """Something went wrong that no caller will see: a line from a child that broke the
-    protocol, or a restart that failed."""
+    protocol, a restart that failed, or a channel that ended while its process lived on."""
 
     target: str | None
     error: BaseException
 
 
-EventName = Literal["spawn", "exit", "heartbeat-missed", "auto-restart", "restart-failed", "error"]
+EventName = Literal[
+    "spawn",
+    "exit",
+    "heartbeat-missed",
+    "auto-restart",
+    "restart-failed",
+    "rearm",
+    "stalled",
+    "recovered",
+    "error",
+]
+EVENT_NAMES: tuple[EventName, ...] = get_args(EventName)
 AnyEvent: TypeAlias = (
     SpawnEvent
     | ExitEvent
     | HeartbeatMissedEvent
     | AutoRestartEvent
     | RestartFailedEvent
+    | RearmEvent
+    | StalledEvent
+    | RecoveredEvent
     | ErrorEvent
 )
 
@@ -141,21 +187,27 @@ class Observable:
     ) -> Callable[[], None]: ...
     @overload
     def on(
+        self, name: Literal["rearm"], callback: Callable[[RearmEvent], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(
+        self, name: Literal["stalled"], callback: Callable[[StalledEvent], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(
+        self, name: Literal["recovered"], callback: Callable[[RecoveredEvent], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(
         self, name: Literal["error"], callback: Callable[[ErrorEvent], object]
     ) -> Callable[[], None]: ...
     def on(self, name: EventName, callback: Callable[[Any], object]) -> Callable[[], None]:
         """Call ``callback(event)`` for each event of that name; returns an unsubscriber.
 
         Names: ``spawn``, ``exit``, ``heartbeat-missed``, ``auto-restart``,
-        ``restart-failed``, ``error``. A callback that raises is logged and ignored.
+        ``restart-failed``, ``rearm``, ``stalled``, ``recovered``, ``error``. A callback
+        that raises is logged and ignored.
         """
-        if name not in (
-            "spawn",
-            "exit",
-            "heartbeat-missed",
-            "auto-restart",
-            "restart-failed",
-            "error",
-        ):
+        if name not in EVENT_NAMES:
             raise ValueError(f"unknown event {name!r}")
         return self._emitter.on(name, callback)

@@ -15,7 +15,7 @@ import itertools
 import random
 from typing import Final
 
-from peepsy._errors import PeepsyProcessError, PeepsyShutdownError, PeepsyTimeoutError
+from peepsy._errors import PeepsyShutdownError, PeepsyTimeoutError
 from peepsy.master._stats import Strategy
 from peepsy.master._worker import Worker
 
@@ -119,22 +119,25 @@ class Group:
             if not waiter.done():
                 waiter.set_exception(PeepsyShutdownError("the master is shutting down"))
 
-    def pick(self) -> Worker:
-        """The member that takes the next request, by the group's strategy."""
-        worker = self.pick_or_none()
-        if worker is None:
-            raise PeepsyProcessError(f"no running member in group {self.name}", target=self.name)
-        return worker
-
     def pick_or_none(self) -> Worker | None:
+        """The member that takes the next request, by the group's strategy, among the
+        members in rotation (:attr:`Worker.available`); None when there is none."""
         if self.strategy == "least-busy":
-            best, least = None, 0
+            # Busy as the child says too (requests we gave up on), and ties in turn:
+            # the first member must not take every request of a quiet group.
+            best: list[Worker] = []
+            least = 0
             for worker in self.members:
                 if worker.available:
-                    load = worker.in_flight
-                    if best is None or load < least:
-                        best, least = worker, load
-            return best
+                    load = worker.load
+                    if not best or load < least:
+                        best, least = [worker], load
+                    elif load == least:
+                        best.append(worker)
+            if not best:
+                return None
+            self._next += 1
+            return best[self._next % len(best)]
         ready = [w for w in self.members if w.available]
         if not ready:
             return None
@@ -144,3 +147,8 @@ class Group:
         worker = ready[self._next]
         self._next += 1
         return worker
+
+    def may_come(self) -> bool:
+        """Some member, out of rotation now, may come back without anyone's action
+        (starting, restarting, not yet ready, stalled, unhealthy)."""
+        return any(worker.may_come for worker in self.members)

@@ -20,7 +20,6 @@ from typing_extensions import TypeVar
 from peepsy._actions import ActionLike, HandlerRegistry, Handlers
 from peepsy._checks import check_int, check_ms
 from peepsy._errors import (
-    PeepsyNotFoundError,
     PeepsyProcessError,
     PeepsyShutdownError,
 )
@@ -30,11 +29,12 @@ from peepsy.master._events import (
     Observable,
 )
 from peepsy.master._groups import STRATEGIES, Group
+from peepsy.master._introspection import Introspection
 from peepsy.master._routing import Router
 from peepsy.master._spawner import Spawner
-from peepsy.master._stats import GroupStats, ProcessStats, Reply, Strategy
+from peepsy.master._stats import ProcessStats, Reply, Strategy
 from peepsy.master._supervisor import Supervisor
-from peepsy.master._worker import Worker
+from peepsy.master._worker import Worker, WorkerHooks
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
     ProcessingMode,
@@ -59,9 +59,15 @@ Resp = TypeVar("Resp")
 SAFE_RETRY_STATUSES: Final = NOT_RUN_STATUSES
 #: How many requests from one child the master's handlers run at once by default.
 DEFAULT_SERVE_CONCURRENCY: Final = 16
+#: How long past a request's deadline a member may hold it before it leaves its
+#: group's rotation (ms).
+DEFAULT_STALL_GRACE: Final = 1000
+#: How long a restarted child that says nothing (no READY, no HEARTBEAT) is kept out of
+#: its group's rotation (ms; READY-3: it need not speak).
+DEFAULT_STARTUP_GRACE: Final = 1000
 
 
-class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
+class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
     """Spawns and supervises children and exchanges requests with them.
 
     ::
@@ -91,8 +97,15 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         launcher: Launcher | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         serve_concurrency: int | None = DEFAULT_SERVE_CONCURRENCY,
+        stall_grace: int = DEFAULT_STALL_GRACE,
+        startup_grace: int = DEFAULT_STARTUP_GRACE,
+        restart_cooldown: int | None = None,
     ) -> None:
         check_ms("timeout", timeout)
+        check_ms("stall_grace", stall_grace)
+        check_ms("startup_grace", startup_grace)
+        if restart_cooldown is not None:
+            check_ms("restart_cooldown", restart_cooldown)
         check_ms("heartbeat_interval", heartbeat_interval)
         check_int("max_retries", max_retries, 0)
         check_int("retry_delay", retry_delay, 0)
@@ -132,6 +145,14 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
             restart_window=restart_window,
             heartbeat_interval=heartbeat_interval,
             miss_threshold=heartbeat_miss_threshold,
+            restart_cooldown=restart_cooldown,
+        )
+        self._hooks = WorkerHooks(
+            on_exit=self._supervisor.exited,
+            on_change=self._router.changed,
+            on_broken=self._supervisor.broken,
+            stall_grace=stall_grace / 1000,
+            startup_grace=startup_grace / 1000,
         )
 
     async def __aenter__(self) -> Master[ReqT, RespT]:
@@ -199,7 +220,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
             auto_restart=auto_restart,
             legacy=(request_shape or self._request_shape) == "legacy",
             emitter=self._emitter,
-            on_exit=self._supervisor.exited,
+            hooks=self._hooks,
         )
         self._workers[target] = worker
         if group is not None:
@@ -293,9 +314,12 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         :class:`~peepsy.Action` resolves to its response type, validated.
 
         Fails with :class:`~peepsy.RemoteError` when the child answers with a failure
-        status, :class:`~peepsy.PeepsyTimeoutError` after ``timeout`` ms,
+        status, :class:`~peepsy.PeepsyTimeoutError` after ``timeout`` ms (time spent
+        waiting for a restarting child, or for a group member in rotation, counts),
         :class:`~peepsy.PeepsyProcessError` when the child dies with the request in
-        flight or no member is running, :class:`~peepsy.PeepsyNotFoundError` for an
+        flight or is stopped or failed (for a group: every member is),
+        :class:`TypeError` for an argument of the wrong type,
+        :class:`~peepsy.PeepsyNotFoundError` for an
         unknown target, :class:`~peepsy.protocol.InvalidResponse` at once when the
         child's answer is invalid (MSG-9), :class:`~peepsy.protocol.LineTooLongForPeer`
         without sending when the request is longer than the child's READY allows
@@ -311,54 +335,21 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
             action, target, data, timeout, retries, priority, retry_statuses
         )
 
-    # --- introspection ------------------------------------------------------------------
+    # --- restarting ------------------------------------------------------------------
 
-    def _worker(self, target: str) -> Worker:
-        worker = self._workers.get(target)
-        if worker is None:
-            raise PeepsyNotFoundError(f"No process found for target or group: {target}")
-        return worker
-
-    def get_process_stats(self, target: str) -> ProcessStats:
-        return self._worker(target).snapshot()
-
-    def get_group_stats(self, group: str) -> GroupStats:
-        g = self._groups.get(group)
-        if g is None:
-            raise PeepsyNotFoundError(f"No process found for target or group: {group}")
-        processes = {w.target: w.snapshot() for w in g.members}
-        return GroupStats(
-            group=group,
-            strategy=g.strategy,
-            max_concurrency=g.max_concurrency,
-            auto_restart=g.auto_restart,
-            total_requests=sum(p.requests_handled for p in processes.values()),
-            active_requests=g.active,
-            queued_requests=g.queued,
-            processes=processes,
-        )
-
-    def get_unhealthy_processes(self) -> list[str]:
-        return [t for t, w in self._workers.items() if w.status == "unhealthy"]
-
-    def is_process_alive(self, target: str) -> bool:
-        worker = self._workers.get(target)
-        return worker is not None and worker.alive
-
-    def get_active_requests_count(self) -> int:
-        return sum(w.in_flight for w in self._workers.values())
-
-    @property
-    def active_requests(self) -> int:
-        return self.get_active_requests_count()
-
-    @property
-    def targets(self) -> list[str]:
-        return list(self._workers)
-
-    def get_stderr(self, target: str) -> list[str]:
-        """The last lines a child wrote to stderr (``stderr="capture"`` or ``"log"``)."""
-        return list(self._worker(target).stderr_tail)
+    async def restart_child(self, target: str) -> list[str]:
+        """Start again a child, or the members of a group, left ``failed`` (over the
+        restart limit, or a restart that could not start), with a fresh restart count;
+        a ``rearm`` event each. Members that run (or are starting) are left alone.
+        Returns the targets restarted, once each is started or could not be (then
+        ``failed`` again, with an ``error`` event)."""
+        if self._closing:
+            raise PeepsyShutdownError("the master is shutting down")
+        group = self._groups.get(target)
+        workers = group.members if group is not None else [self._worker(target)]
+        failed = [w for w in workers if w.status == "failed"]
+        await asyncio.gather(*(self._supervisor.rearm(w, "manual") for w in failed))
+        return [w.target for w in failed]
 
     # --- stopping (SHUT-3) --------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import MISSING
 
 from peepsy._actions import ActionLike
-from peepsy._checks import check_int, check_ms
+from peepsy._checks import check_int, check_ms, check_priority, check_str
 from peepsy._errors import (
     PeepsyError,
     PeepsyNotFoundError,
@@ -27,7 +27,7 @@ from peepsy.master._groups import Group
 from peepsy.master._stats import Reply
 from peepsy.master._worker import ACCEPTING, Worker
 from peepsy.protocol import ResponseReceived
-from peepsy.session import Call, RetryPolicy, answer_of
+from peepsy.session import Call, RetryPolicy, Session, answer_of
 
 #: The longest timeout a REQUEST may state (schema: TimeoutMs).
 MAX_TIMEOUT_MS = 300_000
@@ -47,10 +47,61 @@ class Router:
         self._timeout = timeout
         #: Set by :meth:`close`: requests then fail with PeepsyShutdownError.
         self.closed = False
+        #: Requests waiting for a child or a group's member to come (back) into service,
+        #: by the child's or the group's name.
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
 
     def close(self) -> None:
-        """The master is shutting down: refuse new requests."""
+        """The master is shutting down: refuse new requests, and those waiting."""
         self.closed = True
+        waiting, self._waiting = self._waiting, {}
+        for futures in waiting.values():
+            _wake(futures)
+
+    def changed(self, worker: Worker) -> None:
+        """``worker``'s status, readiness or place in its group's rotation changed: the
+        requests waiting for it, or for its group, look again."""
+        if self._waiting:
+            futures = self._waiting.pop(worker.target, None)
+            if futures:
+                _wake(futures)
+            if worker.group is not None and (futures := self._waiting.pop(worker.group, None)):
+                _wake(futures)
+
+    async def _wait(self, name: str, started: float, timeout: int, target: str, why: str) -> None:
+        """Wait for a change to ``name`` (a child or a group) within what is left of the
+        request's ``timeout``; :class:`~peepsy.PeepsyTimeoutError` after it."""
+        loop = asyncio.get_running_loop()
+        left = started + timeout / 1000 - loop.time()
+        future: asyncio.Future[None] = loop.create_future()
+        futures = self._waiting.setdefault(name, [])
+        futures.append(future)
+        try:
+            async with asyncio.timeout(max(left, 0)):
+                await future
+        except TimeoutError:
+            raise PeepsyTimeoutError(
+                f"Request timed out after {timeout}ms for target: {target} ({why})",
+                target=target,
+                timeout_ms=timeout,
+            ) from None
+        finally:
+            futures.remove(future)  # from the list, or from the list a wake detached
+
+    async def _until_accepting(
+        self, worker: Worker, target: str, started: float, timeout: int
+    ) -> Session:
+        """A child asked for by name that is (re)starting is waited for, within the
+        request's timeout; one that is stopped or failed fails the request at once."""
+        while worker.status not in ACCEPTING or worker.session is None:
+            if self.closed:
+                raise PeepsyShutdownError("the master is shutting down")
+            if worker.status not in ("starting", "restarting"):
+                raise PeepsyProcessError(
+                    f"{target} is not running ({worker.status})", target=target
+                )
+            await self._wait(worker.target, started, timeout, target, "waiting for its restart")
+        return worker.session
 
     def request(
         self,
@@ -77,7 +128,10 @@ class Router:
             if timeout is None:
                 timeout = self._timeout
             if type(timeout) is int and 0 < timeout <= MAX_TIMEOUT_MS:
-                call = self._send_now(action, target, data, timeout, priority)
+                try:
+                    call = self._send_now(action, target, data, timeout, priority)
+                except TypeError:  # an unhashable target: the slow path says which
+                    call = None
                 if call is not None:
                     return call  # a coroutine too: see _ReplyCall
         return self._request(action, target, data, timeout, retries, priority, retry_statuses)
@@ -119,15 +173,22 @@ class Router:
         priority: int | None,
         retry_statuses: Collection[int],
     ) -> Any:
-        if type(action) is str:
+        if isinstance(action, str):
             name, payload = action, data
         else:
-            name = action.name  # type: ignore[union-attr]
-            payload = action.dump_request(data)  # type: ignore[union-attr]
+            named = getattr(action, "name", None)
+            if not isinstance(named, str) or not hasattr(action, "dump_request"):
+                raise TypeError(
+                    f"action is a str or an Action, not {type(action).__name__} ({action!r})"
+                )
+            name, payload = named, action.dump_request(data)
+        check_str("target", target, "a str (the name of a child or a group)")
         if timeout is None:
             timeout = self._timeout
         else:
             check_ms("timeout", timeout)
+        if priority is not None:
+            check_priority(priority)
         policy = self._retry
         if retries is not None or retry_statuses:
             if retries is not None:
@@ -143,8 +204,8 @@ class Router:
         else:
             answer, worker = await self._attempt(name, target, payload, timeout, priority)
         result = None if answer.data is MISSING else answer.data
-        if type(action) is not str:
-            return action.parse_response(result)  # type: ignore[union-attr]
+        if not isinstance(action, str):
+            return action.parse_response(result)
         return Reply(answer.status, result, answer.id, worker.target, name)
 
     async def _attempt(
@@ -155,11 +216,15 @@ class Router:
         worker = self._workers.get(target)
         if worker is not None and worker.group is None:
             # The common case, kept short: a child by name, outside any group.
-            if worker.status not in ACCEPTING or worker.session is None:
-                raise PeepsyProcessError(
-                    f"{target} is not running ({worker.status})", target=target
+            session = worker.session
+            if worker.status in ACCEPTING and session is not None:
+                call = session.call(action, data, timeout=timeout, priority=priority)
+            else:
+                started = asyncio.get_running_loop().time()
+                session = await self._until_accepting(worker, target, started, timeout)
+                call = session.call(
+                    action, data, timeout=timeout, priority=priority, started=started
                 )
-            call = worker.session.call(action, data, timeout=timeout, priority=priority)
         else:
             worker, call = await self._attempt_in_group(
                 action, target, worker, data, timeout, priority
@@ -178,15 +243,15 @@ class Router:
         group = self._groups.get(target if worker is None else worker.group or "")
         if group is None:
             raise PeepsyNotFoundError(f"No process found for target or group: {target}")
-        if worker is not None and worker.status not in ACCEPTING:
-            raise PeepsyProcessError(f"{target} is not running ({worker.status})", target=target)
-        # A group's cap counts every request to its members, direct ones included.
         loop = asyncio.get_running_loop()
         started = loop.time()
+        if worker is not None:
+            await self._until_accepting(worker, target, started, timeout)
+        # A group's cap counts every request to its members, direct ones included.
         slot = group.try_acquire() or await group.acquire(timeout, priority, target)
         try:
             if worker is None:
-                worker = group.pick()
+                worker = await self._member(group, target, started, timeout)
             elif worker.status not in ACCEPTING:
                 raise PeepsyProcessError(
                     f"{target} is not running ({worker.status})", target=target
@@ -206,6 +271,25 @@ class Router:
             slot.release()
             raise
         return worker, call
+
+    async def _member(self, group: Group, target: str, started: float, timeout: int) -> Worker:
+        """A member in rotation; while there is none but one may come back (restarting,
+        not yet ready, stalled), the request waits for it within its own timeout."""
+        while (worker := group.pick_or_none()) is None:
+            if self.closed:
+                raise PeepsyShutdownError("the master is shutting down")
+            if not group.may_come():
+                raise PeepsyProcessError(
+                    f"no running member in group {group.name}", target=group.name
+                )
+            await self._wait(group.name, started, timeout, target, "no member in rotation")
+        return worker
+
+
+def _wake(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 class _ReplyCall(Call[Reply[Any]]):

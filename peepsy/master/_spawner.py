@@ -66,7 +66,7 @@ class Spawner:
         )
         if worker.status == "restarting":
             worker.move("starting")
-        worker.begin(session)
+        worker.begin(session, restart=restart)
         try:
             transport = await self._launcher.spawn(worker.spec, worker)
         except Exception as exc:  # OSError, or ValueError for a NUL in an argument, ...

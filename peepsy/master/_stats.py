@@ -40,6 +40,16 @@ class ProcessStats:
     """Answers that arrived after their request had timed out (dropped)."""
     actions: tuple[str, ...] | None
     """What the child announced in READY, if it sent one."""
+    reported_active: int | None = None
+    """``requestsActive`` of its last HEARTBEAT (requests running or queued at the child,
+    timed-out ones included); None before one says."""
+    ready: bool = True
+    """A restarted child is ready once it sent READY or a HEARTBEAT, or after the
+    master's ``startup_grace``; a group sends it nothing before."""
+    stalled: bool = False
+    """It holds a request past the request's deadline by more than ``stall_grace``."""
+    in_rotation: bool = False
+    """A group may pick it now: running, ready and not stalled."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import logging
 import signal as signal_module
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from typing import Any, Final, Literal
 
 from peepsy._errors import PeepsyProcessError
 from peepsy.master._events import (
@@ -25,11 +25,15 @@ from peepsy.master._events import (
     ErrorEvent,
     ExitEvent,
     HeartbeatMissedEvent,
+    RearmEvent,
     RestartFailedEvent,
 )
 from peepsy.master._worker import Worker
 
 log = logging.getLogger("peepsy.master")
+
+#: After SIGTERM, how long a child whose channel broke has before SIGKILL.
+KILL_GRACE_S: Final = 1.0
 
 
 class Supervisor:
@@ -43,6 +47,7 @@ class Supervisor:
         restart_window: int,
         heartbeat_interval: int,
         miss_threshold: int,
+        restart_cooldown: int | None = None,
     ) -> None:
         self._emitter = emitter
         self._respawn = respawn
@@ -51,7 +56,9 @@ class Supervisor:
         self._window = restart_window
         self._interval = heartbeat_interval
         self._miss_threshold = miss_threshold
+        self._cooldown = restart_cooldown
         self._restart_times: dict[str, collections.deque[float]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # re-arms and SIGKILLs, by target
         self._restarts: set[asyncio.Task[None]] = set()
         self._health: asyncio.TimerHandle | None = None
         self.closing = False
@@ -74,6 +81,9 @@ class Supervisor:
             )
             worker.session.server.close()
         worker.errors += failed
+        failed += worker.failed_early
+        worker.failed_early = 0
+        self._cancel_timer(worker)
         pid = worker.transport.pid if worker.transport is not None else None
         (log.info if expected else log.warning)(
             "%s (pid %s) exited with %s", worker.target, pid, how
@@ -100,6 +110,10 @@ class Supervisor:
             self._emitter.emit(
                 "restart-failed", RestartFailedEvent(worker.target, len(times), self._window)
             )
+            if self._cooldown is not None:
+                self._timers[worker.target] = loop.call_later(
+                    self._cooldown / 1000, self.rearm, worker, "cooldown"
+                )
             return
         times.append(now)
         worker.restarts += 1
@@ -107,9 +121,63 @@ class Supervisor:
         self._emitter.emit(
             "auto-restart", AutoRestartEvent(worker.target, returncode, sig, len(times))
         )
-        task = loop.create_task(self._restart(worker))
+        self._start_restart(worker)
+
+    def _start_restart(self, worker: Worker) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._restart(worker))
         self._restarts.add(task)
         task.add_done_callback(self._restarts.discard)
+        return task
+
+    def rearm(self, worker: Worker, reason: Literal["manual", "cooldown"]) -> asyncio.Task[None]:
+        """Start a ``failed`` worker again with a fresh restart count (the way back after
+        the restart limit); the task ends once it is started, or could not be."""
+        self._cancel_timer(worker)
+        self._restart_times.pop(worker.target, None)
+        worker.move("restarting")
+        log.info("%s re-armed (%s)", worker.target, reason)
+        self._emitter.emit("rearm", RearmEvent(worker.target, reason))
+        return self._start_restart(worker)
+
+    def _cancel_timer(self, worker: Worker) -> None:
+        timer = self._timers.pop(worker.target, None)
+        if timer is not None:
+            timer.cancel()
+
+    def broken(self, worker: Worker, reason: str) -> None:
+        """``worker``'s channel ended or refused a write while its process may live on:
+        the child is gone for us. Its requests fail now, its process is stopped (SIGTERM,
+        then SIGKILL), and its exit restarts it as any death does."""
+        transport = worker.transport
+        if (
+            transport is None
+            or transport.returncode is not None
+            or not worker.alive
+            or worker.stop_requested
+            or self.closing
+            or worker.target in self._timers
+        ):
+            return
+        session = worker.session
+        assert session is not None  # made before its process started
+        failed = session.fail_all(
+            lambda call: PeepsyProcessError(
+                f"{worker.target} {reason} before answering {call.action!r}",
+                target=worker.target,
+            )
+        )
+        worker.errors += failed
+        worker.failed_early += failed
+        log.warning("%s %s while its process runs; stopping it", worker.target, reason)
+        self._emitter.emit(
+            "error", ErrorEvent(worker.target, PeepsyProcessError(f"{worker.target} {reason}"))
+        )
+        if worker.status == "running":
+            worker.move("unhealthy")  # out of its group's rotation until its exit
+        transport.terminate()
+        self._timers[worker.target] = asyncio.get_running_loop().call_later(
+            KILL_GRACE_S, transport.kill
+        )
 
     async def _restart(self, worker: Worker) -> None:
         if self.closing or worker.stop_requested:
@@ -128,6 +196,7 @@ class Supervisor:
 
     def forget(self, worker: Worker) -> None:
         self._restart_times.pop(worker.target, None)
+        self._cancel_timer(worker)
 
     # --- health (HB-2) --------------------------------------------------------------------
 
@@ -163,6 +232,9 @@ class Supervisor:
 
     def close(self) -> None:
         self.closing = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         if self._health is not None:
             self._health.cancel()
             self._health = None

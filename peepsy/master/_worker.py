@@ -13,12 +13,13 @@ import collections
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 from pydantic import MISSING
 
 from peepsy._errors import InvalidResponse, RemoteProtocolError
-from peepsy.master._events import Emitter, ErrorEvent
+from peepsy.master._events import Emitter, ErrorEvent, RecoveredEvent, StalledEvent
 from peepsy.master._stats import ProcessStats, ProcessStatus
 from peepsy.protocol import (
     Event,
@@ -39,13 +40,17 @@ TRANSITIONS: Final[dict[ProcessStatus, frozenset[ProcessStatus]]] = {
     "restarting": frozenset({"starting", "stopped", "failed"}),
     "stopping": frozenset({"stopped"}),
     "stopped": frozenset(),
-    "failed": frozenset({"stopped"}),
+    "failed": frozenset({"stopped", "restarting"}),  # restarting: re-armed
 }
 #: Statuses with a process (set on spawn, cleared when it exits).
 LIVE: Final = frozenset({"running", "unhealthy", "stopping"})
 ACCEPTING: Final = frozenset({"running", "unhealthy"})
 EMA_ALPHA: Final = 0.2
 STDERR_LINES: Final = 200
+#: Bad lines from one child logged per window; the rest are only counted
+#: (``rejected_lines``), so a child spewing garbage cannot flood the log.
+BAD_LINE_WARNINGS: Final = 10
+BAD_LINE_WINDOW_S: Final = 10.0
 
 log = logging.getLogger("peepsy.master")
 
@@ -56,6 +61,20 @@ class IllegalTransition(RuntimeError):
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHooks:
+    """Whom a worker tells what, and the graces it keeps (seconds)."""
+
+    on_exit: Callable[[Worker, int | None], None]
+    """Its process ended."""
+    on_change: Callable[[Worker], None]
+    """Its status, readiness or place in the rotation changed."""
+    on_broken: Callable[[Worker, str], None]
+    """Its channel broke while its process may still run."""
+    stall_grace: float
+    startup_grace: float
 
 
 class Worker:
@@ -71,7 +90,7 @@ class Worker:
         auto_restart: bool,
         legacy: bool,
         emitter: Emitter,
-        on_exit: Callable[[Worker, int | None], None],
+        hooks: WorkerHooks,
     ) -> None:
         self.target = target
         self.spec = spec
@@ -80,7 +99,7 @@ class Worker:
         self.auto_restart = auto_restart
         self.legacy = legacy
         self._emitter = emitter
-        self._on_exit = on_exit
+        self._hooks = hooks
         self._status: ProcessStatus = "starting"
         self._loop_time: Callable[[], float] = time.monotonic  # the loop's clock, once known
         self.session: Session | None = None
@@ -97,9 +116,20 @@ class Worker:
         self.restarts = 0
         self.rejected_lines = 0
         self.late_responses = 0
+        self.failed_early = 0  # failed when its channel broke, told with its exit
         self.actions: tuple[str, ...] | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._stderr_partial = b""
+        # rotation (issue 10): readiness after a restart, and stalls
+        self.ready = True
+        self.stalled = False
+        self.reported_active: int | None = None
+        self._ready_timer: asyncio.TimerHandle | None = None
+        self._overdue: tuple[str, float] | None = None  # (action, deadline) of a timed-out call
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._warn_since = float("-inf")
+        self._warned = 0
+        self._unlogged = 0
 
     # --- state --------------------------------------------------------------------------
 
@@ -111,6 +141,7 @@ class Worker:
         if to not in TRANSITIONS[self._status]:
             raise IllegalTransition(f"{self.target}: {self._status} -> {to} is not a transition")
         self._status = to
+        self._hooks.on_change(self)
 
     @property
     def alive(self) -> bool:
@@ -124,8 +155,24 @@ class Worker:
 
     @property
     def available(self) -> bool:
-        """A group may pick it: running and healthy."""
-        return self._status == "running"
+        """A group may pick it: running, healthy, ready and not stalled."""
+        return self._status == "running" and self.ready and not self.stalled
+
+    @property
+    def may_come(self) -> bool:
+        """Not available now, but may become so without anyone's action."""
+        return self._status in ("starting", "restarting") or (
+            self._status in ACCEPTING and not self.available
+        )
+
+    @property
+    def load(self) -> int:
+        """How busy it is for least-busy: what we sent it and have not settled, or what
+        it says it holds (requests we gave up on included), whichever is more."""
+        session = self.session
+        sent = 0 if session is None else session.conn.outstanding
+        reported = self.reported_active
+        return sent if reported is None or reported < sent else reported
 
     @property
     def in_flight(self) -> int:
@@ -133,19 +180,39 @@ class Worker:
         session = self.session
         return 0 if session is None else session.conn.outstanding
 
-    def begin(self, session: Session) -> None:
-        """A new process is being started; ``session`` hears it from its first byte."""
+    def begin(self, session: Session, *, restart: bool) -> None:
+        """A new process is being started; ``session`` hears it from its first byte. A
+        restarted one is not ready until it speaks or its start-up grace ends."""
         self.session = session
         self.transport = None
         self.last_heartbeat = None
+        self.reported_active = None
         self._loop_time = asyncio.get_running_loop().time
+        self._end_stall("exited")  # (told at its exit already: a no-op but for safety)
+        self._cancel_ready_timer()
+        self.ready = not restart
 
     def attach(self, transport: ChildTransport) -> None:
         """The new process is up."""
         self.transport = transport
         if self.session is not None:
             self.session.bind(transport.write)
+        if not self.ready:
+            # READY-3: a child need not speak, so silence ends with the grace.
+            self._ready_timer = asyncio.get_running_loop().call_later(
+                self._hooks.startup_grace, self._become_ready
+            )
         self.move("running")  # the process is up; it owes us no message to prove it
+
+    def _become_ready(self) -> None:
+        self._cancel_ready_timer()
+        self.ready = True
+        self._hooks.on_change(self)
+
+    def _cancel_ready_timer(self) -> None:
+        if self._ready_timer is not None:
+            self._ready_timer.cancel()
+            self._ready_timer = None
 
     # --- the transport's listener -------------------------------------------------------
 
@@ -169,8 +236,13 @@ class Worker:
         if self.session is not None:
             self.session.end()
 
+    def channel_broken(self, reason: str) -> None:
+        self._hooks.on_broken(self, reason)
+
     def process_exited(self, returncode: int | None) -> None:
-        self._on_exit(self, returncode)
+        self._cancel_ready_timer()
+        self._end_stall("exited")  # the request it held is failed with the process
+        self._hooks.on_exit(self, returncode)
 
     # --- the session's listener ---------------------------------------------------------
 
@@ -183,31 +255,89 @@ class Worker:
         self.requests_handled += 1
         if status >= 400:
             self.errors += 1
+        if self._overdue is not None:
+            self._end_stall("answered")
 
     def timed_out(self, call: Call[Any]) -> None:
         self.errors += 1
         self.timeouts += 1
+        if self._overdue is None:
+            # Still holding it after the grace (no answer of any kind): a stall.
+            self._overdue = (call.action, call.deadline)
+            self._stall_timer = asyncio.get_running_loop().call_later(
+                self._hooks.stall_grace, self._stall
+            )
+
+    def _stall(self) -> None:
+        self._stall_timer = None
+        if self._overdue is None or self.stalled:  # pragma: no cover - timer cancelled
+            return
+        action, deadline = self._overdue
+        overdue_for = int((self._loop_time() - deadline) * 1000)
+        self.stalled = True
+        log.warning(
+            "%s holds %r %d ms past its deadline; out of rotation until it answers",
+            self.target,
+            action,
+            overdue_for,
+        )
+        self._emitter.emit("stalled", StalledEvent(self.target, action, overdue_for))
+        self._hooks.on_change(self)
+
+    def _end_stall(self, reason: Literal["answered", "exited"]) -> None:
+        """It answered, or its process (and the request it held) is gone."""
+        self._overdue = None
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        if self.stalled:
+            self.stalled = False
+            log.info("%s is back in rotation (%s)", self.target, reason)
+            self._emitter.emit("recovered", RecoveredEvent(self.target, reason))
+            self._hooks.on_change(self)
 
     def rejected(self, error: RemoteProtocolError) -> None:
         self.rejected_lines += 1
         if isinstance(error, InvalidResponse):
             self.errors += 1
-        log.warning("%s sent a bad line: %s", self.target, error)
+        now = self._loop_time()
+        if now - self._warn_since >= BAD_LINE_WINDOW_S:
+            if self._unlogged:
+                log.warning("%s sent %d more bad lines", self.target, self._unlogged)
+            self._warn_since, self._warned, self._unlogged = now, 0, 0
+        if self._warned < BAD_LINE_WARNINGS:
+            self._warned += 1
+            more = (
+                f" (more within {BAD_LINE_WINDOW_S:.0f} s are only counted in rejected_lines)"
+                if self._warned == BAD_LINE_WARNINGS
+                else ""
+            )
+            log.warning("%s sent a bad line: %s%s", self.target, error, more)
+        else:
+            self._unlogged += 1
         self._emitter.emit("error", ErrorEvent(self.target, error))
 
     def late(self, event: UnmatchedResponse) -> None:
         self.late_responses += 1
         log.debug("%s: dropped a late answer to %s", self.target, event.response.id)
+        if self._overdue is not None:
+            self._end_stall("answered")
 
     def lifecycle(self, event: Event) -> None:
         if isinstance(event, HeartbeatReceived):
             self.last_heartbeat = asyncio.get_running_loop().time()
             self.last_heartbeat_wall = _now_ms()
+            active = event.message.requests_active
+            self.reported_active = None if active is MISSING else active
             if self._status == "unhealthy":
                 self.move("running")
+            if not self.ready:
+                self._become_ready()
         elif isinstance(event, ReadyReceived):
             actions = event.message.actions
             self.actions = None if actions is MISSING else tuple(actions)
+            if not self.ready:
+                self._become_ready()
         # The core rejects INIT and SHUTDOWN from a child (MSG-6); the end of its
         # stream is followed by its exit, which the supervisor handles.
 
@@ -232,4 +362,8 @@ class Worker:
             rejected_lines=self.rejected_lines,
             late_responses=self.late_responses,
             actions=self.actions,
+            reported_active=self.reported_active,
+            ready=self.ready,
+            stalled=self.stalled,
+            in_rotation=self.available,
         )

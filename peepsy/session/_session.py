@@ -323,6 +323,17 @@ class Session:
             if batch:
                 self._write(batch[0] if len(batch) == 1 else b"".join(batch))
 
+    def take_unsent(self) -> bytes:
+        """The answers of the read being handled, not written yet, taken so that the read
+        will not write them: for a last flush from another thread while a handler holds
+        the event loop (the child's end-of-input watchdog)."""
+        batch = self._batch
+        if not batch:
+            return b""
+        lines = b"".join(batch)
+        batch.clear()
+        return lines
+
     def end(self) -> None:
         """The peer's stream ended."""
         for event in self.conn.receive_data(b""):

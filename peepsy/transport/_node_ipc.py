@@ -122,6 +122,8 @@ class _ChannelProtocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:  # a write failed: the worker's end is gone
+            self.owner.channel_lost(f"refused a write to its IPC channel ({exc})")
         self.owner.channel_closed()
 
 
@@ -151,6 +153,8 @@ class NodeIpcTransport(SubprocessChildTransport):
     def _send(self, data: bytes) -> None:
         if self._channel is not None and not self._channel.is_closing():
             self._channel.write(data)
+        else:  # never dropped silently: the requests it carried fail at once
+            self._watch.channel_lost("has its IPC channel closed")
 
     def close_input(self) -> None:
         """Disconnect the channel: the worker sees ``disconnect``."""
@@ -171,7 +175,9 @@ async def spawn_node_ipc(spec: SpawnSpec, listener: TransportListener) -> ChildT
     loop = asyncio.get_running_loop()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        env = child_env(spec.env, spec.inherit_env) or dict(os.environ)
+        env = child_env(spec.env, spec.inherit_env)
+        # None is "the master's environment"; an empty dict is an empty one.
+        env = dict(os.environ) if env is None else env
         env[CHANNEL_ENV] = str(theirs.fileno())
         env[MODE_ENV] = "json"
         out = (
@@ -260,6 +266,10 @@ class NodeIpcChannel(LockedChannel):
             loop.connect_accepted_socket(lambda: _ReadProtocol(listener), sock=self._sock)
         )
         task.add_done_callback(self._connected)
+
+    def input_fd(self) -> int | None:
+        """The socket's descriptor (for watching it for the master's disconnect)."""
+        return self._sock.fileno()
 
     def _connected(
         self, task: asyncio.Task[tuple[asyncio.Transport, asyncio.BaseProtocol]]

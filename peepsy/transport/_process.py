@@ -15,6 +15,10 @@ from peepsy.transport._base import ChildTransport, Launcher, SpawnSpec, Transpor
 #: How long to wait, after a child exits, for its stdout to reach end of file (a
 #: grandchild may hold it open) before the exit is reported anyway.
 DRAIN_GRACE_S: Final = 2.0
+#: How long after its protocol stream ends a child may take to exit before the stream's
+#: end is reported as a broken channel (a child that exits closes the stream first, and
+#: the loop may learn of the exit a little later).
+EXIT_GRACE_S: Final = 0.5
 
 log = logging.getLogger("peepsy.transport")
 
@@ -36,8 +40,10 @@ class ExitWatch(asyncio.SubprocessProtocol):
         self.closed = False
         self.exited = False
         self.reported = False
+        self.broken = False
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._grace: asyncio.TimerHandle | None = None
+        self._alive_check: asyncio.TimerHandle | None = None
 
     def channel_closed(self) -> None:
         """The protocol stream reached end of file."""
@@ -46,6 +52,18 @@ class ExitWatch(asyncio.SubprocessProtocol):
             self.listener.eof_received()
             if self.exited:
                 self._report()
+            else:
+                self._alive_check = asyncio.get_running_loop().call_later(
+                    EXIT_GRACE_S, self.channel_lost, "closed its protocol stream"
+                )
+
+    def channel_lost(self, reason: str) -> None:
+        """The child can no longer be heard or written to, and has not exited: told
+        once, so that the master stops it (its exit is reported as usual)."""
+        self._alive_check = None
+        if not self.exited and not self.broken:
+            self.broken = True
+            self.listener.channel_broken(reason)
 
     def process_exited(self) -> None:
         self.exited = True
@@ -60,6 +78,8 @@ class ExitWatch(asyncio.SubprocessProtocol):
         self.reported = True
         if self._grace is not None:
             self._grace.cancel()
+        if self._alive_check is not None:
+            self._alive_check.cancel()
         if not self.closed:
             self.closed = True
             self.listener.eof_received()
@@ -84,6 +104,8 @@ class _StdioWatch(ExitWatch):
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:
             self.channel_closed()
+        elif fd == 0 and exc is not None:  # a write failed (EPIPE: it closed its stdin)
+            self.channel_lost(f"refused a write to its stdin ({exc})")
 
 
 class SubprocessChildTransport(ChildTransport):
@@ -139,6 +161,8 @@ class ProcessTransport(SubprocessChildTransport):
         stdin = self._stdin
         if stdin is not None and not stdin.is_closing():
             stdin.write(data)
+        else:  # never dropped silently: the requests it carried fail at once
+            self._watch.channel_lost("has its stdin closed")
 
     def close_input(self) -> None:
         self.flush()

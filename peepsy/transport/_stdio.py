@@ -55,6 +55,10 @@ class StdioChannel(LockedChannel):
         task = loop.create_task(loop.connect_read_pipe(lambda: _ReadProtocol(listener), reader))
         task.add_done_callback(self._connected)
 
+    def input_fd(self) -> int | None:
+        """The descriptor the master's bytes arrive on, once started (for watching it)."""
+        return self._in_fd if self._in_fd >= 0 else None
+
     def _connected(
         self, task: asyncio.Task[tuple[asyncio.ReadTransport, asyncio.BaseProtocol]]
     ) -> None:

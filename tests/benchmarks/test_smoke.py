@@ -93,3 +93,28 @@ def test_the_plot_is_a_png(run: tuple[dict[str, Any], Path]) -> None:
     if importlib.util.find_spec("matplotlib") is None:
         pytest.skip("needs matplotlib (the bench extra)")
     assert run[1].read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_soak_samples_memory_and_judges_its_growth() -> None:
+    """A small soak: ten samples, a growth line, and the exit status the limit gives
+    (a limit below zero cannot be met, so the same run must then fail)."""
+    env = {k: v for k, v in os.environ.items() if k != "COVERAGE_PROCESS_CONFIG"}
+    argv = [sys.executable, "-m", "benchmarks.soak", "--requests", "2000", "--window", "16"]
+    argv += ["--timeouts", "300000"]
+    ok = subprocess.run(
+        argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.splitlines()
+    assert lines[0] == "timeout 300000 ms, 16 in flight"
+    assert sum("answered   master RSS" in line for line in lines) == 10
+    assert "growth from the first sample to the last" in lines[-1]
+    strict = subprocess.run(
+        [*argv, "--limit-mb", "-1"],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert strict.returncode == 1

@@ -50,11 +50,16 @@ def test_max_concurrency_below_one_is_refused(value: int) -> None:
         master.configure_group("g", max_concurrency=value)
 
 
-@pytest.mark.parametrize("value", [1.5, True, "2"])
-def test_max_concurrency_that_is_not_an_integer_is_refused(value: object) -> None:
-    # As for timeouts (True, 1.5 -> ValueError): 1.5 would let 2 requests in flight.
+@pytest.mark.parametrize(
+    ("value", "error"), [(1.5, ValueError), (True, ValueError), ("2", TypeError)]
+)
+def test_max_concurrency_that_is_not_an_integer_is_refused(
+    value: object, error: type[Exception]
+) -> None:
+    # As for timeouts (True, 1.5 -> ValueError): 1.5 would let 2 requests in flight; a
+    # value that is not a number at all is a TypeError.
     master = Farm().master()
-    with pytest.raises(ValueError, match="max_concurrency"):
+    with pytest.raises(error, match="max_concurrency"):
         master.configure_group("g", max_concurrency=value)  # type: ignore[arg-type]
 
 

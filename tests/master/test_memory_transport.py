@@ -34,6 +34,9 @@ class Recorder:
     def eof_received(self) -> None:
         self.calls.append(("eof", None))
 
+    def channel_broken(self, reason: str) -> None:  # pragma: no cover - memory never breaks
+        self.calls.append(("broken", reason))
+
     def process_exited(self, returncode: int | None) -> None:
         self.calls.append(("exit", returncode))
 

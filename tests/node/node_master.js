@@ -2,6 +2,11 @@
 // child_process.fork alone: it forks a worker with an execPath (Python here), sends
 // INIT and legacy nested REQUESTs, answers the worker's own REQUESTs, counts its
 // HEARTBEATs, then sends SHUTDOWN and reports everything as one JSON line on stdout.
+// HEALTH_MS set: it also checks health as Node peepsy's master does with
+// heartbeatIntervalMs = HEALTH_MS and the default heartbeatMissThreshold of 3: every
+// HEALTH_MS, a child silent (no HEARTBEAT since spawn or since its last one) for more
+// than HEALTH_MS * 3 is SIGKILLed, and the report says when ("killedForSilenceAt", ms
+// after spawn). Its INIT states no heartbeat interval, like the real one's.
 'use strict';
 const { fork } = require('child_process');
 
@@ -12,6 +17,15 @@ const options = { execPath, serialization: 'json', stdio: ['ignore', 'pipe', 'pi
 if (process.env.EXEC_ARGV === 'clear') options.execArgv = [];
 const child = fork(script, rest, options);
 const report = { responses: {}, heartbeats: 0, childRequests: [], exit: null, stdout: '', stderr: '' };
+const spawnedAt = Date.now();
+let lastHeartbeat = spawnedAt;
+const healthMs = Number(process.env.HEALTH_MS || 0);
+const health = healthMs > 0 ? setInterval(() => {
+  if (Date.now() - lastHeartbeat > healthMs * 3 && report.exit === null) {
+    report.killedForSilenceAt = Date.now() - spawnedAt;
+    child.kill('SIGKILL');
+  }
+}, healthMs) : null;
 child.stdout.on('data', (d) => { report.stdout += d; });
 child.stderr.on('data', (d) => { report.stderr += d; });
 
@@ -33,6 +47,7 @@ child.on('message', (m) => {
     waiting.delete(m.id);
   } else if (m.type === 'HEARTBEAT') {
     report.heartbeats += 1;
+    lastHeartbeat = Date.now();
   } else if (m.type === 'REQUEST') {
     const r = m.request || m;
     report.childRequests.push(m);
@@ -48,6 +63,7 @@ child.on('message', (m) => {
 child.on('error', (err) => { report.errors = [...(report.errors || []), err.message]; });
 child.on('exit', (code, signal) => {
   report.exit = { code, signal };
+  if (health) clearInterval(health);
   process.stdout.write(JSON.stringify(report) + '\n');
 });
 

@@ -1,10 +1,16 @@
-"""A Python peepsy child for the Node master test (tests/node/node_master.js)."""
+"""A Python peepsy child for the Node master test (tests/node/node_master.js).
 
+``CHILD_HEARTBEAT_MS`` fixes its heartbeat interval (500 unless set); ``default`` leaves
+it to the child's own rule for a master that states none (HB-1).
+"""
+
+import os
 from typing import Any
 
 from peepsy import Child
 
-child = Child(heartbeat_interval=500)
+_FIXED = os.environ.get("CHILD_HEARTBEAT_MS", "500")
+child = Child(heartbeat_interval=None if _FIXED == "default" else int(_FIXED))
 
 
 @child.handler("add")

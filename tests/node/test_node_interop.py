@@ -248,6 +248,29 @@ def test_a_node_master_uses_a_python_child_like_a_node_worker() -> None:
     assert "a print inside a handler" in report["stdout"]
 
 
+@pytest.mark.parametrize("health_ms", [500, 300])
+def test_a_default_python_child_survives_a_node_masters_health_check(health_ms: int) -> None:
+    """HB-1: a Node master states no heartbeat interval in INIT yet SIGKILLs a child
+    silent for its own interval x 3 (1.5 s at 500 ms); a Python child on its IPC channel
+    beats often enough for any such master, from its start."""
+    assert NODE is not None
+    out = subprocess.run(
+        [NODE, str(HERE / "node_master.js"), sys.executable, str(HERE / "python_child.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ, "IDLE_MS": "2500", "HEALTH_MS": str(health_ms),
+            "CHILD_HEARTBEAT_MS": "default", "PYTHONPATH": str(HERE.parents[1]),
+        },
+        check=True,
+    )  # fmt: skip
+    report = json.loads(out.stdout)
+    assert "killedForSilenceAt" not in report
+    assert report["responses"]["node-6"]["data"] == 30  # served across the idle time
+    assert report["exit"] == {"code": 0, "signal": None}
+
+
 @pytest.mark.parametrize("exec_argv", ["inherited", "clear"])
 def test_a_node_master_started_with_node_flags_must_clear_execargv(exec_argv: str) -> None:
     """fork hands the master's Node flags to the child's executable: Python refuses
@@ -288,3 +311,40 @@ def test_an_idle_node_worker_is_alive_and_serving_after_a_minute() -> None:
             assert (await master.request("echo", "n1", "still here")).data == "still here"
 
     run(main())
+
+
+#: A Node worker that answers every REQUEST with the names in its environment.
+ENV_WORKER = """
+process.on('message', (m) => {
+  if (m.type === 'REQUEST') {
+    process.send({ type: 'RESPONSE', id: m.id, status: 200, data: Object.keys(process.env) });
+  } else if (m.type === 'SHUTDOWN') {
+    process.disconnect();
+  }
+});
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "inherit", "expected"),
+    [(None, False, []), ({"PEEPSY_PROBE": "alone"}, False, ["PEEPSY_PROBE"])],
+    ids=["no-env", "env-alone"],
+)
+def test_a_node_ipc_child_that_does_not_inherit_gets_only_its_env(
+    env: dict[str, str] | None, inherit: bool, expected: list[str]
+) -> None:
+    """inherit_env=False means the child's environment is ``env`` alone, none at all
+    without it, on Node's IPC channel as on stdin/stdout (Node removes the channel's
+    own variables from process.env)."""
+
+    async def main() -> list[str]:
+        assert NODE is not None
+        async with Master() as master:
+            await master.spawn_child(
+                "n1", [NODE, "-e", ENV_WORKER], transport="node-ipc", env=env, inherit_env=inherit
+            )
+            names = (await master.request("names", "n1")).data
+            assert isinstance(names, list)
+            return sorted(names)
+
+    assert run(main()) == expected

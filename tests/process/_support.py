@@ -22,6 +22,7 @@ from peepsy import (
     RestartFailedEvent,
     SpawnEvent,
 )
+from peepsy.master import RearmEvent, RecoveredEvent, StalledEvent
 
 T = TypeVar("T")
 
@@ -106,6 +107,12 @@ class Events:
         self.auto_restart: list[AutoRestartEvent] = []
         self.restart_failed: list[RestartFailedEvent] = []
         self.error: list[ErrorEvent] = []
+        self.rearm: list[RearmEvent] = []
+        self.stalled: list[StalledEvent] = []
+        self.recovered: list[RecoveredEvent] = []
+        master.on("rearm", self.rearm.append)
+        master.on("stalled", self.stalled.append)
+        master.on("recovered", self.recovered.append)
         master.on("spawn", self.spawn.append)
         master.on("exit", self.exit.append)
         master.on("heartbeat-missed", self.heartbeat_missed.append)

@@ -54,12 +54,19 @@ class Listener:
         self.lifecycle = recorder.on_lifecycle
 
 
+def _never(_: Call[Any]) -> None:
+    """A deadline wheel's callback that lets nothing time out."""
+
+
 def pair(
-    handlers: Handlers, *, capacity: int | None = None
+    handlers: Handlers, *, capacity: int | None = None, master_times_out: bool = True
 ) -> tuple[Session, Session, Recorder, Deadlines[Call[Any]]]:
-    """A master-side session whose lines reach a child-side one, and back."""
+    """A master-side session whose lines reach a child-side one, and back.
+    ``master_times_out=False``: the master's calls wait for their answer whatever their
+    timeout, so that what the child does at the timeout is seen without a race."""
     loop = asyncio.get_running_loop()
     deadlines: Deadlines[Call[Any]] = Deadlines(loop, expire)
+    master_deadlines = deadlines if master_times_out else Deadlines(loop, _never)
     recorder = Recorder()
     sides: dict[str, Session] = {}
 
@@ -76,7 +83,7 @@ def pair(
         Connection(Role.MASTER),
         to_child,
         loop,
-        deadlines,
+        master_deadlines,
         Listener(recorder),
         server,
         peer="w1",
@@ -218,7 +225,8 @@ def test_the_server_queues_over_its_cap_and_expires_in_the_queue() -> None:
     handlers.add("wait", wait)
 
     async def main() -> None:
-        master, child, _, _ = pair(handlers, capacity=1)
+        # The master's own 30 ms would race the child's: only the child's counts here.
+        master, child, _, _ = pair(handlers, capacity=1, master_times_out=False)
         first = master.call("wait", None, timeout=60_000)
         queued = master.call("wait", None, timeout=30)  # its REQUEST states 30 ms
         expired = await queued

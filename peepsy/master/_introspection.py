@@ -1,0 +1,62 @@
+"""What a master tells about its children and groups: stats, health, stderr."""
+
+from __future__ import annotations
+
+from peepsy._errors import PeepsyNotFoundError
+from peepsy.master._groups import Group
+from peepsy.master._stats import GroupStats, ProcessStats
+from peepsy.master._worker import Worker
+
+
+class Introspection:
+    """The read-only part of :class:`~peepsy.Master`, over its tables."""
+
+    _workers: dict[str, Worker]
+    _groups: dict[str, Group]
+
+    def _worker(self, target: str) -> Worker:
+        worker = self._workers.get(target)
+        if worker is None:
+            raise PeepsyNotFoundError(f"No process found for target or group: {target}")
+        return worker
+
+    def get_process_stats(self, target: str) -> ProcessStats:
+        return self._worker(target).snapshot()
+
+    def get_group_stats(self, group: str) -> GroupStats:
+        g = self._groups.get(group)
+        if g is None:
+            raise PeepsyNotFoundError(f"No process found for target or group: {group}")
+        processes = {w.target: w.snapshot() for w in g.members}
+        return GroupStats(
+            group=group,
+            strategy=g.strategy,
+            max_concurrency=g.max_concurrency,
+            auto_restart=g.auto_restart,
+            total_requests=sum(p.requests_handled for p in processes.values()),
+            active_requests=g.active,
+            queued_requests=g.queued,
+            processes=processes,
+        )
+
+    def get_unhealthy_processes(self) -> list[str]:
+        return [t for t, w in self._workers.items() if w.status == "unhealthy"]
+
+    def is_process_alive(self, target: str) -> bool:
+        worker = self._workers.get(target)
+        return worker is not None and worker.alive
+
+    def get_active_requests_count(self) -> int:
+        return sum(w.in_flight for w in self._workers.values())
+
+    @property
+    def active_requests(self) -> int:
+        return self.get_active_requests_count()
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self._workers)
+
+    def get_stderr(self, target: str) -> list[str]:
+        """The last lines a child wrote to stderr (``stderr="capture"`` or ``"log"``)."""
+        return list(self._worker(target).stderr_tail)
