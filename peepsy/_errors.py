@@ -13,6 +13,8 @@ tests/test_errors_tree.py holds both drawings to the classes below::
     └── ProtocolError                  PEEPSY_PROTOCOL           a message broke docs/protocol.md
         ├── LocalProtocolError         PEEPSY_LOCAL_PROTOCOL     we were about to send it (our bug)
         │   ├── EncodeError            PEEPSY_ENCODE             a value cannot be written as JSON
+        │   │   ├── NestingTooDeepForPeer PEEPSY_NESTING_TOO_DEEP data nested deeper than written
+        │   │   └── NumberTooLongForPeer PEEPSY_NUMBER_TOO_LONG  an integer longer than a peer reads
         │   └── LineTooLongForPeer     PEEPSY_LINE_TOO_LONG      a REQUEST over the peer's limit
         └── RemoteProtocolError        PEEPSY_REMOTE_PROTOCOL    the peer sent it (its bug)
             ├── LineTooLong            PEEPSY_LINE_TOO_LONG      a line over the receiver's limit
@@ -229,6 +231,28 @@ class EncodeError(LocalProtocolError):
     """A value handed to peepsy cannot be written as JSON."""
 
     code = "PEEPSY_ENCODE"
+
+
+class NestingTooDeepForPeer(EncodeError):
+    """A value would be inside more than ``limit`` containers, deeper than peepsy writes
+    (and so than a receiver is known to read, FRAME-13). It was not sent."""
+
+    code = "PEEPSY_NESTING_TOO_DEEP"
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class NumberTooLongForPeer(EncodeError):
+    """A message would hold an integer of more than ``limit`` digits, which a receiver
+    does not read (FRAME-3). It was not sent."""
+
+    code = "PEEPSY_NUMBER_TOO_LONG"
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class LineTooLongForPeer(LocalProtocolError):

@@ -114,6 +114,11 @@ def error_from_wire(
     """The exception for a failed RESPONSE. Its message is ``error``, else
     ``errorPayload.message``, else a generic text naming the status (RESP-3)."""
     payload = None if response.error_payload is MISSING else response.error_payload
+    if payload is not None and payload.stack is MISSING:
+        # MISSING is truthy: `if err.payload.stack:` must not take an absent stack for one.
+        # The empty text stays out of the fields set, as it was not sent.
+        payload = payload.model_copy(update={"stack": ""})
+        payload.__pydantic_fields_set__.discard("stack")
     if response.error is not MISSING and response.error:
         message = response.error
     elif payload is not None and payload.message:

@@ -356,3 +356,29 @@ def test_error_attributes() -> None:
         PeepsyValidationError,
     ):
         assert issubclass(cls, PeepsyError)
+
+
+def test_an_absent_stack_is_falsy_and_a_sent_one_is_kept() -> None:
+    bare = Response(
+        type="RESPONSE",
+        id="m1",
+        status=500,
+        error="boom",
+        error_payload=ErrorPayload(name="E", message="boom"),
+    )
+    error = error_from_wire(bare)
+    assert error.payload is not None
+    assert not error.payload.stack
+    assert "stack" not in error.payload.model_dump(exclude_unset=True)
+    # Relayed on, it is still not sent.
+    assert "stack" not in error_to_wire(error)[1].model_dump(exclude_unset=True)
+    sent = Response(
+        type="RESPONSE",
+        id="m1",
+        status=500,
+        error="boom",
+        error_payload=ErrorPayload(name="E", message="boom", stack="at f"),
+    )
+    payload = error_from_wire(sent).payload
+    assert payload is not None
+    assert payload.stack == "at f"

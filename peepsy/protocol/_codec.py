@@ -7,6 +7,7 @@ import math
 import re
 from typing import Any, Final, NoReturn
 
+import msgspec
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
@@ -15,7 +16,16 @@ from peepsy._errors import (
     InvalidJson,
     InvalidMessage,
     Issue,
+    NestingTooDeepForPeer,
     UnknownMessageType,
+)
+from peepsy.protocol._ids import NOT_JSON, TOO_DEEP, ids_from_head, loads, recover_ids
+from peepsy.protocol._limits import (
+    MAX_DEPTH,
+    MAX_INT_DIGITS,
+    could_overflow,
+    depth,
+    has_long_integer,
 )
 from peepsy.protocol._messages import LEGACY_TAG, MESSAGE_ADAPTER, Message
 
@@ -24,7 +34,9 @@ _validate_python: Final = MESSAGE_ADAPTER.validate_python
 #: A JSON escape of a UTF-16 surrogate, which pydantic's parser refuses when it stands alone.
 _SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
-_NOT_JSON: Final = object()
+_msgspec_loads: Final = msgspec.json.Decoder().decode
+_TOO_DEEP: Final = "the line nests deeper than the parser reads (Python's recursion limit)"
+_TOO_LONG: Final = f"an integer has more than {MAX_INT_DIGITS} digits"
 
 
 def parse(line: bytes | str, *, line_number: int | None = None) -> Message:
@@ -44,16 +56,25 @@ def parse(line: bytes | str, *, line_number: int | None = None) -> Message:
         message = _parse_leniently(exc, line, line_number)
     # JSON has no NaN or Infinity (RFC 8259), but the parser takes them: look closer only
     # when the bytes could hold one, so the common line pays two substring searches.
-    raw = line if isinstance(line, bytes) else line.encode()
+    raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
     if (b"NaN" in raw or b"Infinity" in raw) and _has_constant(line):
-        request_id, response_id = _recover_ids(line)
-        raise InvalidJson(
-            "NaN and Infinity are not JSON numbers",
-            line=line_number,
-            request_id=request_id,
-            response_id=response_id,
-        )
+        _refuse("NaN and Infinity are not JSON numbers", line, line_number)
+    if could_overflow(raw) and _has_overflow(line):
+        # The parser would read it as infinity, which no peer can send back (FRAME-3).
+        _refuse("a number beyond the range of a double", line, line_number)
     return message
+
+
+def _refuse(reason: str, line: bytes | str, line_number: int | None) -> NoReturn:
+    request_id, response_id = recover_ids(line)
+    raise InvalidJson(reason, line=line_number, request_id=request_id, response_id=response_id)
+
+
+def _beyond_parsers(reason: str, raw: bytes, line_number: int | None) -> NoReturn:
+    """Refuse valid JSON that no parser here reads (too deep, too long an integer,
+    FRAME-13): its ids are read from its start, as nothing reads it whole."""
+    request_id, response_id = ids_from_head(raw)
+    raise InvalidJson(reason, line=line_number, request_id=request_id, response_id=response_id)
 
 
 def encode(message: Message) -> bytes:
@@ -68,7 +89,7 @@ def encode(message: Message) -> bytes:
     try:
         return serializer.to_json(message, by_alias=True) + b"\n"
     except PydanticSerializationError as exc:
-        if not _is_surrogate_failure(exc):
+        if not _is_surrogate_failure(exc, message.type):
             raise EncodeError(f"cannot write {message.type} as JSON: {exc}") from exc
         return _dumps_escaping(serializer.to_python(message, by_alias=True), message.type) + b"\n"
 
@@ -78,7 +99,7 @@ def dumps(value: Any, kind: str) -> bytes:
     try:
         return to_json(value, by_alias=True, inf_nan_mode="null")
     except PydanticSerializationError as exc:
-        if not _is_surrogate_failure(exc):
+        if not _is_surrogate_failure(exc, kind):
             raise EncodeError(f"cannot write {kind} as JSON: {exc}") from exc
         return _dumps_escaping(value, kind)
 
@@ -89,8 +110,18 @@ def printable(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
-def _is_surrogate_failure(exc: Exception) -> bool:
+def _is_surrogate_failure(exc: Exception, kind: str) -> bool:
+    if "Maximum serialization depth" in str(exc):
+        raise _too_deep(kind) from exc
     return "surrogates not allowed" in str(exc)
+
+
+def _too_deep(kind: str) -> NestingTooDeepForPeer:
+    return NestingTooDeepForPeer(
+        f"{kind} not sent: a value in it is inside more than {MAX_DEPTH} containers, "
+        f"more than peepsy writes",
+        limit=MAX_DEPTH,
+    )
 
 
 def _dumps_escaping(value: Any, kind: str) -> bytes:
@@ -98,9 +129,15 @@ def _dumps_escaping(value: Any, kind: str) -> bytes:
     # are then turned into escapes; they can only stand inside JSON strings.
     try:
         text = json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:
+        raise _too_deep(kind) from None
     except (TypeError, ValueError, PydanticSerializationError) as exc:
         raise EncodeError(f"cannot write {kind} as JSON: {exc}") from exc
-    return _SURROGATE.sub(_escape, text).encode()
+    out = _SURROGATE.sub(_escape, text).encode()
+    # The stdlib goes deeper than pydantic's serializer: hold it to the same limit.
+    if out.count(b"[") + out.count(b"{") > MAX_DEPTH and depth(out) > MAX_DEPTH:
+        raise _too_deep(kind)
+    return out
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -124,28 +161,14 @@ def _plain_key(key: Any) -> Any:
     return key if isinstance(key, str) else to_jsonable_python(key)
 
 
-def _loads(line: bytes | str) -> Any:
-    """The stdlib's reading of a line, or ``_NOT_JSON``. Bytes must be UTF-8: the stdlib
-    would also guess UTF-16 and let encoded surrogates through."""
-    try:
-        return json.loads(line.decode() if isinstance(line, bytes) else line)
-    except (ValueError, RecursionError):
-        return _NOT_JSON
-
-
 def _parse_leniently(exc: ValidationError, line: bytes | str, line_number: int | None) -> Message:
     """The slow path, taken only when the strict parse failed: it may have failed on a
     lone surrogate escape (FRAME-9) or an integral float (MSG-8) alone."""
     first = exc.errors(include_url=False, include_context=False)[0]
     if first["type"] == "json_invalid":
-        raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
-        if _SURROGATE_ESCAPE.search(raw) is None:
-            raise InvalidJson(first["msg"], line=line_number) from None
-        obj = _loads(line)
-        if obj is _NOT_JSON:
-            raise InvalidJson(first["msg"], line=line_number) from None
+        obj = _read_again(first["msg"], line, line_number)
     elif _repairable(exc):
-        obj = _loads(line)
+        obj = loads(line)
     else:
         _raise_for(exc, line, line_number)
     try:
@@ -163,6 +186,36 @@ def _parse_leniently(exc: ValidationError, line: bytes | str, line_number: int |
                 _put_back(message, loc, text)
             return message
     return _raise_for(exc, line, line_number)
+
+
+def _read_again(reason: str, line: bytes | str, line_number: int | None) -> Any:
+    """What pydantic's parser refused as JSON, read by one that goes further: msgspec for
+    a line nested deeper than its 200 levels (the hot path reads such a line, FRAME-13),
+    the stdlib for a lone surrogate escape (FRAME-9). A line no parser reads is invalid,
+    and answered by the ids at its start."""
+    raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
+    what = reason.removeprefix("Invalid JSON: ")
+    if what.startswith("number out of range"):
+        _beyond_parsers(_TOO_LONG, raw, line_number)
+    if what.startswith("recursion limit"):
+        try:
+            return _msgspec_loads(raw)
+        except RecursionError:
+            _beyond_parsers(_TOO_DEEP, raw, line_number)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            pass  # a lone surrogate, or a number beyond a double, further on
+    elif _SURROGATE_ESCAPE.search(raw) is None:
+        raise InvalidJson(reason, line=line_number) from None
+    if has_long_integer(raw):
+        # The stdlib reads as many digits as sys.set_int_max_str_digits lets it; the
+        # parsers of the hot path and the models, 4300.
+        _beyond_parsers(_TOO_LONG, raw, line_number)
+    obj = loads(line)
+    if obj is TOO_DEEP:
+        _beyond_parsers(_TOO_DEEP, raw, line_number)
+    if obj is NOT_JSON:
+        raise InvalidJson(reason, line=line_number) from None
+    return obj
 
 
 def _repairable(exc: ValidationError) -> bool:
@@ -231,56 +284,32 @@ def _reject_constant(_name: str) -> NoReturn:
     raise _Constant
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _Constant
+    return value
+
+
+def _has_overflow(line: bytes | str) -> bool:
+    return _stdlib_finds(line, parse_float=_finite)
+
+
 def _has_constant(line: bytes | str) -> bool:
+    return _stdlib_finds(line, parse_constant=_reject_constant)
+
+
+def _stdlib_finds(line: bytes | str, **hook: Any) -> bool:
+    """Whether the stdlib's parser, given ``hook``, finds what it raises for. A line
+    too deep for it was read by msgspec (FRAME-13), which takes neither NaN nor a
+    number beyond a double: there is nothing to find."""
     try:
-        json.loads(line, parse_constant=_reject_constant)
+        json.loads(line, **hook)
     except _Constant:
         return True
+    except RecursionError:
+        return False
     return False
-
-
-def _recover_ids(line: bytes | str) -> tuple[str | None, str | None]:
-    """What a broken line still tells: the readable id of a REQUEST (REQ-10), so that it
-    can be answered (REQ-7), or the string id of a RESPONSE, so that the request it
-    answers can fail at once (MSG-9)."""
-    obj = _loads(line)
-    if not isinstance(obj, dict):
-        return None, None
-    kind = obj.get("type")
-    if kind == "RESPONSE":
-        rid = obj.get("id")
-        return None, rid if isinstance(rid, str) else None
-    if kind != "REQUEST":
-        return None, None
-    # REQ-10: a `request` member, whatever it holds, is where the id is; the flat id
-    # beside a broken `request` is not read.
-    if "request" in obj:
-        body = obj["request"]
-        candidate = body.get("id") if isinstance(body, dict) else None
-    else:
-        candidate = obj.get("id")
-    if isinstance(candidate, str) and 0 < len(candidate) <= 128:
-        return candidate, None
-    return None, None
-
-
-# How senders write a REQUEST's start: the type, then the id (or the legacy body's id).
-_HEAD_ID: Final = re.compile(
-    rb'[ \t\r]*\{[ \t\r]*"type"[ \t\r]*:[ \t\r]*"REQUEST"[ \t\r]*,[ \t\r]*'
-    rb'(?:"request"[ \t\r]*:[ \t\r]*\{[ \t\r]*)?"id"[ \t\r]*:[ \t\r]*("(?:[^"\\]|\\.)*")'
-)
-
-
-def request_id_from_head(head: bytes) -> str | None:
-    """The id of a REQUEST read from the start of its line alone, when the line is too
-    long to be parsed whole (FRAME-12); ``None`` when the start does not show one."""
-    match = _HEAD_ID.match(head)
-    if match is None:
-        return None
-    rid = _loads(match[1])
-    if isinstance(rid, str) and 0 < len(rid) <= 128:
-        return rid
-    return None
 
 
 def json_path(loc: tuple[int | str, ...]) -> str:
@@ -307,7 +336,7 @@ def _raise_for(exc: ValidationError, line: bytes | str, line_number: int | None)
     shape = "legacy REQUEST" if kind == "REQUEST" and first["loc"][1] == LEGACY_TAG else str(kind)
     issues = tuple(Issue(json_path(err["loc"][skip:]), err["msg"]) for err in errors)
     summary = "; ".join(str(i) for i in issues)
-    request_id, response_id = _recover_ids(line)
+    request_id, response_id = recover_ids(line)
     raise InvalidMessage(
         f"invalid {shape}: {summary}",
         line=line_number,

@@ -15,19 +15,12 @@ from pydantic_core import to_json
 
 from peepsy._errors import (
     DuplicateRequestId,
-    InvalidResponse,
-    LineTooLongForPeer,
     LocalProtocolError,
     RemoteProtocolError,
     UnexpectedMessage,
 )
 from peepsy.protocol import _hot
-from peepsy.protocol._codec import (
-    dumps,
-    encode,
-    parse,
-    request_id_from_head,
-)
+from peepsy.protocol._codec import dumps, encode, parse
 from peepsy.protocol._events import (
     Event,
     HeartbeatReceived,
@@ -45,8 +38,10 @@ from peepsy.protocol._events import (
     _Sent,
     _success_model,
     _ticket,
+    invalid_response,
+    request_event,
 )
-from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, LineFramer
+from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, MIN_MAX_LINE_BYTES, LineFramer
 from peepsy.protocol._generated import (
     ErrorPayload,
     Heartbeat,
@@ -57,6 +52,8 @@ from peepsy.protocol._generated import (
     Response,
     Shutdown,
 )
+from peepsy.protocol._ids import ids_from_head
+from peepsy.protocol._limits import QUICK, check_outgoing, check_request
 from peepsy.protocol._messages import CHILD_MESSAGE_TYPES, MASTER_MESSAGE_TYPES, Message
 from peepsy.protocol._writing import (
     ACTION_JSON as _ACTION_JSON,
@@ -84,10 +81,14 @@ _SENDS: Final[dict[Role, tuple[type, ...]]] = {
 class Connection:
     """One side of a peepsy channel. ``receive_data(b"")`` means end of stream.
 
-    ``peer_max_line_bytes`` is the longest line the peer said it accepts (FRAME-11): the
+    ``peer_max_line_bytes`` is the longest line the peer reads (FRAME-11): the
     ``maxLineBytes`` of the first INIT a child receives, or of the first READY a master
-    receives, unless given. A longer REQUEST is refused (:class:`~peepsy.LineTooLongForPeer`);
-    a longer RESPONSE is replaced by a 413 failure. The core keeps the one table of our
+    receives; until then (or when it states none), the limit given, by default our own
+    ``max_line_bytes`` (at least 1 MiB): both sides of a channel set up alike agree. A
+    longer REQUEST is refused (:class:`~peepsy.LineTooLongForPeer`); a longer RESPONSE is
+    replaced by a 413 failure. Data nested deeper than peepsy writes, or holding a longer
+    integer than a receiver reads (peepsy.protocol._limits), is refused too, with an
+    :class:`~peepsy.EncodeError` that names the limit. The core keeps the one table of our
     outstanding requests, each id with the ``ticket`` its sender gave (:meth:`send_request`),
     handed back with its answer or by :meth:`forget_all`. Our ids are a role letter and a
     counter (``m1``, ``m2``, ... or ``c1``, ...): unique on this channel, cheap, and they
@@ -116,9 +117,15 @@ class Connection:
         peer_max_line_bytes: int | None = None,
     ) -> None:
         self.our_role = our_role
-        self.peer_max_line_bytes = peer_max_line_bytes
+        # Until the peer states its limit, it is taken to read what we read (and never
+        # less than the 1 MiB every receiver reads, FRAME-6).
+        self.peer_max_line_bytes = (
+            max(max_line_bytes, MIN_MAX_LINE_BYTES)
+            if peer_max_line_bytes is None
+            else peer_max_line_bytes
+        )
         # Whether the peer's INIT (or READY) has come: only the first one states its limit.
-        self._greeted = peer_max_line_bytes is not None
+        self._greeted = False
         self._framer = LineFramer(max_line_bytes)
         self._prefix = id_prefix if id_prefix is not None else our_role.value[0]
         self._prefix_json = to_json(self._prefix)[1:-1]  # escaped, without its quotes
@@ -165,7 +172,12 @@ class Connection:
             if isinstance(item, tuple):
                 events.append(self._receive_line(*item))
             else:
-                self._owe(item, request_id_from_head(item.head))
+                request_id, response_id = ids_from_head(item.head)
+                if response_id is not None and response_id in self._outstanding:
+                    # Dropped unread, but it names the request it answers: fail it now.
+                    events.append(self._invalid_response(item, response_id))
+                    continue
+                self._owe(item, request_id)
                 events.append(MessageRejected(item))
         return events
 
@@ -211,16 +223,7 @@ class Connection:
         return self._dispatch(message, number)
 
     def _invalid_response(self, exc: RemoteProtocolError, rid: str) -> InvalidResponseReceived:
-        sent = self._outstanding.pop(rid)
-        action, ticket = sent.action, _ticket(sent)
-        error = InvalidResponse(
-            f"the answer to {action!r} (request {rid!r}) is invalid: {exc.reason}",
-            line=exc.line,
-            response_id=rid,
-            issues=exc.issues,
-        )
-        error.__cause__ = exc
-        return InvalidResponseReceived(rid, action, error, ticket)
+        return invalid_response(exc, rid, self._outstanding.pop(rid))
 
     def _dispatch(self, message: Message, number: int) -> Event:
         if not isinstance(message, _ACCEPTS[self.our_role]):
@@ -263,24 +266,11 @@ class Connection:
         return ResponseReceived(rid, status, data, sent.action, ticket, model)
 
     def _receive_request(self, message: RequestUnified | RequestLegacy, number: int) -> Event:
-        if isinstance(message, RequestLegacy):
-            body = message.request
-            rid, action, data, legacy = body.id, body.action, body.data, True
-        else:
-            rid, action, data, legacy = message.id, message.action, message.data, False
-        if rid in self._owed:
-            return self._duplicate(rid, number)
-        self._owed.add(rid)
-        timeout = message.timeout
-        priority = message.priority
-        return RequestReceived(
-            id=rid,
-            action=action,
-            data=None if data is MISSING else data,
-            timeout=None if timeout is MISSING else timeout,
-            priority=0 if priority is MISSING else priority,
-            legacy=legacy,
-        )
+        event = request_event(message)
+        if event.id in self._owed:
+            return self._duplicate(event.id, number)
+        self._owed.add(event.id)
+        return event
 
     def _duplicate(self, rid: str, number: int) -> MessageRejected:
         return MessageRejected(
@@ -323,7 +313,9 @@ class Connection:
         else:
             # The hot path writes the line directly: the same bytes as the model would
             # (a property test holds them equal), without building and validating one.
-            action_json = _ACTION_JSON.get(action) or checked_action_json(action)
+            # An action that is not a string (unhashable, even) is refused as a name.
+            cached = _ACTION_JSON.get(action) if type(action) is str else None
+            action_json = cached or checked_action_json(action)
             tail = request_tail(action, timeout, priority)
             line = b"".join(
                 (
@@ -337,14 +329,9 @@ class Connection:
                     tail,
                 )
             )
-        limit = self.peer_max_line_bytes
-        if limit is not None and len(line) > limit:
-            raise LineTooLongForPeer(
-                f"REQUEST for {action!r} not sent: its line of {len(line)} bytes exceeds "
-                f"the peer's limit of {limit} bytes (maxLineBytes)",
-                size=len(line),
-                limit=limit,
-            )
+        size = len(line)
+        if size > QUICK or size > self.peer_max_line_bytes:
+            check_request(line, action, self.peer_max_line_bytes)
         self._next_id += 1
         self._outstanding[rid] = _Sent(action) if ticket is None else ticket
         return rid, line
@@ -386,9 +373,11 @@ class Connection:
             line = success_line(request_id, data)
         else:
             line = answer_line(request_id, status, data, error, error_payload)
-        limit = self.peer_max_line_bytes
-        if limit is not None and len(line) > limit:
-            line = too_long_answer_line(request_id, len(line), limit)
+        size = len(line)
+        if size > self.peer_max_line_bytes:
+            line = too_long_answer_line(request_id, size, self.peer_max_line_bytes)
+        elif size > QUICK:
+            check_outgoing(line, f"RESPONSE to {request_id!r}")
         self._owed.discard(request_id)
         return line
 

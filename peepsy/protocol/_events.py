@@ -14,7 +14,15 @@ from typing import Any, Protocol, TypeAlias
 from pydantic import MISSING
 
 from peepsy._errors import InvalidResponse, RemoteProtocolError
-from peepsy.protocol._generated import Heartbeat, Init, Ready, Response, Shutdown
+from peepsy.protocol._generated import (
+    Heartbeat,
+    Init,
+    Ready,
+    RequestLegacy,
+    RequestUnified,
+    Response,
+    Shutdown,
+)
 
 
 class Role(enum.Enum):
@@ -201,3 +209,35 @@ class _Sent:
 
 def _ticket(sent: Ticket) -> Any:
     return None if type(sent) is _Sent else sent
+
+
+def request_event(message: RequestUnified | RequestLegacy) -> RequestReceived:
+    """The event of a valid REQUEST, in either shape."""
+    if isinstance(message, RequestLegacy):
+        body = message.request
+        rid, action, data, legacy = body.id, body.action, body.data, True
+    else:
+        rid, action, data, legacy = message.id, message.action, message.data, False
+    timeout = message.timeout
+    priority = message.priority
+    return RequestReceived(
+        id=rid,
+        action=action,
+        data=None if data is MISSING else data,
+        timeout=None if timeout is MISSING else timeout,
+        priority=0 if priority is MISSING else priority,
+        legacy=legacy,
+    )
+
+
+def invalid_response(exc: RemoteProtocolError, rid: str, sent: Ticket) -> InvalidResponseReceived:
+    """The event of an answer to our request ``rid`` that could not be used (MSG-9): the
+    line was invalid, or too long to be read at all."""
+    error = InvalidResponse(
+        f"the answer to {sent.action!r} (request {rid!r}) is invalid: {exc.reason}",
+        line=exc.line,
+        response_id=rid,
+        issues=exc.issues,
+    )
+    error.__cause__ = exc
+    return InvalidResponseReceived(rid, sent.action, error, _ticket(sent))

@@ -38,7 +38,7 @@ def read(line: bytes) -> dict[str, Any] | None:
         obj = _loads(line)
     except (_DecodeError, UnicodeDecodeError, RecursionError):
         # Invalid UTF-8 inside a string, or nesting deeper than msgspec goes: the
-        # models decide (they answer a deep line as invalid, FRAME-8).
+        # models decide (they answer a line too deep for any parser as invalid, FRAME-13).
         return None
     return obj if type(obj) is dict else None
 

@@ -65,7 +65,9 @@ def to_unified(request: RequestUnified | RequestLegacy) -> RequestUnified:
     if isinstance(request, RequestUnified):
         return request
     body = request.request
-    return RequestUnified(
+    # Built from a valid message, whose strings may hold lone surrogates (FRAME-9) that
+    # validating again would refuse.
+    return RequestUnified.model_construct(
         type="REQUEST",
         id=body.id,
         action=body.action,
@@ -79,7 +81,7 @@ def to_legacy(request: RequestUnified | RequestLegacy) -> RequestLegacy:
     """The same request in the legacy nested shape, as Node peepsy masters send it."""
     if isinstance(request, RequestLegacy):
         return request
-    body = RequestBody(id=request.id, action=request.action, data=request.data)
-    return RequestLegacy(
+    body = RequestBody.model_construct(id=request.id, action=request.action, data=request.data)
+    return RequestLegacy.model_construct(
         type="REQUEST", request=body, timeout=request.timeout, priority=request.priority
     )

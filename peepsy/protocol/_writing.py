@@ -91,11 +91,17 @@ def legacy_request_line(
         extra["timeout"] = timeout
     if priority is not None:
         extra["priority"] = priority
+    checked_action_json(action)  # the same check, and words, as for the flat shape
+    # As for an answer's id: a lone surrogate (FRAME-9) is validated through a stand-in.
+    wire_action = printable(action)
     try:
-        body = RequestBody(id=rid, action=action, data=data)
+        body = RequestBody(id=rid, action=wire_action, data=data)
         message = RequestLegacy(type="REQUEST", request=body, **extra)
     except ValidationError as exc:
-        raise LocalProtocolError(f"invalid REQUEST for {action!r}: {exc}") from exc
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise LocalProtocolError(f"invalid REQUEST for {action!r}: {problems}") from None
+    if wire_action is not action:
+        object.__setattr__(body, "action", action)
     return encode(message)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from peepsy._failures import error_to_wire
 from peepsy.protocol import (
+    DEFAULT_MAX_LINE_BYTES,
     Connection,
     Heartbeat,
     Init,
@@ -33,7 +34,7 @@ from peepsy.protocol import (
     encode,
     parse,
 )
-from peepsy.protocol._codec import request_id_from_head
+from peepsy.protocol._ids import request_id_from_head
 
 MIB = 1024 * 1024
 
@@ -293,10 +294,11 @@ def test_the_first_init_states_the_masters_limit_and_a_later_one_does_not() -> N
     assert child.peer_max_line_bytes == 2 * MIB
     child.receive_data(b'{"type":"INIT","mode":"sequential","maxLineBytes":%d}\n' % (4 * MIB))
     assert child.peer_max_line_bytes == 2 * MIB
+    # A first INIT that states none leaves the assumed limit; a later one changes nothing.
     silent = _child_with_init()
-    assert silent.peer_max_line_bytes is None
+    assert silent.peer_max_line_bytes == DEFAULT_MAX_LINE_BYTES
     silent.receive_data(b'{"type":"INIT","mode":"sequential","maxLineBytes":%d}\n' % (4 * MIB))
-    assert silent.peer_max_line_bytes is None
+    assert silent.peer_max_line_bytes == DEFAULT_MAX_LINE_BYTES
 
 
 def test_the_first_ready_states_the_childs_limit() -> None:
@@ -308,10 +310,11 @@ def test_the_first_ready_states_the_childs_limit() -> None:
     assert master.peer_max_line_bytes == MIB
 
 
-def test_a_limit_given_up_front_is_kept() -> None:
+def test_a_limit_given_up_front_holds_until_the_peer_states_its_own() -> None:
     child = Connection(Role.CHILD, peer_max_line_bytes=3 * MIB)
-    child.receive_data(b'{"type":"INIT","mode":"sequential","maxLineBytes":%d}\n' % MIB)
     assert child.peer_max_line_bytes == 3 * MIB
+    child.receive_data(b'{"type":"INIT","mode":"sequential","maxLineBytes":%d}\n' % MIB)
+    assert child.peer_max_line_bytes == MIB
 
 
 def _request_of(size: int, legacy: bool = False) -> tuple[Connection, str, bytes]:

@@ -11,7 +11,7 @@ import pytest
 from peepsy import PeepsyTimeoutError, RemoteError
 from peepsy._actions import Handlers
 from peepsy._errors import PeepsyProcessError, RemoteProtocolError
-from peepsy.protocol import Connection, Event, Role, UnmatchedResponse
+from peepsy.protocol import Connection, ErrorPayload, Event, Role, UnmatchedResponse
 from peepsy.session import Call, Deadlines, RetryPolicy, Server, Session, expire
 
 LIMIT_S = 10
@@ -261,5 +261,93 @@ def test_the_retry_policy_retries_only_what_cannot_have_run() -> None:
         with pytest.raises(PeepsyTimeoutError):
             await RetryPolicy(retries=1, delay=0).run(flaky, "flaky")
         assert len(attempts) == 2
+
+    run(main())
+
+
+# --- issue 10: no silent limits, end to end between two sessions ---------------------------
+
+
+def _deep(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_a_request_the_child_could_not_read_fails_when_sent() -> None:
+    from peepsy.protocol import NestingTooDeepForPeer, NumberTooLongForPeer
+
+    handlers = Handlers()
+
+    async def echo(data: Any) -> Any:
+        return data
+
+    handlers.add("echo", echo)
+
+    async def main() -> None:
+        master, _, _, deadlines = pair(handlers)
+        with pytest.raises(NestingTooDeepForPeer):
+            master.call("echo", _deep(500), timeout=60_000)
+        with pytest.raises(NumberTooLongForPeer):
+            master.call("echo", [10**5000], timeout=60_000)
+        assert master.outstanding == 0
+        assert len(deadlines) == 0
+        answer = await master.call("echo", _deep(254), timeout=60_000)
+        assert answer.data == _deep(254)
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("result", "code"),
+    [(_deep(300), "PEEPSY_NESTING_TOO_DEEP"), ({"n": 10**5000}, "PEEPSY_NUMBER_TOO_LONG")],
+)
+def test_a_result_the_master_could_not_read_is_answered_as_a_failure(
+    result: Any, code: str
+) -> None:
+    handlers = Handlers()
+
+    async def produce(_: Any) -> Any:
+        return result
+
+    handlers.add("produce", produce)
+
+    async def main() -> None:
+        master, _, _, _ = pair(handlers)
+        answer = await master.call("produce", None, timeout=60_000)
+        assert answer.status == 500
+        payload = answer.response.error_payload
+        assert isinstance(payload, ErrorPayload)
+        assert payload.code == code
+
+    run(main())
+
+
+def test_an_answer_with_a_number_beyond_a_double_fails_its_call_at_once() -> None:
+    from peepsy.protocol import InvalidResponse
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        sides: list[Session] = []
+
+        def peer(line: bytes) -> None:
+            # A peer whose numbers overflow answers every request so.
+            answer = b'{"type":"RESPONSE","id":"m1","status":200,"data":[1e999]}\n'
+            loop.call_soon(sides[0].receive, answer)
+
+        master = Session(
+            Connection(Role.MASTER),
+            peer,
+            loop,
+            Deadlines(loop, expire),
+            Listener(Recorder()),
+            lambda session: Server(Handlers(), session.respond, loop, capacity=lambda: None),
+            peer="w1",
+        )
+        sides.append(master)
+        with pytest.raises(InvalidResponse, match="double"):
+            await master.call("echo", None, timeout=60_000)
+        assert master.outstanding == 0
 
     run(main())

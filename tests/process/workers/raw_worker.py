@@ -51,7 +51,9 @@ def heartbeats(count: int, every_ms: int) -> None:
 def garbage(rid: str) -> None:
     write(b"this is not json\n")
     write(b'{"type":"RESPONSE","status":200,"data":1}\n')  # no id: not a valid envelope
-    too_long = {"type": "RESPONSE", "id": rid, "status": 200, "data": "x" * 5000}
+    # Its id after the padding, out of sight of a receiver that reads only the start of
+    # an over-long line: dropped unread, not taken for the answer (FRAME-12).
+    too_long = {"type": "RESPONSE", "status": 200, "data": "x" * 5000, "id": rid}
     write(json.dumps(too_long).encode() + b"\n")
     send({"type": "RESPONSE", "id": "never-sent-1", "status": 200, "data": "stray"})
     send({"type": "RESPONSE", "id": rid, "status": 200, "data": "clean"})
