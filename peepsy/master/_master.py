@@ -177,6 +177,7 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
         auto_restart: bool = True,
         request_shape: RequestShape | None = None,
         transport: TransportKind = "stdio",
+        max_line_bytes: int | None = None,
     ) -> ProcessStats:
         """Start a child and send it INIT.
 
@@ -190,7 +191,9 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
         ``transport="node-ipc"`` runs a Node peepsy worker unchanged: the protocol goes
         over Node's IPC channel (``child_process.fork``'s), and the worker's stdout and
         stderr are both logs, handled as ``stderr`` says. Use ``request_shape="legacy"``
-        for workers older than the unified shape.
+        for workers older than the unified shape. ``max_line_bytes`` sets this child's
+        line limit both ways instead of the master's: the longest line read from it, and
+        the longest sent to it until its READY states its own (see "Limits" in the guide).
         """
         if self._closing:
             raise PeepsyShutdownError("the master is shutting down")
@@ -206,6 +209,8 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
             raise ValueError(f"transport is 'stdio' or 'node-ipc', not {transport!r}")
         if stderr not in ("inherit", "log", "capture", "discard"):
             raise ValueError(f"stderr is inherit, log, capture or discard, not {stderr!r}")
+        if max_line_bytes is not None:
+            check_int("max_line_bytes", max_line_bytes, 2)
         argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not argv:
             raise ValueError("command is empty")
@@ -221,6 +226,7 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
             legacy=(request_shape or self._request_shape) == "legacy",
             emitter=self._emitter,
             hooks=self._hooks,
+            max_line_bytes=max_line_bytes,
         )
         self._workers[target] = worker
         if group is not None:

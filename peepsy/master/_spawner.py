@@ -52,7 +52,8 @@ class Spawner:
         loop = asyncio.get_running_loop()
         if self._deadlines is None:
             self._deadlines = Deadlines(loop, expire)
-        conn = Connection(Role.MASTER, max_line_bytes=self._max_line_bytes)
+        line_limit = worker.max_line_bytes or self._max_line_bytes
+        conn = Connection(Role.MASTER, max_line_bytes=line_limit)
         session = Session(
             conn,
             None,  # held until the process is up (Worker.attach binds it)
@@ -77,8 +78,8 @@ class Spawner:
         # FRAME-6/11: the child may write lines up to our limit, when we can state it (a
         # limit under the 1 MiB every receiver takes cannot be).
         limit = (
-            {"max_line_bytes": min(self._max_line_bytes, _MAX_STATED_LINE_BYTES)}
-            if self._max_line_bytes >= MIN_MAX_LINE_BYTES
+            {"max_line_bytes": min(line_limit, _MAX_STATED_LINE_BYTES)}
+            if line_limit >= MIN_MAX_LINE_BYTES
             else {}
         )
         init = Init(

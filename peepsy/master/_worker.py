@@ -91,8 +91,11 @@ class Worker:
         legacy: bool,
         emitter: Emitter,
         hooks: WorkerHooks,
+        max_line_bytes: int | None = None,
     ) -> None:
         self.target = target
+        #: The line limit on this channel, both ways (None: the master's).
+        self.max_line_bytes = max_line_bytes
         self.spec = spec
         self.mode = mode
         self.group = group

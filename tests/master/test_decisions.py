@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from peepsy import ErrorEvent, Master, PeepsyTimeoutError
+from peepsy import ErrorEvent, Master, PeepsyNotFoundError, PeepsyTimeoutError
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
     InvalidResponse,
@@ -158,3 +158,45 @@ def _peer_limit(master: Master[Any, Any]) -> int | None:
     session = master._workers["w1"].session
     assert session is not None
     return session.conn.peer_max_line_bytes
+
+
+def test_a_childs_own_line_limit_is_stated_and_held_both_ways() -> None:
+    """spawn_child(max_line_bytes=...) replaces the master's limit for that child: its
+    INIT states it, a request over it is refused unsent before any READY, and a line
+    from the child over it is dropped; another child keeps the master's limit."""
+
+    async def main() -> None:
+        farm = Farm(hold)
+        async with farm.master() as master:
+            errors: list[ErrorEvent] = []
+            master.on("error", errors.append)
+            small = await farm.spawn(master, "small", max_line_bytes=MIB)
+            wide = await farm.spawn(master, "wide")
+            await until(lambda: bool(small.inits) and bool(wide.inits))
+            assert small.inits[0].max_line_bytes == MIB
+            assert wide.inits[0].max_line_bytes == DEFAULT_MAX_LINE_BYTES
+            with pytest.raises(LineTooLongForPeer) as info:
+                await master.request("echo", "small", "x" * MIB, timeout=300_000)
+            assert info.value.limit == MIB
+            sent = asyncio.ensure_future(master.request("echo", "wide", "x" * MIB))
+            assert (await wide.next_request()).data == "x" * MIB
+            sent.cancel()
+            # A line from "small" over its limit is dropped and reported.
+            small.write(b'{"type":"HEARTBEAT","pad":"' + b"y" * MIB + b'"}\n')
+            await until(lambda: master.get_process_stats("small").rejected_lines == 1)
+            assert errors[-1].target == "small"
+
+    run(main())
+
+
+@pytest.mark.parametrize("value", [1, 0, "big", 2.5, True])
+def test_a_childs_line_limit_must_be_an_integer_of_two_or_more(value: object) -> None:
+    async def main() -> None:
+        farm = Farm()
+        async with farm.master() as master:
+            with pytest.raises((ValueError, TypeError), match="max_line_bytes is an integer >= 2"):
+                await master.spawn_child("w1", ["peer", "w1"], max_line_bytes=value)  # type: ignore[arg-type]
+            with pytest.raises(PeepsyNotFoundError):  # nothing was left registered
+                master.get_process_stats("w1")
+
+    run(main())
