@@ -26,6 +26,7 @@ from peepsy.protocol import (
     Ready,
     UnmatchedResponse,
 )
+from peepsy.protocol._codec import printable
 from peepsy.session import Call, Session
 from peepsy.transport import MasterChannel
 
@@ -44,12 +45,15 @@ def ready_message(
     # A limit under the 1 MiB every receiver takes (FRAME-6) cannot be stated.
     if max_line_bytes >= MIN_MAX_LINE_BYTES:
         limits["max_line_bytes"] = min(max_line_bytes, _MAX_STATED_LINE_BYTES)
+    # A name holding a lone surrogate (one a Node peer can send) is served, but READY's
+    # model takes only valid Unicode: it is left out of the list, which only informs.
+    named = [name for name in actions if printable(name) == name]
     return Ready(
         type="READY",
         pid=os.getpid(),
         protocol=PROTOCOL_VERSION,
         mode=mode,
-        actions=actions,
+        actions=named,
         implementation=IMPLEMENTATION,
         **limits,
     )

@@ -113,6 +113,26 @@ def test_ready_states_the_cap_the_child_runs_with(
     run(main())
 
 
+def test_an_action_named_with_a_lone_surrogate_is_served_but_not_listed_in_ready() -> None:
+    """A Node peer can name an action with a lone surrogate (FRAME-9); READY, which only
+    informs, lists the names it can carry, and the child still serves the other one."""
+
+    async def main() -> None:
+        child = Child()
+        child.register_handler("plain", lambda data: data)
+        child.register_handler("odd\ud800", lambda data: data)
+        async with serving(child) as master:
+            master.init("concurrent")
+            await until(lambda: bool(master.readies))
+            assert master.readies[0].actions == ["plain"]
+            master.feed(b'{"type":"REQUEST","id":"r1","action":"odd\\ud800","data":7}\n')
+            await until(lambda: "r1" in master.responses)
+            answer = master.responses["r1"]
+            assert (answer.status, answer.data) == (200, 7)
+
+    run(main())
+
+
 def test_a_line_limit_under_1_mib_is_not_stated() -> None:
     async def main() -> None:
         async with serving(Child(max_line_bytes=4096)) as master:
