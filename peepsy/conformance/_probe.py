@@ -63,7 +63,9 @@ def _probe_answer(line: WireLine) -> dict[str, Any] | None:
 
 
 async def _probe(session: Session, options: Options, mode: str) -> ProbeResult:
-    session.send(init_message(mode))
+    # 1.1, as a master that can send CANCEL: a worker's READY then states what it
+    # speaks even if it were to answer a 1.0 master with 1.0.
+    session.send(init_message(mode, "1.1"))
     session.send(
         {"type": "REQUEST", "id": "probe-1", "action": "echo", "data": {"probe": [1, "é"]}}
     )

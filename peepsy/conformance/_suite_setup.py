@@ -90,11 +90,14 @@ class SuiteResult:
     interrupted: bool = False
 
 
-def init_message(mode: str) -> dict[str, Any]:
+def init_message(mode: str, protocol: str = "1.0") -> dict[str, Any]:
+    """The suite's INIT. It states 1.0 but in the cancel level's checks (their header
+    adds ``"protocol": "1.1"``) and the probe, so that a worker has no reason to send
+    CANCEL anywhere else (CANCEL-1)."""
     return {
         "type": "INIT",
         "mode": mode,
-        "protocol": "1.0",
+        "protocol": protocol,
         "target": "conformance",
         "heartbeatInterval": HEARTBEAT_MS,
     }
