@@ -180,8 +180,10 @@ class Queued:
     timeout: int = field(compare=False)
     done: bool = field(default=False, compare=False)
     timer: asyncio.TimerHandle | None = field(default=None, compare=False)
-    #: A CANCEL came for it while it ran (CANCEL-4): its stop is answered 499.
+    #: A CANCEL came for it once it started (CANCEL-4): its stop is answered 499.
     cancelled: bool = field(default=False, compare=False)
+    #: Its handler, running: what a CANCEL cancels.
+    handler: asyncio.Task[Any] | None = field(default=None, compare=False)
 
 
 def depth(text: str, care: int = 32) -> int:
@@ -268,7 +270,7 @@ class Worker(asyncio.Protocol):
         self.owed: set[str] = set()
         self.calls: dict[str, asyncio.Future[Any]] = {}
         #: The requests running now, by id, for CANCEL to stop (CANCEL-4).
-        self.active: dict[str, tuple[Queued, asyncio.Task[None]]] = {}
+        self.active: dict[str, Queued] = {}
         #: The master stated protocol 1.1 or later in INIT: it may be sent CANCEL.
         self.master_cancels = False
         self.call_ids = itertools.count(1)
@@ -837,13 +839,15 @@ class Worker(asyncio.Protocol):
                     self.cancelled(rid)
                     return
         if rid in self.active and rid in self.owed:
-            item, task = self.active[rid]
+            item = self.active[rid]
             if self.m == "cancel-answers-twice":
                 self.cancelled(rid)
                 return
             if not item.cancelled:
                 item.cancelled = True
-                task.cancel()
+                # None: started, its handler not yet: run() sees the flag first.
+                if item.handler is not None:
+                    item.handler.cancel()
             return
         if self.m == "cancel-answers-unknown":
             self.respond_failure(rid, 404, "PeepsyNotFoundError", f"no request {rid!r} to cancel")
@@ -926,12 +930,16 @@ class Worker(asyncio.Protocol):
         self.running += 1
         task = self.loop.create_task(self.run(item))
         self.tasks.add(task)
-        self.active[item.id] = (item, task)
+        self.active[item.id] = item
         task.add_done_callback(self.tasks.discard)
 
     async def run(self, item: Queued) -> None:
         try:
-            result = await self.handlers[item.action](item.data)
+            if item.cancelled:
+                raise asyncio.CancelledError
+            # A task of its own, so that a CANCEL stops the handler and not this answer.
+            item.handler = self.loop.create_task(self.handlers[item.action](item.data))
+            result = await item.handler
         except asyncio.CancelledError:
             if not item.cancelled:
                 raise
