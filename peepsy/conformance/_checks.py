@@ -90,7 +90,6 @@ GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (
         "MUST",
         "no line starts with a byte-order mark",
         _bom,
-        _cancels_sent,
         LINES,
     ),
     GlobalCheck(

@@ -245,8 +245,9 @@ MUTANTS: dict[str, Case] = {
         "concurrent",
     ),
     "cancel-answers-twice": case(
-        "cancel.running-stops cancel.one-answer cancel.queue-moves-on",
-        "cancel.queued-never-runs cancel.repeat-ignored",
+        # and the echo after each 60 s sleep waits behind it
+        "cancel.running-stops cancel.one-answer cancel.queue-moves-on cancel.repeat-ignored",
+        "cancel.queued-never-runs cancel.unknown-id-ignored",
     ),
     "cancel-answers-unknown": case(
         "cancel.unknown-id-ignored cancel.repeat-ignored", "cancel.running-stops"
