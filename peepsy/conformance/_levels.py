@@ -75,7 +75,7 @@ def offered(level: Level, result: SuiteResult) -> str:
 def level_states(result: SuiteResult) -> dict[str, str]:
     """Each level: ``reached`` (its checks ran and none failed), ``not-reached`` (one
     failed) or ``not-run`` (none of its checks ran)."""
-    states = {}
+    states: dict[str, str] = {}
     for level in LEVELS:
         mine = [
             o

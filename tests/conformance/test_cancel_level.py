@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from peepsy.conformance._levels import learn_levels, levels_line, offered, state
 from peepsy.conformance._probe import ProbeResult
 from peepsy.conformance._schemas import builtin_transcripts
 from peepsy.conformance._suite import Options, SuiteResult, load_all
-from peepsy.conformance._transcript import Outcome
+from peepsy.conformance._transcript import Level, Outcome, Verdict
 from tests.conformance._cli import PYTHON, REFERENCE, ROOT, run_cli
 
 MUTANT = str(ROOT / "conformance" / "mutants" / "mutant.py")
@@ -115,8 +116,8 @@ def test_a_worker_that_cannot_be_checked_gets_no_cancel_note() -> None:
     )
 
 
-def outcome(check: str, level: str, verdict: str) -> Outcome:
-    return Outcome(check, ("RESP-1",), level, "MUST", "d", verdict)  # type: ignore[arg-type]
+def outcome(check: str, level: Level, verdict: Verdict) -> Outcome:
+    return Outcome(check, ("RESP-1",), level, "MUST", "d", verdict)
 
 
 def test_the_levels_line_says_why_a_level_did_not_run() -> None:
@@ -135,7 +136,7 @@ def test_the_levels_line_says_why_a_level_did_not_run() -> None:
     assert levels_line(result) == "core: reached; profile: not run; cancel: not run"
 
 
-def report(tmp_path: Path, *args: str) -> tuple[dict[str, object], str, int]:
+def report(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str, int]:
     path = tmp_path / "report.json"
     run = run_cli("--json", str(path), *args)
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -148,12 +149,12 @@ def test_a_1_0_worker_is_not_run_at_the_cancel_level_and_not_failed(tmp_path: Pa
         "--", PYTHON, MUTANT, "--protocol", "1.0",
     )  # fmt: skip
     assert code == 0, output
-    checks = {c["check"]: c for c in data["checks"]}  # type: ignore[attr-defined]
+    checks = {c["check"]: c for c in data["checks"]}
     assert {c: checks[c]["verdict"] for c in CANCEL_LEVEL} == dict.fromkeys(CANCEL_LEVEL, "skip")
     assert all(checks[c]["message"] == f"cancel level not offered: {OLD}" for c in CANCEL_LEVEL)
     assert checks["profile.echo"]["verdict"] == "pass"
     assert (data["cancel"], data["cancelNote"], data["workerProtocol"]) == (False, OLD, "1.0")
-    assert data["summary"]["levels"]["cancel"] == "not-run"  # type: ignore[index]
+    assert data["summary"]["levels"]["cancel"] == "not-run"
     assert f"cancel: not run ({OLD})" in output
 
 
@@ -164,9 +165,9 @@ def test_level_cancel_holds_a_1_0_worker_to_it(tmp_path: Path) -> None:
         "--", PYTHON, MUTANT, "--protocol", "1.0",
     )  # fmt: skip
     assert code == 1, output
-    assert data["checks"][0]["verdict"] == "fail"  # type: ignore[index]
+    assert data["checks"][0]["verdict"] == "fail"
     assert data["cancelNote"] == f"{OLD} (--level cancel: its checks run and fail)"
-    assert data["summary"]["levels"]["cancel"] == "not-reached"  # type: ignore[index]
+    assert data["summary"]["levels"]["cancel"] == "not-reached"
 
 
 def test_level_profile_leaves_the_cancel_checks_out(tmp_path: Path) -> None:
@@ -175,7 +176,7 @@ def test_level_profile_leaves_the_cancel_checks_out(tmp_path: Path) -> None:
         "--", PYTHON, MUTANT,
     )  # fmt: skip
     assert code == 0, output
-    skipped = {c["check"] for c in data["checks"] if c["verdict"] == "skip"}  # type: ignore[attr-defined]
+    skipped = {c["check"] for c in data["checks"] if c["verdict"] == "skip"}
     assert skipped == CANCEL_LEVEL
     assert "cancel: not run (--level profile)" in output
     # Cancel checks alone with --level profile would run nothing: refused before the run.
@@ -191,11 +192,11 @@ def test_the_reference_worker_reaches_the_cancel_level(tmp_path: Path) -> None:
     protocol 1.1) passes every cancel check for its mode."""
     data, output, code = report(tmp_path, "--only", "cancel.*", *REFERENCE)
     assert code == 0, output
-    verdicts = {c["check"]: c["verdict"] for c in data["checks"]}  # type: ignore[attr-defined]
+    verdicts = {c["check"]: c["verdict"] for c in data["checks"]}
     assert verdicts == {
         **dict.fromkeys(CANCEL_LEVEL - {"cancel.concurrent-queued-never-runs"}, "pass"),
         "cancel.concurrent-queued-never-runs": "skip",
         # the check over every run: its CANCELs name its own unanswered calls
         "cancel.sent-only-when-allowed": "pass",
     }
-    assert data["summary"]["levels"]["cancel"] == "reached"  # type: ignore[index]
+    assert data["summary"]["levels"]["cancel"] == "reached"
