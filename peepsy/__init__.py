@@ -22,6 +22,7 @@ from peepsy._errors import (
     EncodeError,
     HandlerError,
     LocalProtocolError,
+    PeepsyCancelledError,
     PeepsyError,
     PeepsyNotFoundError,
     PeepsyProcessError,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
         SpawnEvent,
         StalledEvent,
     )
+    from peepsy.session._context import RequestContext, current_request
 
 __version__ = "0.1.0"
 
@@ -74,6 +76,8 @@ _LAZY = {
     "RestartFailedEvent": "peepsy.master",
     "SpawnEvent": "peepsy.master",
     "StalledEvent": "peepsy.master",
+    "RequestContext": "peepsy.session._context",
+    "current_request": "peepsy.session._context",
 }
 
 
@@ -106,6 +110,7 @@ __all__ = [
     "HeartbeatMissedEvent",
     "LocalProtocolError",
     "Master",
+    "PeepsyCancelledError",
     "PeepsyError",
     "PeepsyNotFoundError",
     "PeepsyProcessError",
@@ -119,10 +124,12 @@ __all__ = [
     "RemoteError",
     "RemoteProtocolError",
     "Reply",
+    "RequestContext",
     "RestartFailedEvent",
     "SpawnEvent",
     "StalledEvent",
     "__version__",
+    "current_request",
     "error_from_wire",
     "error_to_wire",
 ]

@@ -119,6 +119,8 @@ class Worker:
         self.restarts = 0
         self.rejected_lines = 0
         self.late_responses = 0
+        self.cancels_sent = 0
+        self.cancels_acknowledged = 0
         self.failed_early = 0  # failed when its channel broke, told with its exit
         self.actions: tuple[str, ...] | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
@@ -323,6 +325,16 @@ class Worker:
     def late(self, event: UnmatchedResponse) -> None:
         self.late_responses += 1
         log.debug("%s: dropped a late answer to %s", self.target, event.response.id)
+        if self._overdue is not None:
+            self._end_stall("answered")
+
+    def cancel_sent(self, call: Call[Any], reason: str) -> None:
+        # Minimal until the master's cancellation policy (stuck workers) lands.
+        self.cancels_sent += 1
+
+    def cancel_acknowledged(self, request_id: str, status: int) -> None:
+        # What used to come as a late answer: it ends a stall the same way.
+        self.cancels_acknowledged += 1
         if self._overdue is not None:
             self._end_stall("answered")
 
