@@ -110,6 +110,7 @@ def _members(
         "REQUEST": ["RequestUnified", "RequestLegacy"],
         "RESPONSE": ["Response"],
         "HEARTBEAT": ["Heartbeat"],
+        "CANCEL": ["Cancel"],
     }
     known: dict[str, set[str]] = {}
     integers: dict[str, tuple[str, ...]] = {}
