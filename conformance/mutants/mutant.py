@@ -7,7 +7,8 @@ wire in any way it likes). It serves the conformance profile: ``echo``, ``fail``
 
 It speaks protocol 1.1 (CANCEL); ``--protocol 1.0`` makes it a worker from before
 CANCEL, which states 1.0 in READY and ignores CANCEL as a type it does not know (MSG-5):
-correct at 1.0, and not checked at the suite's cancel level.
+correct at 1.0, and not checked at the suite's cancel level. ``--protocol none`` is the
+same worker stating no version at all, as older workers do (VER-1: it speaks 1.0).
 
 ``--mutation NAME`` breaks exactly one rule; ``--list`` prints the names. The mutants
 prove that the conformance suite catches each kind of broken worker:
@@ -255,7 +256,7 @@ def _valid_name(value: object, most: int) -> TypeGuard[str]:
 class Worker(asyncio.Protocol):
     def __init__(self, mutation: str | None, protocol: str = "1.1") -> None:
         self.m = mutation
-        #: The version its READY states; at 1.0 it knows no CANCEL.
+        #: The version its READY states ("none": none, so 1.0); only 1.1 knows CANCEL.
         self.protocol = protocol
         #: ready-after-answer: whether its late READY has gone out.
         self.late_ready_sent = False
@@ -474,7 +475,7 @@ class Worker(asyncio.Protocol):
     def cancel_own_call(self, rid: str) -> None:
         """CANCEL-1: the call gave up on its request; a master that stated 1.1 is told
         (its answer, when it comes, finds no call and is ignored)."""
-        if self.protocol == "1.0":
+        if self.protocol != "1.1":
             return
         if self.master_cancels or self.m == "cancels-to-1.0-master":
             wrong = self.m == "cancels-wrong-id"
@@ -604,7 +605,7 @@ class Worker(asyncio.Protocol):
             self.response(msg)
         elif kind == "INIT":
             self.init(msg)
-        elif kind == "CANCEL" and self.protocol != "1.0":
+        elif kind == "CANCEL" and self.protocol == "1.1":
             self.cancel(msg)
         elif kind == "SHUTDOWN":
             timeout = msg.get("timeout")
@@ -712,12 +713,13 @@ class Worker(asyncio.Protocol):
         message: dict[str, Any] = {
             "type": "READY",
             "pid": os.getpid(),
-            "protocol": self.protocol,
             "mode": self.mode,
             "actions": sorted(self.handlers),
             "implementation": "peepsy-mutant/1.0",
             "maxLineBytes": MAX_LINE,
         }
+        if self.protocol != "none":
+            message["protocol"] = self.protocol
         cap = 1 if self.mode == "sequential" else self.max_concurrency
         if cap is not None:
             message["maxConcurrency"] = cap
@@ -1066,9 +1068,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mutation", choices=sorted(MUTATIONS), help="the rule to break")
     parser.add_argument(
         "--protocol",
-        choices=["1.0", "1.1"],
+        choices=["1.0", "1.1", "none"],
         default="1.1",
-        help="the version READY states; 1.0: a worker from before CANCEL (default 1.1)",
+        help="the version READY states; 1.0 (or none: no version stated) makes it a worker"
+        " from before CANCEL (default 1.1)",
     )
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     args = parser.parse_args(argv)

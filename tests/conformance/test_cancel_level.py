@@ -24,6 +24,9 @@ from tests.conformance._cli import PYTHON, REFERENCE, ROOT, run_cli
 MUTANT = str(ROOT / "conformance" / "mutants" / "mutant.py")
 CANCEL_LEVEL = {t.check for t in load_all([builtin_transcripts()]) if t.level == "cancel"}
 OLD = "the worker's READY states protocol 1.0; CANCEL needs 1.1 (CANCEL-1)"
+UNSTATED = (
+    "the worker's READY states no protocol, so it speaks 1.0 (VER-1); CANCEL needs 1.1 (CANCEL-1)"
+)
 
 
 @pytest.mark.parametrize(
@@ -62,14 +65,7 @@ def test_auto_offers_the_cancel_level_to_a_1_1_profile_worker() -> None:
 
 @pytest.mark.parametrize(
     ("protocol", "why"),
-    [
-        ("1.0", OLD),
-        (
-            None,
-            "the worker's READY states no protocol, so it speaks 1.0 (VER-1);"
-            " CANCEL needs 1.1 (CANCEL-1)",
-        ),
-    ],
+    [("1.0", OLD), (None, UNSTATED)],
 )
 def test_auto_skips_the_cancel_level_of_a_1_0_worker(protocol: str | None, why: str) -> None:
     result = learned("auto", profile=True, protocol=protocol)
@@ -143,19 +139,23 @@ def report(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str, int]:
     return data, run.stdout + run.stderr, run.returncode
 
 
-def test_a_1_0_worker_is_not_run_at_the_cancel_level_and_not_failed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("stated", "why"), [("1.0", OLD), ("none", UNSTATED)])
+def test_a_1_0_worker_is_not_run_at_the_cancel_level_and_not_failed(
+    tmp_path: Path, stated: str, why: str
+) -> None:
     data, output, code = report(
         tmp_path, "--only", "cancel.*", "--only", "profile.echo",
-        "--", PYTHON, MUTANT, "--protocol", "1.0",
+        "--", PYTHON, MUTANT, "--protocol", stated,
     )  # fmt: skip
     assert code == 0, output
     checks = {c["check"]: c for c in data["checks"]}
     assert {c: checks[c]["verdict"] for c in CANCEL_LEVEL} == dict.fromkeys(CANCEL_LEVEL, "skip")
-    assert all(checks[c]["message"] == f"cancel level not offered: {OLD}" for c in CANCEL_LEVEL)
+    assert all(checks[c]["message"] == f"cancel level not offered: {why}" for c in CANCEL_LEVEL)
     assert checks["profile.echo"]["verdict"] == "pass"
-    assert (data["cancel"], data["cancelNote"], data["workerProtocol"]) == (False, OLD, "1.0")
+    protocol = None if stated == "none" else stated
+    assert (data["cancel"], data["cancelNote"], data["workerProtocol"]) == (False, why, protocol)
     assert data["summary"]["levels"]["cancel"] == "not-run"
-    assert f"cancel: not run ({OLD})" in output
+    assert f"cancel: not run ({why})" in output
 
 
 def test_level_cancel_holds_a_1_0_worker_to_it(tmp_path: Path) -> None:
