@@ -333,8 +333,11 @@ class Worker:
         self.cancels_sent += 1
 
     def cancel_acknowledged(self, request_id: str, status: int) -> None:
-        # What used to come as a late answer: it ends a stall the same way.
+        # What used to come as a late answer (and is still counted as one in the stats
+        # until the master's cancellation policy says otherwise): it ends a stall the
+        # same way.
         self.cancels_acknowledged += 1
+        self.late_responses += 1
         if self._overdue is not None:
             self._end_stall("answered")
 

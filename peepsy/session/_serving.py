@@ -43,13 +43,27 @@ Respond = Callable[[str, Any, BaseException | None, bool], None]
 
 
 class _Queued:
+    """A request waiting for room, with the timer that expires it (REQ-4)."""
+
     __slots__ = ("done", "entry", "event", "timer")
 
-    def __init__(self, event: RequestReceived, entry: HandlerEntry) -> None:
+    def __init__(
+        self,
+        event: RequestReceived,
+        entry: HandlerEntry,
+        loop: asyncio.AbstractEventLoop,
+        expire: Callable[[_Queued], None],
+    ) -> None:
         self.event = event
         self.entry = entry
         self.done = False
-        self.timer: asyncio.TimerHandle | None = None
+        timeout = event.timeout or DEFAULT_QUEUE_TIMEOUT_MS
+        self.timer = loop.call_later(timeout / 1000, expire, self)
+
+    def take(self) -> None:
+        """Out of the queue, to run or to be answered: it no longer expires."""
+        self.done = True
+        self.timer.cancel()
 
 
 class Server:
@@ -125,11 +139,9 @@ class Server:
             self._enqueue(event, entry)
 
     def _enqueue(self, event: RequestReceived, entry: HandlerEntry) -> None:
-        item = _Queued(event, entry)
+        item = _Queued(event, entry, self._loop, self._expire)
         heapq.heappush(self._queue, (-event.priority, next(self._seq), item))
         self.queued += 1
-        timeout = event.timeout or DEFAULT_QUEUE_TIMEOUT_MS
-        item.timer = self._loop.call_later(timeout / 1000, self._expire, item)
 
     def _expire(self, item: _Queued) -> None:
         if item.done:
@@ -147,10 +159,8 @@ class Server:
         while self._queue:
             _, _, item = heapq.heappop(self._queue)
             if not item.done:
-                item.done = True
+                item.take()
                 self.queued -= 1
-                if item.timer is not None:
-                    item.timer.cancel()
                 return item
         return None
 
@@ -276,10 +286,8 @@ class Server:
         for _, _, item in self._queue:
             event = item.event
             if event.id == request_id and not item.done:
-                item.done = True
+                item.take()
                 self.queued -= 1
-                if item.timer is not None:
-                    item.timer.cancel()
                 why = f" ({reason})" if reason else ""
                 error = PeepsyCancelledError(
                     f"request {request_id!r} for {event.action!r} was cancelled by its "

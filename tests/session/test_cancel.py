@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from peepsy import (
+    Action,
     PeepsyCancelledError,
     PeepsyTimeoutError,
     RemoteError,
@@ -292,6 +293,18 @@ def test_cancel_all_settles_every_call_and_sends_one_cancel_each() -> None:
     run(main())
 
 
+def test_cancel_all_leaves_a_call_its_owner_settled_as_it_is() -> None:
+    async def main() -> None:
+        wire = Wire(Handlers())
+        call = wire.master.call("x", None, timeout=60_000)
+        super(Call, call).set_result("settled by its owner")  # type: ignore[arg-type]  # its owner, not the session
+        assert wire.master.cancel_all("shutdown") == 1
+        assert call.result() == "settled by its owner"
+        assert [c["id"] for c in wire.cancels()] == [call.id]
+
+    run(main())
+
+
 def test_the_session_forgets_the_oldest_cancelled_id_past_its_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -394,6 +407,29 @@ def test_server_cancel_is_idempotent_and_ignores_what_it_does_not_hold() -> None
     run(main())
 
 
+def test_a_typed_async_handler_is_cancelled_too() -> None:
+    # A typed action's handler runs inside the server's own wrapper coroutine.
+    async def main() -> None:
+        effects = Effects()
+        handlers = Handlers()
+
+        async def slow(n: int) -> int:
+            effects.add("started")
+            await asyncio.sleep(60)
+            return n  # pragma: no cover - cancelled
+
+        handlers.add(Action("slow", int, int), slow)
+        wire = Wire(handlers)
+        call = wire.master.call("slow", 1, timeout=60_000)
+        await effects.until("started")
+        call.cancel()
+        await wire.recorder.heard.wait()
+        assert wire.recorder.acknowledged == [(call.id, 499)]
+        assert wire.child.server.running == 0
+
+    run(main())
+
+
 def test_an_async_handler_that_finishes_anyway_has_its_answer_stand() -> None:
     async def main() -> None:
         handlers = Handlers()
@@ -488,6 +524,7 @@ def test_a_handler_raising_cancelled_itself_is_answered_499() -> None:
 def test_abandon_still_stops_handlers_without_answering() -> None:
     async def main() -> None:
         effects = Effects()
+        release = threading.Event()
         handlers = Handlers()
 
         async def slow(_: Any) -> Any:
@@ -495,16 +532,43 @@ def test_abandon_still_stops_handlers_without_answering() -> None:
             effects.add("started")
             await asyncio.sleep(60)
 
+        def blocked(_: Any) -> Any:
+            effects.add("blocked")
+            release.wait(LIMIT_S)
+
         handlers.add("slow", slow)
+        handlers.add("blocked", blocked)
         wire = Wire(handlers)
-        call = wire.master.call("slow", None, timeout=60_000)
+        calls = [
+            wire.master.call("slow", None, timeout=60_000),
+            wire.master.call("blocked", None, timeout=60_000),
+        ]
         await effects.until("started")
+        await effects.until("blocked")
         tasks = list(wire.child.server._tasks)
         wire.child.server.abandon()
         await asyncio.wait(tasks)
+        assert all(task.cancelled() for task in tasks)
         assert wire.child.server.running == 0
-        assert wire.child.conn.owed == frozenset({call.id})  # no answer written
-        call.withdraw()
+        assert wire.child.conn.owed == {c.id for c in calls}  # no answer written
+        release.set()
+        for call in calls:
+            call.withdraw()
+
+    run(main())
+
+
+def test_an_async_handler_failing_after_it_waited_is_answered_500() -> None:
+    async def main() -> None:
+        handlers = Handlers()
+
+        async def fails(_: Any) -> Any:
+            await asyncio.sleep(0)
+            raise ValueError("no")
+
+        handlers.add("fails", fails)
+        wire = Wire(handlers)
+        assert (await wire.master.call("fails", None, timeout=60_000)).status == 500
 
     run(main())
 
