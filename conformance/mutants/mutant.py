@@ -5,6 +5,11 @@ docs/protocol.md alone (it does not import peepsy, so that a mutation can break 
 wire in any way it likes). It serves the conformance profile: ``echo``, ``fail``,
 ``sleep`` and ``callMaster`` (see conformance/workers/python_worker.py).
 
+It speaks protocol 1.1 (CANCEL); ``--protocol 1.0`` makes it a worker from before
+CANCEL, which states 1.0 in READY and ignores CANCEL as a type it does not know (MSG-5):
+correct at 1.0, and not checked at the suite's cancel level. ``--protocol none`` is the
+same worker stating no version at all, as older workers do (VER-1: it speaks 1.0).
+
 ``--mutation NAME`` breaks exactly one rule; ``--list`` prints the names. The mutants
 prove that the conformance suite catches each kind of broken worker:
 tests/conformance/test_mutants.py runs the suite against every one of them and checks
@@ -124,6 +129,14 @@ MUTATIONS: dict[str, str] = {
     "call-master-never-times-out": "callMaster passes the timeout on but never times out itself",
     "waits-on-invalid-answer": "ignores an invalid answer to its own request until its timeout",
     "call-master-legacy-shape": "callMaster sends its request in the legacy nested shape (REQ-6)",
+    # cancellation (protocol 1.1)
+    "ignores-cancel": "states protocol 1.1 in READY but ignores CANCEL",
+    "cancel-runs-queued": "answers 499 to a cancelled queued request, then runs it all the same",
+    "cancel-answers-twice": "answers 499 to a cancelled running request at once and lets it"
+    " run on to a second answer",
+    "cancel-answers-unknown": "answers 404 to a CANCEL for an id it owes no answer for",
+    "cancels-to-1.0-master": "cancels its own timed-out call even to a master that stated 1.0",
+    "cancels-wrong-id": "cancels its own timed-out call under an id it never sent",
 }
 
 MAX_LINE = 16 * 1024 * 1024
@@ -168,6 +181,10 @@ class Queued:
     timeout: int = field(compare=False)
     done: bool = field(default=False, compare=False)
     timer: asyncio.TimerHandle | None = field(default=None, compare=False)
+    #: A CANCEL came for it once it started (CANCEL-4): its stop is answered 499.
+    cancelled: bool = field(default=False, compare=False)
+    #: Its handler, running: what a CANCEL cancels.
+    handler: asyncio.Task[Any] | None = field(default=None, compare=False)
 
 
 def depth(text: str, care: int = 32) -> int:
@@ -237,8 +254,10 @@ def _valid_name(value: object, most: int) -> TypeGuard[str]:
 
 
 class Worker(asyncio.Protocol):
-    def __init__(self, mutation: str | None) -> None:
+    def __init__(self, mutation: str | None, protocol: str = "1.1") -> None:
         self.m = mutation
+        #: The version its READY states ("none": none, so 1.0); only 1.1 knows CANCEL.
+        self.protocol = protocol
         #: ready-after-answer: whether its late READY has gone out.
         self.late_ready_sent = False
         self.loop = asyncio.get_running_loop()
@@ -251,6 +270,10 @@ class Worker(asyncio.Protocol):
         self.seq = itertools.count()
         self.owed: set[str] = set()
         self.calls: dict[str, asyncio.Future[Any]] = {}
+        #: The requests running now, by id, for CANCEL to stop (CANCEL-4).
+        self.active: dict[str, Queued] = {}
+        #: The master stated protocol 1.1 or later in INIT: it may be sent CANCEL.
+        self.master_cancels = False
         self.call_ids = itertools.count(1)
         self.buffer = bytearray()
         self.skipping = False
@@ -423,6 +446,7 @@ class Worker(asyncio.Protocol):
         except LineTooLong as exc:
             raise Failure(500, "PeepsyLineTooLongError", str(exc), "PEEPSY_LINE_TOO_LONG") from None
         except TimeoutError:
+            self.cancel_own_call(rid)
             raise Failure(
                 500, "PeepsyTimeoutError", f"the master did not answer within {timeout} ms"
             ) from None
@@ -447,6 +471,15 @@ class Worker(asyncio.Protocol):
             )
         result = answer.get("data")
         return [result] if self.m == "call-master-wrong" else result
+
+    def cancel_own_call(self, rid: str) -> None:
+        """CANCEL-1: the call gave up on its request; a master that stated 1.1 is told
+        (its answer, when it comes, finds no call and is ignored)."""
+        if self.protocol != "1.1":
+            return
+        if self.master_cancels or self.m == "cancels-to-1.0-master":
+            wrong = self.m == "cancels-wrong-id"
+            self.send({"type": "CANCEL", "id": "x" + rid if wrong else rid, "reason": "timeout"})
 
     # --- reading --------------------------------------------------------------------
 
@@ -572,6 +605,8 @@ class Worker(asyncio.Protocol):
             self.response(msg)
         elif kind == "INIT":
             self.init(msg)
+        elif kind == "CANCEL" and self.protocol == "1.1":
+            self.cancel(msg)
         elif kind == "SHUTDOWN":
             timeout = msg.get("timeout")
             valid = _as_int(timeout, 1, 300_000)
@@ -661,6 +696,8 @@ class Worker(asyncio.Protocol):
             return
         self.init_seen = True
         self.mode = msg["mode"]
+        major, minor = msg.get("protocol", "1.0").split(".")
+        self.master_cancels = (int(major), int(minor)) >= (1, 1)
         interval = _as_int(msg.get("heartbeatInterval"), 1, 300_000)
         if interval is not None:
             self.heartbeat_ms = interval
@@ -676,12 +713,13 @@ class Worker(asyncio.Protocol):
         message: dict[str, Any] = {
             "type": "READY",
             "pid": os.getpid(),
-            "protocol": "1.0",
             "mode": self.mode,
             "actions": sorted(self.handlers),
             "implementation": "peepsy-mutant/1.0",
             "maxLineBytes": MAX_LINE,
         }
+        if self.protocol != "none":
+            message["protocol"] = self.protocol
         cap = 1 if self.mode == "sequential" else self.max_concurrency
         if cap is not None:
             message["maxConcurrency"] = cap
@@ -787,6 +825,40 @@ class Worker(asyncio.Protocol):
             item.timer = self.loop.call_later(timeout / 1000, callback, item)
         heapq.heappush(self.queue, item)
 
+    def cancel(self, msg: dict[str, Any]) -> None:
+        """CANCEL-2..6: a queued request is answered 499 and never runs, a running one
+        is stopped (its stop answered 499); an id owed no answer is ignored."""
+        rid = msg.get("id")
+        if self.m == "ignores-cancel" or not self.valid_id(rid):
+            log(f"a CANCEL for {rid!r}: ignored")
+            return
+        if rid in self.owed:
+            for item in self.queue:
+                if item.id == rid and not item.done:
+                    item.done = self.m != "cancel-runs-queued"
+                    if item.timer is not None:
+                        item.timer.cancel()
+                    self.cancelled(rid)
+                    return
+        if rid in self.active and rid in self.owed:
+            item = self.active[rid]
+            if self.m == "cancel-answers-twice":
+                self.cancelled(rid)
+                return
+            if not item.cancelled:
+                item.cancelled = True
+                # None: started, its handler not yet: run() sees the flag first.
+                if item.handler is not None:
+                    item.handler.cancel()
+            return
+        if self.m == "cancel-answers-unknown":
+            self.respond_failure(rid, 404, "PeepsyNotFoundError", f"no request {rid!r} to cancel")
+            return
+        log(f"a CANCEL for {rid!r}, which is owed no answer: ignored (CANCEL-2)")
+
+    def cancelled(self, rid: str) -> None:
+        self.respond_failure(rid, 499, "PeepsyCancelledError", "cancelled", "PEEPSY_CANCELLED")
+
     def refuse(self, rid: str) -> None:
         self.respond_failure(
             rid, 503, "PeepsyShutdownError", "shutting down", "PEEPSY_SHUTTING_DOWN"
@@ -860,11 +932,20 @@ class Worker(asyncio.Protocol):
         self.running += 1
         task = self.loop.create_task(self.run(item))
         self.tasks.add(task)
+        self.active[item.id] = item
         task.add_done_callback(self.tasks.discard)
 
     async def run(self, item: Queued) -> None:
         try:
-            result = await self.handlers[item.action](item.data)
+            if item.cancelled:
+                raise asyncio.CancelledError
+            # A task of its own, so that a CANCEL stops the handler and not this answer.
+            item.handler = self.loop.create_task(self.handlers[item.action](item.data))
+            result = await item.handler
+        except asyncio.CancelledError:
+            if not item.cancelled:
+                raise
+            self.cancelled(item.id)  # it stopped because of its CANCEL (CANCEL-4)
         except Failure as exc:
             if self.m == "fail-wrong-status":
                 self.respond(item.id, 200, exc.message)
@@ -877,6 +958,7 @@ class Worker(asyncio.Protocol):
                 self.write_raw(f"handled {item.action}\n".encode())
             self.respond(item.id, 200, result)
         finally:
+            self.active.pop(item.id, None)
             self.running -= 1
             self.pump()
             if self.stopping and self.running == 0:
@@ -966,10 +1048,10 @@ def _several(text: str) -> list[Any]:
     return values
 
 
-async def serve(mutation: str | None) -> int:
+async def serve(mutation: str | None, protocol: str = "1.1") -> int:
     global STRICT_INTEGERS  # noqa: PLW0603 - one process, one mutation
     STRICT_INTEGERS = mutation == "rejects-integral-float"
-    worker = Worker(mutation)
+    worker = Worker(mutation, protocol)
     if mutation == "prints-banner":
         worker.write_raw(b"mutant worker starting\n")
     loop = asyncio.get_running_loop()
@@ -984,13 +1066,20 @@ async def serve(mutation: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--mutation", choices=sorted(MUTATIONS), help="the rule to break")
+    parser.add_argument(
+        "--protocol",
+        choices=["1.0", "1.1", "none"],
+        default="1.1",
+        help="the version READY states; 1.0 (or none: no version stated) makes it a worker"
+        " from before CANCEL (default 1.1)",
+    )
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     args = parser.parse_args(argv)
     if args.list:
         for name, what in MUTATIONS.items():
             sys.stdout.write(f"{name:<28} {what}\n")
         return 0
-    code = asyncio.run(serve(args.mutation))
+    code = asyncio.run(serve(args.mutation, args.protocol))
     sys.stderr.flush()
     # Leave at once: nothing is buffered (stdout is written with os.write), and a normal
     # exit could wait on nothing useful.

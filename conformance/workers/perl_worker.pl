@@ -12,6 +12,9 @@
 #
 # Check it with:  python -m peepsy.conformance -- perl conformance/workers/perl_worker.pl
 #
+# It speaks protocol 1.1: it states so in READY and honours CANCEL (docs/protocol.md,
+# section CANCEL), so it is also checked at the suite's cancel level.
+#
 # One process, one thread, one select() loop. Nothing ever blocks except select itself:
 # a handler that has to wait (sleep, callMaster) registers a timer or a pending call and
 # returns, and finishes later by calling its `done` callback. That is what lets
@@ -84,6 +87,10 @@ my %owed;
 # ignored).
 my %pending_calls;
 my $next_call_id = 1;
+# The requests running now, by id, for CANCEL to stop (CANCEL-4).
+my %active;
+# The master stated protocol 1.1 or later in its INIT: it may be sent CANCEL (CANCEL-1).
+my $master_cancels = 0;
 my $exit_at;             # set once stopping: when we exit, whatever still runs
 my $heartbeat_timer;     # the id of the timer that sends the next HEARTBEAT
 
@@ -255,9 +262,10 @@ sub valid_action { return valid_name(@_) }
 
 # --- handlers ------------------------------------------------------------------------
 
-# Each handler gets the request's data and a `done` callback, and calls
-# done->(ok => RESULT) or done->(fail => {status, name, message, code}) exactly once,
-# now or later from a timer or a RESPONSE.
+# Each handler gets the request's data, a `done` callback and the request itself, and
+# calls done->(ok => RESULT) or done->(fail => {status, name, message, code}) exactly
+# once, now or later from a timer or a RESPONSE. A handler that finishes later says how
+# to stop it early: it sets $request->{stop}, which a CANCEL calls (CANCEL-4).
 my %handlers = (
     echo => sub {
         my ($data, $done) = @_;
@@ -271,24 +279,25 @@ my %handlers = (
         $done->(fail => {status => 500, name => 'HandlerError', message => $text, code => 'E_FAIL'});
     },
     sleep => sub {
-        my ($data, $done) = @_;
+        my ($data, $done, $request) = @_;
         if (!is_number($data) || $data != $data) {
             $done->(fail => {status => 500, name => 'HandlerError',
                              message => 'sleep wants a number of milliseconds'});
             return;
         }
         my $ms = $data < 0 ? 0 : $data;
-        add_timer($ms, sub { $done->(ok => $data) });
+        my $timer = add_timer($ms, sub { $done->(ok => $data) });
+        $request->{stop} = sub { cancel_timer($timer) };   # CANCEL-4: it stops at once
     },
     callMaster => sub {
-        my ($data, $done) = @_;
+        my ($data, $done, $request) = @_;
         if (!is_object($data) || !valid_action($data->{action})
             || (exists $data->{timeout} && !is_int_in($data->{timeout}, 1, 300000))) {
             $done->(fail => {status => 500, name => 'HandlerError', message =>
                 'callMaster wants {"action": NAME, "data": ANY, "timeout": MS (optional)}'});
             return;
         }
-        call_master($data->{action}, $data, $done);
+        call_master($data->{action}, $data, $done, $request);
     },
 );
 
@@ -305,9 +314,12 @@ sub call_failed {
 # The child side of a REQUEST (ID-3): ids of our own ("c1", "c2", ...), the unified
 # shape (REQ-6), and a timer of our own (REQ-11): the master owes us nothing if it never
 # answers, so when the REQUEST's timeout has passed we fail the call ourselves, and a
-# later answer finds no pending call (ID-4).
+# later answer finds no pending call (ID-4). A call we give up on, at its timeout or
+# because the request that made it was cancelled, is cancelled at the master too, when
+# the master speaks 1.1 (CANCEL-1); its answer, which still comes (CANCEL-5), then finds
+# no pending call either.
 sub call_master {
-    my ($action, $args, $done) = @_;
+    my ($action, $args, $done, $caller) = @_;
     if (!$input_open) {
         $done->(fail => call_failed('the master has closed the channel'));
         return;
@@ -322,10 +334,22 @@ sub call_master {
     }
     my $timer = add_timer($timeout, sub {
         delete $pending_calls{$id};
+        cancel_at_master($id, 'timeout');
         $done->(fail => call_failed("the master did not answer $action within $timeout ms",
                                     name => 'PeepsyTimeoutError', code => 'PEEPSY_TIMEOUT'));
     });
     $pending_calls{$id} = {done => $done, timer => $timer};
+    $caller->{stop} = sub {
+        my $call = delete $pending_calls{$id} or return;
+        cancel_timer($call->{timer});
+        cancel_at_master($id, 'cancelled');
+    };
+    return;
+}
+
+sub cancel_at_master {
+    my ($id, $reason) = @_;
+    send_message({type => 'CANCEL', id => $id, reason => $reason}) if $master_cancels;
     return;
 }
 
@@ -514,10 +538,13 @@ sub pump {
 sub start {
     my ($request) = @_;
     $running++;
+    $active{$request->{id}} = $request;
     my $answered = 0;
     my $done = sub {
         my ($how, $value) = @_;
         return if $answered++;   # RESP-1: exactly one answer, whatever the handler does
+        delete $active{$request->{id}};
+        delete @$request{qw(done stop)};   # they refer to this closure: no cycle kept
         if ($how eq 'ok') {
             answer($request->{id}, $value);
         } else {
@@ -526,13 +553,55 @@ sub start {
         $running--;
         pump();
     };
+    $request->{done} = $done;
     # A handler that dies is a bug, but its request still gets an answer (RESP-1).
-    if (!eval { $request->{handler}->($request->{data}, $done); 1 }) {
+    if (!eval { $request->{handler}->($request->{data}, $done, $request); 1 }) {
         my $error = "$@";
         $error =~ s/\s+\z//;
         $done->(fail => {status => 500, name => 'Error', message => $error,
                          code => 'PEEPSY_HANDLER_ERROR'});
     }
+    return;
+}
+
+# --- CANCEL (protocol 1.1) -----------------------------------------------------------
+
+sub cancelled_failure {
+    return {status => 499, name => 'PeepsyCancelledError', code => 'PEEPSY_CANCELLED',
+            message => 'the request was cancelled by the master'};
+}
+
+# CANCEL-2: a CANCEL for an id we owe no answer for (never read, answered already, or
+# one of our own requests to the master) is ignored, unanswered; so is a second CANCEL
+# for a request already answered (CANCEL-6). CANCEL-3: a request still in the queue is
+# taken out, answered 499 at once, and never runs. CANCEL-4: a running request whose
+# handler can stop (sleep, callMaster) is stopped and answered 499; echo and fail answer
+# at once, so nothing of theirs is ever running when a CANCEL is read. CANCEL-5: either
+# way the request gets exactly one answer: `done` answers only once.
+sub on_cancel {
+    my ($msg) = @_;
+    my $id = $msg->{id};
+    if (!valid_id($id) || (exists $msg->{reason} && !valid_name($msg->{reason}))) {
+        logline('ignored an invalid CANCEL');
+        return;
+    }
+    if (!$owed{$id}) {
+        logline('ignored a CANCEL for an id we owe no answer for (CANCEL-2)');
+        return;
+    }
+    my ($queued) = grep { $_->{id} eq $id } @queue;
+    if ($queued) {
+        @queue = grep { $_ != $queued } @queue;
+        cancel_timer($queued->{timer});
+        answer_failure($id, 499, cancelled_failure());
+        return;
+    }
+    my $request = $active{$id};
+    my $stop = $request ? delete $request->{stop} : undef;
+    return unless $stop;
+    my $done = $request->{done};
+    $stop->();
+    $done->(fail => cancelled_failure());
     return;
 }
 
@@ -574,14 +643,17 @@ sub on_init {
     $init_seen = 1;
     if (exists $msg->{protocol} && $msg->{protocol} !~ /\A1\./) {
         # VER-2: a different MAJOR version may not understand us; say so and carry on.
-        logline("the master speaks protocol $msg->{protocol}; this worker speaks 1.0");
+        logline("the master speaks protocol $msg->{protocol}; this worker speaks 1.1");
     }
+    # CANCEL-1: CANCEL goes only to a master that stated 1.1 or later (absent: 1.0).
+    my ($major, $minor) = split /\./, exists $msg->{protocol} ? $msg->{protocol} : '1.0';
+    $master_cancels = $major > 1 || ($major == 1 && $minor >= 1) ? 1 : 0;
     $mode = $msg->{mode};
     $max_concurrency = int($msg->{maxConcurrency}) if exists $msg->{maxConcurrency};
     $peer_max_line_bytes = int($msg->{maxLineBytes}) if exists $msg->{maxLineBytes};
     # READY-1 is optional; we send it, and READY-2 says when: once, in answer to this
     # INIT, before anything else we write, describing us as we now run.
-    my %ready = (type => 'READY', pid => $$ + 0, protocol => '1.0', mode => $mode,
+    my %ready = (type => 'READY', pid => $$ + 0, protocol => '1.1', mode => $mode,
                  actions => [sort keys %handlers], implementation => IMPLEMENTATION,
                  maxLineBytes => MAX_LINE_BYTES);
     $ready{maxConcurrency} = capacity() if $mode eq 'sequential' || defined $max_concurrency;
@@ -804,6 +876,7 @@ sub on_line {
     elsif ($type eq 'RESPONSE') { on_response($msg) }
     elsif ($type eq 'INIT')     { on_init($msg) }
     elsif ($type eq 'SHUTDOWN') { on_shutdown($msg) }
+    elsif ($type eq 'CANCEL')   { on_cancel($msg) }
     elsif ($type eq 'READY' || $type eq 'HEARTBEAT') {
         # MSG-6: a child receives neither; ignore them without an answer.
         logline("line $line_number: a child does not receive $type; ignored");

@@ -1,11 +1,14 @@
 """The conformance profile served by the reference Python child.
 
 A worker that registers these four actions can be checked at the ``profile`` level of
-``python -m peepsy.conformance``:
+``python -m peepsy.conformance``, and, since a peepsy ``Child`` speaks protocol 1.1
+(CANCEL), at the ``cancel`` level too:
 
     echo        answers with the request's data, unchanged
     fail        fails: status 500, the error text is the request's data (a string)
-    sleep       waits data milliseconds, then answers with data
+    sleep       waits data milliseconds, then answers with data; a CANCEL for it stops
+                it at once (it is an async handler, cancelled through asyncio), and the
+                child answers 499, as the cancel level wants
     callMaster  sends the master a REQUEST {action: data.action, data: data.data} (with
                 timeout data.timeout when given) and answers with the master's response
                 data; any failure of the call (a failure answer, an invalid answer, no

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from peepsy.conformance._levels import states_cancel
 from peepsy.conformance._schemas import data_dir, load_json, schema_errors
 from peepsy.conformance._wire import Session, WireLine
 
@@ -109,6 +110,7 @@ def _members(
         "REQUEST": ["RequestUnified", "RequestLegacy"],
         "RESPONSE": ["Response"],
         "HEARTBEAT": ["Heartbeat"],
+        "CANCEL": ["Cancel"],
     }
     known: dict[str, set[str]] = {}
     integers: dict[str, tuple[str, ...]] = {}
@@ -285,3 +287,55 @@ def _within_peer_limit(session: Session) -> Findings:
             if len(line.raw) > limit
         ],
     )
+
+
+def _master_answer(line: WireLine) -> dict[str, Any] | None:
+    """A RESPONSE the suite sent the worker. Lines to the worker are not parsed as they
+    go; an answer to the worker's own request is small and names its type early."""
+    if line.direction != "to-worker" or b'"RESPONSE"' not in line.raw[:200]:
+        return None
+    try:
+        msg = json.loads(line.raw)
+    except ValueError:
+        return None
+    return msg if isinstance(msg, dict) and msg.get("type") == "RESPONSE" else None
+
+
+def _own_request_id(msg: dict[str, Any]) -> Any:
+    body = msg.get("request", msg)
+    return body.get("id") if isinstance(body, dict) else None
+
+
+def _cancels_sent(session: Session) -> Findings:
+    """CANCEL-1: the worker sends CANCEL only for a REQUEST of its own whose RESPONSE
+    has not come, and only once an INIT has stated protocol 1.1 or later (the suite
+    states 1.0 but in the cancel level's checks). Judged: its REQUESTs and CANCELs."""
+    inits = _inits(session)
+    first = inits[0][0] if inits else -1
+    cancels = False
+    waiting: set[Any] = set()
+    judged, problems = 0, []
+    for index, line in enumerate(session.trace):
+        if index == first:
+            cancels = states_cancel(inits[0][1].get("protocol", "1.0"))
+        answer = _master_answer(line)
+        if answer is not None:
+            waiting.discard(answer.get("id"))
+            continue
+        msg = line.message if line.direction == "from-worker" else None
+        if not isinstance(msg, dict) or msg.get("type") not in ("REQUEST", "CANCEL"):
+            continue
+        judged += 1
+        if msg["type"] == "REQUEST":
+            waiting.add(_own_request_id(msg))
+        elif not cancels:
+            problems.append(
+                f"{line.t:.0f} ms: CANCEL {msg.get('id')!r} to a master that stated no"
+                " protocol 1.1 (its INIT says 1.0, or it sent none)"
+            )
+        elif msg.get("id") not in waiting:
+            problems.append(
+                f"{line.t:.0f} ms: CANCEL {msg.get('id')!r} names no REQUEST of the worker's"
+                " own still waiting for its answer"
+            )
+    return Findings(judged, problems)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from peepsy.conformance._check_finders import (
     Findings,
     _bom,
+    _cancels_sent,
     _crlf,
     _failure_error_text,
     _failure_payload,
@@ -162,5 +163,14 @@ GLOBAL_CHECKS: tuple[GlobalCheck, ...] = (
         "no line longer than the maxLineBytes INIT states, from a worker that states its own",
         _within_peer_limit,
         "no worker line after an INIT with maxLineBytes, from a worker stating its own",
+    ),
+    GlobalCheck(
+        "cancel.sent-only-when-allowed",
+        ("CANCEL-1",),
+        "MUST",
+        "the worker sends CANCEL only for a REQUEST of its own still waiting for its answer,"
+        " and only to a master whose INIT stated protocol 1.1 or later",
+        _cancels_sent,
+        "no REQUEST or CANCEL from the worker",
     ),
 )

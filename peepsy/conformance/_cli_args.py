@@ -14,6 +14,7 @@ from pathlib import Path
 from peepsy.conformance._checks import GLOBAL_CHECKS
 from peepsy.conformance._fuzz_oracle import WAIVABLE
 from peepsy.conformance._suite import load_all, selected
+from peepsy.conformance._transcript import LEVELS
 
 
 def default_jobs() -> int:
@@ -64,9 +65,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--level",
-        choices=["auto", "core", "profile"],
+        choices=["auto", "core", "profile", "cancel"],
         default="auto",
-        help="core: no actions needed; profile: echo, fail, sleep, callMaster (default: probe)",
+        help="the highest level to run, even when the probe says the worker does not offer"
+        " it: core: no actions needed; profile: echo, fail, sleep, callMaster; cancel: the"
+        " profile and CANCEL (protocol 1.1) (default: each level the probe finds)",
     )
     p.add_argument(
         "--transcripts",
@@ -160,7 +163,7 @@ def _header_options(p: argparse.ArgumentParser) -> None:
         help="requirement id of docs/protocol.md it checks (repeatable; default RESP-1)",
     )
     g.add_argument("--description", help="what it checks")
-    g.add_argument("--level", choices=["core", "profile"], help="core or profile")
+    g.add_argument("--level", choices=list(LEVELS), help="core, profile or cancel")
     g.add_argument(
         "--mode",
         choices=["any", "sequential", "concurrent"],
@@ -234,7 +237,9 @@ def _check_selection(
     """A selection that leaves nothing to run is a mistake (a typo in a glob, say): exit 2,
     rather than a green run that checked nothing."""
     chosen = [t for t in load_all(dirs) if selected(t.check, args.only, args.skip)]
-    runnable = [t for t in chosen if args.level != "core" or t.level == "core"]
+    ladder = list(LEVELS)
+    top = ladder.index(args.level) if args.level in ladder else len(ladder)
+    runnable = [t for t in chosen if ladder.index(t.level) <= top]
     if runnable:
         return
     what = " ".join(
@@ -243,7 +248,11 @@ def _check_selection(
         + ([f"--level {args.level}"] if args.level != "auto" else [])
     )
     if chosen:
-        p.error(f"the selection ({what}) leaves only profile checks, and --level core skips them")
+        above = " and ".join(level for level in ladder if any(t.level == level for t in chosen))
+        p.error(
+            f"the selection ({what}) leaves only {above} checks,"
+            f" and --level {args.level} skips them"
+        )
     if any(selected(g.check, args.only, args.skip) for g in GLOBAL_CHECKS):
         p.error(
             f"the selection ({what or 'no transcripts'}) matches only checks over every run;"

@@ -120,6 +120,7 @@ def fuzz_command(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> 
         mode=mode,
         mode_source="--mode" if args.mode else "INIT (assumed)",
         profile_note="--fuzz: only the fuzz check runs",
+        cancel_note="--fuzz: only the fuzz check runs",
         worker=args.command,
     )
     if not args.quiet:

@@ -28,7 +28,7 @@ MAX_DEPTH = 64  # FRAME-3: nesting a receiver MUST accept; deeper it MAY reject
 
 #: Rules issue 8 introduced or changed that a run may waive (--fuzz-waive).
 WAIVABLE = ("FRAME-9", "MSG-8", "REQ-10")
-KNOWN_TYPES = ("INIT", "READY", "REQUEST", "RESPONSE", "HEARTBEAT", "SHUTDOWN")
+KNOWN_TYPES = ("INIT", "READY", "REQUEST", "RESPONSE", "HEARTBEAT", "SHUTDOWN", "CANCEL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +221,8 @@ def _expectation(body: bytes) -> Expectation:
         rule = {
             "RESPONSE": "ID-4: a RESPONSE to nothing outstanding is ignored",
             "INIT": "INIT-2/MSG-9: a repeated or invalid INIT is ignored",
+            # Each line is sent with nothing outstanding: no CANCEL names an owed request.
+            "CANCEL": "CANCEL-2: a CANCEL for no request the worker owes is ignored",
         }.get(kind, "MSG-5/MSG-6: a message the child does not receive is ignored")
         return Expectation(rule + ", never answered")
     rid = readable_id(value)

@@ -20,6 +20,8 @@ class ProbeResult:
     profile: bool
     note: str
     announced: str | None
+    #: The ``protocol`` member of the worker's READY, when it sent one with it.
+    protocol: str | None = None
     #: Set when the worker cannot be checked at all: every check is then ``not-run``.
     problem: str = ""
     stderr: list[str] = field(default_factory=list)
@@ -61,7 +63,9 @@ def _probe_answer(line: WireLine) -> dict[str, Any] | None:
 
 
 async def _probe(session: Session, options: Options, mode: str) -> ProbeResult:
-    session.send(init_message(mode))
+    # 1.1, as a master that can send CANCEL: a worker's READY then states what it
+    # speaks even if it were to answer a 1.0 master with 1.0.
+    session.send(init_message(mode, "1.1"))
     session.send(
         {"type": "REQUEST", "id": "probe-1", "action": "echo", "data": {"probe": [1, "é"]}}
     )
@@ -113,6 +117,8 @@ async def _probe(session: Session, options: Options, mode: str) -> ProbeResult:
     for ready in session.ready:
         if isinstance(ready.message, dict) and isinstance(ready.message.get("mode"), str):
             result.announced = ready.message["mode"]
+        if isinstance(ready.message, dict) and isinstance(ready.message.get("protocol"), str):
+            result.protocol = ready.message["protocol"]
     if result.problem:
         result.stderr = session.stderr_tail(10)
     return result

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, TextIO
 from xml.etree import ElementTree as ET
 
+from peepsy.conformance._levels import level_states, levels_line
 from peepsy.conformance._suite import SuiteResult
 from peepsy.conformance._transcript import Outcome
 from peepsy.protocol import PROTOCOL_VERSION
 
 #: The version of the JSON report's shape (conformance/report.schema.json).
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 VERDICTS = ("pass", "fail", "warn", "skip", "untestable", "not-run", "timeout", "error")
 MARKS = {
     "pass": "PASS",
@@ -151,7 +152,7 @@ def summary(
     for check in stale:
         out.write(f"\n=== STALE {check}: listed as an expected failure, but it passes; remove it\n")
     counts: Counter[str] = Counter(o.verdict for o in result.outcomes)
-    levels = _levels(result)
+    levels = levels_line(result)
     out.write("\n")
     out.write(f"worker: {' '.join(result.worker)}\n")
     out.write(f"mode:   {result.mode} (from {result.mode_source})\n")
@@ -165,37 +166,6 @@ def summary(
         out.write("warning: no check ran: look at the levels line and --only/--skip\n")
     code = exit_code(result, expectations)
     out.write("result: " + ("FAILED" if code else "PASSED") + "\n")
-
-
-def level_states(result: SuiteResult) -> dict[str, str]:
-    """Each level: ``reached`` (its checks ran and none failed), ``not-reached`` (one
-    failed) or ``not-run`` (none of its checks ran)."""
-    states = {}
-    for level in ("core", "profile"):
-        mine = [
-            o
-            for o in result.outcomes
-            if o.level == level and o.verdict not in ("skip", "untestable", "not-run")
-        ]
-        if not mine:
-            states[level] = "not-run"
-        else:
-            states[level] = "not-reached" if any(o.failed for o in mine) else "reached"
-    return states
-
-
-def _levels(result: SuiteResult) -> str:
-    def reached(level: str, state: str) -> str:
-        if state == "not-run":
-            return f"{level}: not run"
-        bad = [o for o in result.outcomes if o.level == level and o.failed]
-        return (
-            f"{level}: {'reached' if state == 'reached' else f'not reached ({len(bad)} failing)'}"
-        )
-
-    parts = [reached(level, state) for level, state in level_states(result).items()]
-    note = "" if result.profile or not result.profile_note else f" ({result.profile_note})"
-    return "; ".join(parts) + note
 
 
 def report_summary(result: SuiteResult, expectations: Expectations) -> dict[str, Any]:
@@ -257,6 +227,9 @@ def to_json(result: SuiteResult, expectations: Expectations) -> dict[str, Any]:
         "modeSource": result.mode_source,
         "profile": result.profile,
         "profileNote": result.profile_note,
+        "cancel": result.cancel,
+        "cancelNote": result.cancel_note,
+        "workerProtocol": result.worker_protocol,
         "passed": exit_code(result, expectations) == 0 and not result.interrupted,
         "interrupted": result.interrupted,
         "startup": (

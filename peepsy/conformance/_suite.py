@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from peepsy.conformance._checks import GLOBAL_CHECKS, GlobalCheck
+from peepsy.conformance._levels import learn_levels, offered
 from peepsy.conformance._probe import FLUSH_CHECK_MS, PROBE_MS, ProbeResult, probe
 from peepsy.conformance._run_one import run_one
 from peepsy.conformance._schemas import builtin_transcripts
@@ -212,18 +213,14 @@ async def _run_all(
 
 
 def _learn(options: Options, result: SuiteResult, found: ProbeResult, mode: str) -> None:
-    """What the probe says about the worker's mode and level."""
+    """What the probe says about the worker's mode and levels."""
     if options.mode is not None:
         result.mode, result.mode_source = options.mode, "--mode"
     elif found.announced in ("sequential", "concurrent"):
         result.mode, result.mode_source = found.announced, "READY"
     else:
         result.mode, result.mode_source = mode, "INIT (assumed)"
-    result.profile = found.profile if options.level != "core" else False
-    result.profile_note = found.note if options.level != "core" else "--level core"
-    if options.level == "profile" and not found.profile:
-        result.profile_note = found.note + " (--level profile: profile checks run and fail)"
-        result.profile = True
+    learn_levels(options, result, found)
 
 
 def expected_ms(transcript: Transcript) -> float:
@@ -247,8 +244,9 @@ def expected_ms(transcript: Transcript) -> float:
 
 
 def _not_applicable(transcript: Transcript, options: Options, result: SuiteResult) -> str:
-    if transcript.level == "profile" and not result.profile:
-        return f"profile level not offered: {result.profile_note}"
+    reason = offered(transcript.level, result)
+    if reason:
+        return reason
     if options.transport not in transcript.transports:
         return f"not applicable over {options.transport}: it cannot be sent there"
     if transcript.mode not in ("any", result.mode):

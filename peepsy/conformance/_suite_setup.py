@@ -52,6 +52,8 @@ def selected(check: str, only: Sequence[str], skip: Sequence[str]) -> bool:
 class Options:
     argv: Sequence[str]
     mode: str | None = None
+    #: ``auto`` (each level as the probe finds), or the highest level to run: that one
+    #: even when the probe says it is not offered, none above it.
     level: str = "auto"
     only: Sequence[str] = ()
     skip: Sequence[str] = ()
@@ -72,6 +74,13 @@ class SuiteResult:
     mode_source: str = "INIT (assumed)"
     profile: bool = False
     profile_note: str = ""
+    #: Whether the cancel level runs: the profile runs and READY states protocol >= 1.1.
+    cancel: bool = False
+    #: Why the cancel level did not run, or why it ran although not offered; else "".
+    cancel_note: str = ""
+    #: The ``protocol`` the worker's READY stated, as it stated it; None: no READY, or
+    #: one without it (such a worker speaks 1.0, VER-1).
+    worker_protocol: str | None = None
     worker: Sequence[str] = ()
     #: Why no check could run (the worker died at start-up, say), told once; else "".
     startup_problem: str = ""
@@ -81,11 +90,14 @@ class SuiteResult:
     interrupted: bool = False
 
 
-def init_message(mode: str) -> dict[str, Any]:
+def init_message(mode: str, protocol: str = "1.0") -> dict[str, Any]:
+    """The suite's INIT. It states 1.0 but in the cancel level's checks (their header
+    adds ``"protocol": "1.1"``) and the probe, so that a worker has no reason to send
+    CANCEL anywhere else (CANCEL-1)."""
     return {
         "type": "INIT",
         "mode": mode,
-        "protocol": "1.0",
+        "protocol": protocol,
         "target": "conformance",
         "heartbeatInterval": HEARTBEAT_MS,
     }

@@ -31,7 +31,9 @@ from peepsy.conformance._schemas import record_problems
 
 Verdict = Literal["pass", "fail", "warn", "skip", "untestable", "not-run", "timeout", "error"]
 Transport = Literal["stdio", "node-ipc"]
-Level = Literal["core", "profile"]
+#: The levels, each needing more of the worker than the one before it.
+Level = Literal["core", "profile", "cancel"]
+LEVELS: tuple[Level, ...] = ("core", "profile", "cancel")
 DEFAULT_WITHIN = 2000
 #: Until a worker has written its first line, every deadline also covers its start-up:
 #: how long a process takes to start depends on how busy the machine is (dozens of

@@ -87,7 +87,11 @@ def test_a_passing_run_with_reports(tmp_path: Path) -> None:
     assert data["worker"] == [PYTHON, str(WORKER)]
     # The worker answers INIT with a READY that names the mode it adopted (READY-2).
     assert (data["mode"], data["modeSource"], data["profile"]) == ("sequential", "READY", True)
-    assert data["summary"]["levels"] == {"core": "reached", "profile": "not-run"}
+    assert data["summary"]["levels"] == {
+        "core": "reached",
+        "profile": "not-run",
+        "cancel": "not-run",
+    }
     assert data["passed"] is True
     suite = ET.fromstring(xml.read_bytes())
     assert {k: suite.attrib[k] for k in ("tests", "failures", "errors", "skipped")} == {

@@ -108,6 +108,8 @@ def test_readable_id_agrees_with_the_vector(vector: dict[str, Any]) -> None:
         # MSG-5 and ID-4: other messages are never answered.
         (b'{"type":"request","id":"a","action":"fuzz.x"}', None),
         (b'{"type":"RESPONSE","id":"a","status":200}', None),
+        # CANCEL-2: each line goes out with nothing outstanding, so a CANCEL names none.
+        (b'{"type":"CANCEL","id":"a","reason":"timeout"}', None),
     ],
 )
 def test_expectation_follows_the_decisions(line: bytes, status: int | None) -> None:

@@ -108,3 +108,35 @@ def test_purity_and_integers() -> None:
     assert verdict("msg.integers-without-fraction", session(("out", response(200)))) == "pass"
     fractional = session(("out", {"type": "RESPONSE", "id": "a", "status": 200.0}))
     assert verdict("msg.integers-without-fraction", fractional) == "fail"
+
+
+def test_cancels_sent_only_for_own_open_calls_to_a_1_1_master() -> None:
+    check = "cancel.sent-only-when-allowed"
+    init = {**INIT, "protocol": "1.1"}
+    call = {"type": "REQUEST", "id": "c1", "action": "ping", "timeout": 300}
+    cancel = {"type": "CANCEL", "id": "c1", "reason": "timeout"}
+    answer = {"type": "RESPONSE", "id": "c1", "status": 499, "error": "cancelled"}
+    # its own call, unanswered, to a master that stated 1.1: allowed (and the late 499)
+    done = session(("in", init), ("out", call), ("out", cancel), ("in", answer))
+    assert verdict(check, done) == "pass"
+    assert verdict(check, session(("in", init), ("out", call), ("out", cancel))) == "pass"
+    # a request the worker sent and nothing cancelled: judged, and right
+    assert verdict(check, session(("in", INIT), ("out", call))) == "pass"
+    # a master that stated 1.0, or nothing, or no INIT at all: never
+    for first in (INIT, {**INIT, "protocol": "1.0"}):
+        assert verdict(check, session(("in", first), ("out", call), ("out", cancel))) == "fail"
+    assert verdict(check, session(("out", call), ("out", cancel))) == "fail"
+    # after its answer came, or for an id it never sent (a master's own, say)
+    answered = session(("in", init), ("out", call), ("in", answer), ("out", cancel))
+    assert verdict(check, answered) == "fail"
+    legacy = {"type": "REQUEST", "request": {"id": "c1", "action": "ping"}}
+    assert verdict(check, session(("in", init), ("out", legacy), ("out", cancel))) == "pass"
+    other = session(("in", init), ("out", call), ("out", {**cancel, "id": "m1"}))
+    assert verdict(check, other) == "fail"
+    message = CHECKS[check].judge([other]).message
+    assert "CANCEL 'm1' names no REQUEST of the worker's own" in message
+    # a RESPONSE to the worker that is not JSON, or not to its call, changes nothing
+    junk = session(("in", init), ("out", call), ("in", b'{"type":"RESPONSE",'), ("out", cancel))
+    assert verdict(check, junk) == "pass"
+    odd = session(("in", init), ("in", ["RESPONSE"]), ("out", {**legacy, "request": "c1"}))
+    assert verdict(check, odd) == "pass"

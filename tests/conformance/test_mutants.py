@@ -21,7 +21,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -231,6 +231,35 @@ MUTANTS: dict[str, Case] = {
         "profile.call-master-invalid-answer", "profile.call-master-failure"
     ),
     "call-master-legacy-shape": case("req.child-unified-shape", "profile.call-master"),
+    # cancellation: a worker that states 1.1 and ignores CANCEL does not reach the level
+    "ignores-cancel": case(
+        "cancel.queued-never-runs cancel.running-stops cancel.queue-moves-on cancel.repeat-ignored",
+        # ignoring a CANCEL is right for an id it owes nothing, and a request that ran
+        # to the end still has its one answer
+        "cancel.unknown-id-ignored cancel.one-answer cancel.own-call-timeout",
+    ),
+    "cancel-runs-queued": case(
+        "cancel.concurrent-queued-never-runs",
+        "cancel.running-stops cancel.one-answer",
+        "--mode",
+        "concurrent",
+    ),
+    "cancel-answers-twice": case(
+        # and the echo after each 60 s sleep waits behind it
+        "cancel.running-stops cancel.one-answer cancel.queue-moves-on cancel.repeat-ignored",
+        "cancel.queued-never-runs cancel.unknown-id-ignored",
+    ),
+    "cancel-answers-unknown": case(
+        "cancel.unknown-id-ignored cancel.repeat-ignored", "cancel.running-stops"
+    ),
+    "cancels-to-1.0-master": case(
+        # its CANCEL comes where the call's failure is expected, too
+        "cancel.sent-only-when-allowed profile.call-master-timeout",
+        "cancel.own-call-timeout",
+    ),
+    "cancels-wrong-id": case(
+        "cancel.own-call-timeout cancel.sent-only-when-allowed", "profile.call-master-timeout"
+    ),
 }
 
 
@@ -241,6 +270,8 @@ class Run:
     verdicts: dict[str, str]
     returncode: int
     output: str
+    #: The report's summary.levels: each level's state.
+    levels: dict[str, str] = field(default_factory=dict)
 
 
 def run_suite(worker: list[str], *args: str) -> Run:
@@ -257,8 +288,9 @@ def run_suite(worker: list[str], *args: str) -> Run:
         )
         output = proc.stdout + proc.stderr
         assert report.exists(), f"no JSON report; the suite said:\n{output}"
-        checks = json.loads(report.read_text(encoding="utf-8"))["checks"]
-    return Run({c["check"]: c["verdict"] for c in checks}, proc.returncode, output)
+        data = json.loads(report.read_text(encoding="utf-8"))
+    verdicts = {c["check"]: c["verdict"] for c in data["checks"]}
+    return Run(verdicts, proc.returncode, output, data["summary"]["levels"])
 
 
 def mutant(name: str | None) -> list[str]:
@@ -372,6 +404,18 @@ def test_unmutated_worker_passes_every_check(mode: str, runs: dict[str, Future[R
     # Only the checks written for the other mode are skipped.
     other = "concurrent" if mode == "sequential" else "sequential"
     assert skipped == mode_only_checks(other), run.output
+    assert run.levels == {"core": "reached", "profile": "reached", "cancel": "reached"}
+
+
+def test_a_worker_that_ignores_cancel_does_not_reach_the_cancel_level(
+    runs: dict[str, Future[Run]],
+) -> None:
+    """It states protocol 1.1, so the level runs, and fails: not reached (the issue's
+    "a worker that ignores CANCEL must not reach the new level")."""
+    future = runs.get("ignores-cancel")
+    run = future.result(timeout=180) if future is not None else job("ignores-cancel")
+    assert run.levels["cancel"] == "not-reached", run.output
+    assert "cancel: not reached (4 failing)" in run.output, run.output
 
 
 def mode_only_checks(mode: str) -> set[str]:

@@ -89,7 +89,7 @@ def test_json_report_validates_and_sums_up() -> None:
         "error": 1,
         "expectedFailures": [],
         "stale": [],
-        "levels": {"core": "not-reached", "profile": "reached"},
+        "levels": {"core": "not-reached", "profile": "reached", "cancel": "not-run"},
         "exitCode": 1,
     }
     by_id = {c["check"]: c for c in report["checks"]}
@@ -108,7 +108,11 @@ def test_json_report_of_a_passing_run() -> None:
     report = to_json(result(outcome("x.a", "pass"), outcome("x.b", "skip", level="profile")), NONE)
     VALIDATOR.validate(report)
     assert report["passed"] is True
-    assert report["summary"]["levels"] == {"core": "reached", "profile": "not-run"}
+    assert report["summary"]["levels"] == {
+        "core": "reached",
+        "profile": "not-run",
+        "cancel": "not-run",
+    }
     assert report["summary"]["exitCode"] == 0
 
 

@@ -26,6 +26,12 @@ INDEX_ROW = re.compile(r"^\| ([A-Z]+-[0-9]+) \| (MUST|SHOULD|MAY|—) \|", re.M)
 TRACE_ROW = re.compile(r"^\| ([A-Z]+-[0-9]+) \| (MUST|SHOULD) \| ([^|]*) \| ([^|]*) \|$", re.M)
 #: Ids issue 8 introduced: an index without them is the text from before it.
 ISSUE_8_IDS = ("HB-4", "READY-2", "REQ-9", "SHUT-7", "FRAME-11")
+#: Requirements whose checks are stricter than the requirement: the check's severity
+#: when it cites one of these first. CANCEL-4 asks handlers in general to stop when
+#: cancelled (a SHOULD), but the profile's sleep is defined to stop at the cancel level
+#: (conformance/README.md, the conformance profile): a worker whose sleep runs on after
+#: its CANCEL does not reach that level.
+STRICTER = {"CANCEL-4": "MUST"}
 
 
 def section(text: str, title: str) -> str:
@@ -75,10 +81,11 @@ def problems(protocol: str, readme: str) -> list[str]:
         unknown = [rid for rid in cited if rid not in index]
         if unknown:
             out.append(f"{check} cites {unknown}, which the index does not have")
-        elif severity != index[cited[0]]:
-            out.append(
-                f"{check} is {severity}, but its first requirement {cited[0]} is {index[cited[0]]}"
-            )
+        elif severity != STRICTER.get(cited[0], index[cited[0]]):
+            level = index[cited[0]]
+            if cited[0] in STRICTER:
+                level += f", {STRICTER[cited[0]]} for its checks"
+            out.append(f"{check} is {severity}, but its first requirement {cited[0]} is {level}")
     for rid, level in index.items():
         if level not in ("MUST", "SHOULD"):
             if rid in table:
@@ -161,3 +168,22 @@ def test_the_test_finds_each_kind_of_gap(monkeypatch: pytest.MonkeyPatch) -> Non
     assert problems(INDEX, stale) == ["C-9: a row for an id the index does not have"]
     fake["a.three"] = ("MUST", ("Z-1",))
     assert problems(INDEX, good) == ["a.three cites ['Z-1'], which the index does not have"]
+
+
+def test_a_stricter_requirement_sets_the_severity_of_its_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A check citing a STRICTER requirement first has that severity, not the index's;
+    any other severity is still caught."""
+    monkeypatch.setattr(f"{__name__}.STRICTER", {"A-2": "MUST"})
+    fake = {"a.one": ("MUST", ("A-1",)), "a.two": ("MUST", ("A-2", "A-1"))}
+    monkeypatch.setattr(f"{__name__}.suite_checks", lambda: fake)
+    good = readme(
+        "| A-1 | MUST | `a.one`, `a.two` |  |\n| A-2 | SHOULD | `a.two` |  |\n"
+        "| B-1 | MUST |  | a master requirement |"
+    )
+    assert problems(INDEX, good) == []
+    fake["a.two"] = ("SHOULD", ("A-2", "A-1"))
+    assert problems(INDEX, good) == [
+        "a.two is SHOULD, but its first requirement A-2 is SHOULD, MUST for its checks"
+    ]

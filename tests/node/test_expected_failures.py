@@ -60,6 +60,10 @@ def test_the_model_is_the_one_that_passes_what_1_0_1_does(run: ef.Run) -> None:
     that an empty or broken worker would also produce."""
     verdicts = run.verdicts
     assert run.report["profile"] is True
+    # Node peepsy 1.0.1 speaks 1.0 and ignores CANCEL: never sent one, it is not checked
+    # at the cancel level, and not failed for it (its skipped checks need no listing).
+    assert run.report["cancel"] is False
+    assert run.report["summary"]["levels"]["cancel"] == "not-run"
     for check in (
         "profile.echo",
         "profile.echo-legacy",
