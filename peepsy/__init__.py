@@ -48,10 +48,12 @@ if TYPE_CHECKING:
         ProcessStats,
         RearmEvent,
         RecoveredEvent,
+        ReplacedEvent,
         Reply,
         RestartFailedEvent,
         SpawnEvent,
         StalledEvent,
+        StuckEvent,
     )
 
 __version__ = "0.1.0"
@@ -70,10 +72,12 @@ _LAZY = {
     "ProcessStats": "peepsy.master",
     "RearmEvent": "peepsy.master",
     "RecoveredEvent": "peepsy.master",
+    "ReplacedEvent": "peepsy.master",
     "Reply": "peepsy.master",
     "RestartFailedEvent": "peepsy.master",
     "SpawnEvent": "peepsy.master",
     "StalledEvent": "peepsy.master",
+    "StuckEvent": "peepsy.master",
 }
 
 
@@ -118,10 +122,12 @@ __all__ = [
     "RecoveredEvent",
     "RemoteError",
     "RemoteProtocolError",
+    "ReplacedEvent",
     "Reply",
     "RestartFailedEvent",
     "SpawnEvent",
     "StalledEvent",
+    "StuckEvent",
     "__version__",
     "error_from_wire",
     "error_to_wire",
