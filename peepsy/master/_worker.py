@@ -287,8 +287,9 @@ class Worker:
             self.cancels.start(call.id, call.action)
 
     def cancel_acknowledged(self, request_id: str, status: int) -> None:
-        if self.cancels.answered(request_id) or self._overdue is not None:
-            self._end_stall("answered")
+        released = self.cancels.answered(request_id)
+        if released or self._overdue is not None:
+            self._end_stall("answered", released=released)
 
     def _judge_stuck(self, request_id: str, action: str) -> None:
         if self.accepts and not self.stop_requested:
@@ -316,10 +317,10 @@ class Worker:
         self._emitter.emit("stalled", StalledEvent(self.target, action, overdue_for))
         self._hooks.on_change(self)
 
-    def _end_stall(self, reason: Literal["answered", "exited"]) -> None:
-        """It answered (a request held as stuck may still keep it out), or its process
-        (and the requests it held) is gone."""
-        out = self.stalled or bool(self.cancels.held)
+    def _end_stall(self, reason: Literal["answered", "exited"], *, released: bool = False) -> None:
+        """It answered (a request held as stuck may still keep it out; ``released``:
+        the last one just was), or its process (and the requests it held) is gone."""
+        out = released or self.stalled or bool(self.cancels.held)
         self._overdue = None
         if self._stall_timer is not None:
             self._stall_timer.cancel()

@@ -113,11 +113,16 @@ class Peer:
             # The in-memory SIGTERM and SIGKILL both cancel this task: with ignore_term
             # the first (always a SIGTERM) is survived, as by a child that ignores it.
             task = asyncio.current_task()
-            if not self.farm.ignore_term or task is None:
-                raise
-            task.uncancel()
-            self.terms += 1
-            return await asyncio.shield(self._exit)
+            if self.farm.ignore_term and not self.terms and task is not None:
+                task.uncancel()
+                self.terms += 1
+                try:
+                    return await asyncio.shield(self._exit)
+                except asyncio.CancelledError:
+                    self._exit.cancel()  # killed: exited
+                    raise
+            self._exit.cancel()
+            raise
 
     def data_received(self, data: bytes) -> None:
         self.raw += data

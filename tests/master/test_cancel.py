@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from peepsy import Action, ErrorEvent, PeepsyProcessError, PeepsyTimeoutError
-from tests.master._support import Farm, Peer, hold, run, settle, until
+from peepsy.protocol import RequestReceived
+from tests.master._support import Farm, Peer, echo, hold, run, settle, until
 
 
 async def spawn_speaking(
@@ -20,6 +21,12 @@ async def spawn_speaking(
     peer = await farm.spawn(master, target, group, **options)
     await until(lambda: master.get_process_stats(target).actions is not None)
     return peer
+
+
+def hold_slow(peer: Peer, request: RequestReceived) -> None:
+    """Hold ``slow`` (the test answers it, or not); echo the rest."""
+    if request.action != "slow":
+        echo(peer, request)
 
 
 def errors_of(master: Any) -> list[ErrorEvent]:
@@ -33,7 +40,7 @@ def errors_of(master: Any) -> list[ErrorEvent]:
 
 def test_a_timeout_sends_cancel_and_the_499_is_its_acknowledgement() -> None:
     async def main() -> None:
-        farm = Farm(hold, protocol="1.1")
+        farm = Farm(hold_slow, protocol="1.1")
         async with farm.master() as master:
             w1 = await spawn_speaking(farm, master, "w1")
             errors = errors_of(master)
