@@ -220,6 +220,29 @@ def test_a_worker_being_replaced_is_stopped_not_restarted_at_shutdown(how: str) 
     run(main())
 
 
+def test_a_worker_whose_channel_broke_is_not_replaced_twice() -> None:
+    async def main() -> None:
+        farm = Farm(hold, protocol="1.1", ignore_term=True)
+        async with farm.master(cancel_grace=10_000) as master:
+            events = Recorded(master)
+            w1 = await spawn_speaking(farm, master, "w1")
+            worker = master._workers["w1"]
+            await time_out(master, "w1")
+            rid = w1.requests[0].id
+            timer = worker.cancels._pending[rid][1]
+            assert timer is not None
+            timer.cancel()
+            worker.channel_broken("closed its protocol stream")  # SIGTERM, SIGKILL soon
+            assert master.get_process_stats("w1").status == "unhealthy"
+            worker.cancels._over(rid)  # the grace ends meanwhile
+            assert [e.policy for e in events.stuck] == ["replace"]
+            await until(lambda: len(events.auto_restarts) == 1)  # the broken path's
+            assert events.replaced == []
+            assert [e.signal for e in events.exits] == [9]
+
+    run(main())
+
+
 # --- rotate-out ----------------------------------------------------------------------------
 
 

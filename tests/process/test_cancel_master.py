@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from peepsy import Master, PeepsyTimeoutError, ReplacedEvent, StuckEvent
-from tests.process._support import eventually, peepsy_worker, run
+from tests.process._support import eventually, peepsy_worker, raw_worker, run
 
 #: How soon after the first request's timeout the second must be answered when the
 #: handler stops. The issue asks "about a second": the CANCEL's round trip is
@@ -93,5 +93,29 @@ def test_a_handler_deaf_to_cancel_gets_its_worker_replaced(tmp_path: Path) -> No
             assert stats.pid != pid
             assert (stats.stuck, stats.replacements, stats.restarts) == (1, 1, 1)
             assert marks(side_effect) == ["started"]  # killed mid-handler
+
+    run(main())
+
+
+def test_a_1_0_child_is_never_sent_cancel_nor_judged_stuck() -> None:
+    # raw_worker behaves like an unmodified Node peepsy 1.0.1 child: no version stated.
+    async def main() -> None:
+        async with Master(cancel_grace=100) as master:
+            stuck: list[StuckEvent] = []
+            master.on("stuck", stuck.append)
+            await master.spawn_child("w", raw_worker())
+            pid = master.get_process_stats("w").pid
+            with pytest.raises(PeepsyTimeoutError):
+                await master.request("sleep", "w", 600, timeout=100)
+            # It just runs the handler to the end; its answer is a late one.
+            reply = await master.request("echo", "w", "second", timeout=10_000)
+            assert reply.data == "second"
+            await eventually(
+                lambda: master.get_process_stats("w").late_responses == 1, "the late answer"
+            )
+            stats = master.get_process_stats("w")
+            assert (stats.cancels_sent, stats.cancels_acknowledged, stats.stuck) == (0, 0, 0)
+            assert (stats.replacements, stats.pid) == (0, pid)
+            assert stuck == []
 
     run(main())
