@@ -22,6 +22,7 @@ from peepsy._errors import (
     EncodeError,
     HandlerError,
     LocalProtocolError,
+    PeepsyCancelledError,
     PeepsyError,
     PeepsyNotFoundError,
     PeepsyProcessError,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
         StalledEvent,
         StuckEvent,
     )
+    from peepsy.session._context import RequestContext, current_request
 
 __version__ = "0.1.0"
 
@@ -78,6 +80,8 @@ _LAZY = {
     "SpawnEvent": "peepsy.master",
     "StalledEvent": "peepsy.master",
     "StuckEvent": "peepsy.master",
+    "RequestContext": "peepsy.session._context",
+    "current_request": "peepsy.session._context",
 }
 
 
@@ -110,6 +114,7 @@ __all__ = [
     "HeartbeatMissedEvent",
     "LocalProtocolError",
     "Master",
+    "PeepsyCancelledError",
     "PeepsyError",
     "PeepsyNotFoundError",
     "PeepsyProcessError",
@@ -124,11 +129,13 @@ __all__ = [
     "RemoteProtocolError",
     "ReplacedEvent",
     "Reply",
+    "RequestContext",
     "RestartFailedEvent",
     "SpawnEvent",
     "StalledEvent",
     "StuckEvent",
     "__version__",
+    "current_request",
     "error_from_wire",
     "error_to_wire",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -141,7 +142,10 @@ class HandlerEntry:
             if inspect.isawaitable(result):
                 result = await result
         else:
-            result = await asyncio.get_running_loop().run_in_executor(executor, self.fn, arg)
+            # In a copy of the caller's context, as asyncio.to_thread does: the thread
+            # sees the request's context (peepsy.current_request()).
+            run = contextvars.copy_context().run
+            result = await asyncio.get_running_loop().run_in_executor(executor, run, self.fn, arg)
             if inspect.isawaitable(result):  # a plain callable that returned a coroutine
                 result = await result
         if action is not None:

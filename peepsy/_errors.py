@@ -8,6 +8,7 @@ tests/test_errors_tree.py holds both drawings to the classes below::
     ├── PeepsyNotFoundError            PEEPSY_NOT_FOUND          no such target/group/action (404)
     ├── PeepsyValidationError          PEEPSY_VALIDATION         data does not fit an Action (422)
     ├── PeepsyShutdownError            PEEPSY_SHUTTING_DOWN      refused while stopping (503)
+    ├── PeepsyCancelledError           PEEPSY_CANCELLED          its sender cancelled it (499)
     ├── HandlerError                   HANDLER_ERROR             raised to pick status/code/details
     ├── RemoteError                    PEEPSY_REMOTE             the peer answered status >= 400
     └── ProtocolError                  PEEPSY_PROTOCOL           a message broke docs/protocol.md
@@ -142,6 +143,32 @@ class PeepsyShutdownError(PeepsyError):
 
     code = "PEEPSY_SHUTTING_DOWN"
     status = 503
+
+
+class PeepsyCancelledError(PeepsyError):
+    """The request was cancelled: its sender gave it up (CANCEL, protocol 1.1).
+
+    A handler raises it, or :meth:`RequestContext.raise_if_cancelled
+    <peepsy.RequestContext.raise_if_cancelled>` does, to stop early: the request is then
+    answered 499. A caller whose request a shutdown cancelled gets it too; ``reason``
+    says why (``"timeout"``, ``"cancelled"``, ``"shutdown"``) when known.
+    """
+
+    code = "PEEPSY_CANCELLED"
+    status = 499
+
+    def __init__(
+        self,
+        message: str = "the request was cancelled",
+        *,
+        action: str | None = None,
+        target: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.action = action
+        self.target = target
+        self.reason = reason
 
 
 class HandlerError(PeepsyError):

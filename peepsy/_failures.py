@@ -15,6 +15,7 @@ from pydantic import MISSING
 from peepsy._errors import (
     HandlerError,
     LineTooLong,
+    PeepsyCancelledError,
     PeepsyNotFoundError,
     PeepsyProcessError,
     PeepsyShutdownError,
@@ -29,6 +30,9 @@ from peepsy.protocol._codec import printable
 NOT_FOUND_TEMPLATE: Final = "No handler registered for action: {action}"
 #: Statuses that tell the sender its request never ran, so it may go again (RESP-2).
 NOT_RUN_STATUSES: Final = frozenset({408, 503})
+#: The answer to a request its sender cancelled (CANCEL-3/4): never sent again, as the
+#: sender gave it up.
+CANCELLED_STATUS: Final = 499
 
 _BY_CLASS: Final[dict[type[BaseException], tuple[int, str, str]]] = {
     PeepsyTimeoutError: (408, "PeepsyTimeoutError", "PEEPSY_TIMEOUT"),
@@ -36,6 +40,7 @@ _BY_CLASS: Final[dict[type[BaseException], tuple[int, str, str]]] = {
     PeepsyValidationError: (422, "PeepsyValidationError", "PEEPSY_VALIDATION"),
     PeepsyShutdownError: (503, "PeepsyShutdownError", "PEEPSY_SHUTTING_DOWN"),
     PeepsyProcessError: (503, "PeepsyProcessError", "PEEPSY_PROCESS"),
+    PeepsyCancelledError: (CANCELLED_STATUS, "PeepsyCancelledError", "PEEPSY_CANCELLED"),
 }
 
 

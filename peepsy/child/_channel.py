@@ -107,6 +107,12 @@ class Listener:
     def lifecycle(self, event: Event) -> None:
         self._lifecycle(event)
 
+    def cancel_sent(self, call: Call[Any], reason: str) -> None:
+        log.debug("cancelled %r (%s) at the master", call.action, reason)
+
+    def cancel_acknowledged(self, request_id: str, status: int) -> None:
+        log.debug("the master answered %s to cancelled request %r", status, request_id)
+
 
 class Heartbeats:
     """Writes a HEARTBEAT every ``interval_ms`` on ``channel`` until :meth:`stop`.

@@ -25,6 +25,7 @@ from peepsy._errors import (
 from peepsy.protocol._codec import encode, json_path, parse
 from peepsy.protocol._connection import Connection
 from peepsy.protocol._events import (
+    CancelReceived,
     Event,
     HeartbeatReceived,
     InitReceived,
@@ -40,6 +41,7 @@ from peepsy.protocol._events import (
 )
 from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, MIN_MAX_LINE_BYTES, LineFramer
 from peepsy.protocol._generated import (
+    Cancel,
     ErrorPayload,
     Heartbeat,
     Init,
@@ -67,6 +69,8 @@ __all__ = [
     "MESSAGE_ADAPTER",
     "MIN_MAX_LINE_BYTES",
     "PROTOCOL_VERSION",
+    "Cancel",
+    "CancelReceived",
     "ChildMessage",
     "Connection",
     "DuplicateRequestId",

@@ -10,56 +10,22 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from pydantic import MISSING
 from pydantic_core import to_json
 
-from peepsy._errors import (
-    DuplicateRequestId,
-    LocalProtocolError,
-    RemoteProtocolError,
-    UnexpectedMessage,
-)
-from peepsy.protocol import _hot
-from peepsy.protocol._codec import dumps, encode, parse
-from peepsy.protocol._events import (
-    Event,
-    HeartbeatReceived,
-    InitReceived,
-    InvalidResponseReceived,
-    MessageRejected,
-    ReadyReceived,
-    RequestReceived,
-    ResponseReceived,
-    Role,
-    ShutdownReceived,
-    StreamEnded,
-    Ticket,
-    UnmatchedResponse,
-    _Sent,
-    _success_model,
-    _ticket,
-    invalid_response,
-    request_event,
-)
+from peepsy._errors import LocalProtocolError
+from peepsy.protocol._codec import dumps, encode
+from peepsy.protocol._events import Role, Ticket, _Sent, _ticket
 from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, MIN_MAX_LINE_BYTES, LineFramer
-from peepsy.protocol._generated import (
-    ErrorPayload,
-    Heartbeat,
-    Init,
-    Ready,
-    RequestLegacy,
-    RequestUnified,
-    Response,
-    Shutdown,
-)
-from peepsy.protocol._ids import ids_from_head
+from peepsy.protocol._generated import ErrorPayload, Heartbeat, Init, Ready, Shutdown
 from peepsy.protocol._limits import QUICK, check_outgoing, check_request
-from peepsy.protocol._messages import CHILD_MESSAGE_TYPES, MASTER_MESSAGE_TYPES, Message
+from peepsy.protocol._receiving import Receiving
+from peepsy.protocol._version import CANCEL_SINCE
 from peepsy.protocol._writing import (
     ACTION_JSON as _ACTION_JSON,
 )
 from peepsy.protocol._writing import (
     answer_line,
+    cancel_line,
     checked_action_json,
     legacy_request_line,
     request_tail,
@@ -67,18 +33,13 @@ from peepsy.protocol._writing import (
     too_long_answer_line,
 )
 
-# Which message types each role may receive (MSG-6); the rest are rejected.
-_ACCEPTS: Final[dict[Role, tuple[type, ...]]] = {
-    Role.MASTER: CHILD_MESSAGE_TYPES,
-    Role.CHILD: MASTER_MESSAGE_TYPES,
-}
 _SENDS: Final[dict[Role, tuple[type, ...]]] = {
     Role.MASTER: (Init, Shutdown),
     Role.CHILD: (Ready, Heartbeat),
 }
 
 
-class Connection:
+class Connection(Receiving):
     """One side of a peepsy channel. ``receive_data(b"")`` means end of stream.
 
     ``peer_max_line_bytes`` is the longest line the peer reads (FRAME-11): the
@@ -93,20 +54,15 @@ class Connection:
     handed back with its answer or by :meth:`forget_all`. Our ids are a role letter and a
     counter (``m1``, ``m2``, ... or ``c1``, ...): unique on this channel, cheap, and they
     let a late answer be told from a bogus one.
+
+    ``peer_version`` is the protocol the peer stated in that same first INIT (or READY),
+    ``(1, 0)`` until then or when it states none (VER-1); ``peer_cancels`` says whether it
+    may be sent CANCEL (CANCEL-1), which :meth:`send_cancel` writes. A CANCEL received
+    for a request we owe an answer is :class:`~peepsy.protocol.CancelReceived`; any other
+    is no event at all (CANCEL-2).
     """
 
-    __slots__ = (
-        "_ended",
-        "_framer",
-        "_greeted",
-        "_next_id",
-        "_outstanding",
-        "_owed",
-        "_prefix",
-        "_prefix_json",
-        "our_role",
-        "peer_max_line_bytes",
-    )
+    __slots__ = ("_prefix_json",)  # the rest of the state is declared with the receiving half
 
     def __init__(
         self,
@@ -126,6 +82,9 @@ class Connection:
         )
         # Whether the peer's INIT (or READY) has come: only the first one states its limit.
         self._greeted = False
+        self.peer_version = (1, 0)
+        # Whether a CANCEL for nothing we owe (CANCEL-2) left a gap among the events.
+        self._ignored = False
         self._framer = LineFramer(max_line_bytes)
         self._prefix = id_prefix if id_prefix is not None else our_role.value[0]
         self._prefix_json = to_json(self._prefix)[1:-1]  # escaped, without its quotes
@@ -150,147 +109,17 @@ class Connection:
         return frozenset(self._owed)
 
     @property
+    def peer_cancels(self) -> bool:
+        """Whether the peer stated a protocol that has CANCEL (1.1 or later, CANCEL-1)."""
+        return self.peer_version >= CANCEL_SINCE
+
+    @property
     def ended(self) -> bool:
         return self._ended
 
     @property
     def lines_received(self) -> int:
         return self._framer.line_number
-
-    # --- receiving --------------------------------------------------------------------
-
-    def receive_data(self, data: bytes) -> list[Event]:
-        if self._ended:
-            raise LocalProtocolError("receive_data() after the end of the stream")
-        events: list[Event] = []
-        if not data:
-            self._ended = True
-            events.extend(MessageRejected(err) for err in self._framer.close())
-            events.append(StreamEnded())
-            return events
-        for item in self._framer.feed(data):
-            if isinstance(item, tuple):
-                events.append(self._receive_line(*item))
-            else:
-                request_id, response_id = ids_from_head(item.head)
-                if response_id is not None and response_id in self._outstanding:
-                    # Dropped unread, but it names the request it answers: fail it now.
-                    events.append(self._invalid_response(item, response_id))
-                    continue
-                self._owe(item, request_id)
-                events.append(MessageRejected(item))
-        return events
-
-    def _owe(self, exc: RemoteProtocolError, request_id: str | None) -> None:
-        """Make a broken REQUEST's id owed an answer, unless that id is owed already: the
-        earlier request with it gets the answer, this line none (REQ-9)."""
-        if request_id is None or request_id in self._owed:
-            exc.request_id = None
-        else:
-            exc.request_id = request_id
-            self._owed.add(request_id)
-
-    def _receive_line(self, number: int, line: bytes) -> Event:
-        obj = _hot.read(line)
-        if obj is not None:
-            kind = obj.get("type")
-            if kind == "RESPONSE":
-                if _hot.success_response(obj):
-                    return self._receive_response(
-                        obj["id"], obj["status"], obj.get("data", MISSING)
-                    )
-            elif kind == "REQUEST" and _hot.flat_request(obj):
-                rid = obj["id"]
-                if rid in self._owed:
-                    return self._duplicate(rid, number)
-                self._owed.add(rid)
-                return RequestReceived(
-                    rid,
-                    obj["action"],
-                    obj.get("data"),
-                    obj.get("timeout"),
-                    obj.get("priority", 0),
-                    False,
-                )
-        try:
-            message = parse(line, line_number=number)
-        except RemoteProtocolError as exc:
-            if exc.request_id is not None:
-                self._owe(exc, exc.request_id)
-            elif exc.response_id is not None and exc.response_id in self._outstanding:
-                return self._invalid_response(exc, exc.response_id)
-            return MessageRejected(exc)
-        return self._dispatch(message, number)
-
-    def _invalid_response(self, exc: RemoteProtocolError, rid: str) -> InvalidResponseReceived:
-        return invalid_response(exc, rid, self._outstanding.pop(rid))
-
-    def _dispatch(self, message: Message, number: int) -> Event:
-        if not isinstance(message, _ACCEPTS[self.our_role]):
-            return MessageRejected(
-                UnexpectedMessage(
-                    f"a {self.our_role.value} does not accept {message.type} messages",
-                    line=number,
-                )
-            )
-        # Hot messages first: a RESPONSE or a REQUEST is nearly every line.
-        if isinstance(message, Response):
-            return self._receive_response(message.id, message.status, message.data, message)
-        if isinstance(message, RequestUnified | RequestLegacy):
-            return self._receive_request(message, number)
-        if isinstance(message, Heartbeat):
-            return HeartbeatReceived(message)
-        if isinstance(message, Init):
-            self._greet(message.max_line_bytes)
-            return InitReceived(message)
-        if isinstance(message, Shutdown):
-            return ShutdownReceived(message)
-        self._greet(message.max_line_bytes)
-        return ReadyReceived(message)
-
-    def _greet(self, limit: int | MISSING) -> None:
-        if not self._greeted:
-            self._greeted = True
-            if isinstance(limit, int):
-                self.peer_max_line_bytes = limit
-
-    def _receive_response(
-        self, rid: str, status: int, data: Any, model: Response | None = None
-    ) -> Event:
-        sent = self._outstanding.pop(rid, None)
-        if sent is None:
-            if model is None:
-                model = _success_model(rid, status, data)
-            return UnmatchedResponse(model, late=self._issued(rid))
-        ticket = None if type(sent) is _Sent else sent
-        return ResponseReceived(rid, status, data, sent.action, ticket, model)
-
-    def _receive_request(self, message: RequestUnified | RequestLegacy, number: int) -> Event:
-        event = request_event(message)
-        if event.id in self._owed:
-            return self._duplicate(event.id, number)
-        self._owed.add(event.id)
-        return event
-
-    def _duplicate(self, rid: str, number: int) -> MessageRejected:
-        return MessageRejected(
-            DuplicateRequestId(
-                f"request id {rid!r} is already outstanding; this REQUEST is ignored",
-                line=number,
-            )
-        )
-
-    def _issued(self, request_id: str) -> bool:
-        if not request_id.startswith(self._prefix):
-            return False
-        number = request_id[len(self._prefix) :]
-        # Only the ids we write: ASCII digits without a leading zero ("m²" and "m01" are not).
-        return (
-            number.isascii()
-            and number.isdigit()
-            and not number.startswith("0")
-            and int(number) < self._next_id
-        )
 
     # --- sending ----------------------------------------------------------------------
 
@@ -343,6 +172,16 @@ class Connection:
         Returns whether the id was outstanding.
         """
         return self._outstanding.pop(request_id, None) is not None
+
+    def send_cancel(self, request_id: str, reason: str | None = None) -> bytes:
+        """Write a CANCEL for our request ``request_id`` (CANCEL-1): one we sent, and
+        whose answer we gave up waiting for (:meth:`forget`) or still wait for. Whether
+        the peer may be sent one is the caller's test (:attr:`peer_cancels`). ``reason``
+        (1..256 characters) is informative: ``"timeout"``, ``"cancelled"``, ``"shutdown"``.
+        """
+        if not self._issued(request_id):
+            raise LocalProtocolError(f"CANCEL for {request_id!r}, a request this side never sent")
+        return cancel_line(request_id, reason)
 
     def forget_all(self) -> list[Any]:
         """Stop waiting for every outstanding request (the channel is gone); returns

@@ -15,6 +15,7 @@ from pydantic import MISSING
 
 from peepsy._errors import InvalidResponse, RemoteProtocolError
 from peepsy.protocol._generated import (
+    Cancel,
     Heartbeat,
     Init,
     Ready,
@@ -134,6 +135,16 @@ class InvalidResponseReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelReceived:
+    """The peer gave up its request ``id``, which we have read and not answered yet
+    (CANCEL-2: a CANCEL naming anything else is no event at all). Stop it if we can
+    (CANCEL-3/4); it still gets its one answer (CANCEL-5). ``reason`` is informative."""
+
+    id: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class InitReceived:
     message: Init
 
@@ -175,6 +186,7 @@ Event: TypeAlias = (
     | ResponseReceived
     | UnmatchedResponse
     | InvalidResponseReceived
+    | CancelReceived
     | InitReceived
     | ReadyReceived
     | HeartbeatReceived
@@ -228,6 +240,11 @@ def request_event(message: RequestUnified | RequestLegacy) -> RequestReceived:
         priority=0 if priority is MISSING else priority,
         legacy=legacy,
     )
+
+
+def cancel_event(message: Cancel) -> CancelReceived:
+    reason = message.reason
+    return CancelReceived(message.id, None if reason is MISSING else reason)
 
 
 def invalid_response(exc: RemoteProtocolError, rid: str, sent: Ticket) -> InvalidResponseReceived:

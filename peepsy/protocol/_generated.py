@@ -1,6 +1,6 @@
 # GENERATED FILE: DO NOT EDIT.
 # source: schema/bundle.json (bundled from schema/*.json)
-# source sha256: 2778035a815add469ad2c233cac970189f4add97c05954dfe3b22fda21da4d7b
+# source sha256: 41060c6f20d6ea892112b1d08083ac84daef582da573d2d0a1f76e7b1b0ccabb
 # regenerate: python -m tools.generate
 # generator: datamodel-code-generator (flags in tools/generate.py)
 
@@ -387,7 +387,7 @@ class Response(BaseModel):
     """
     status: StatusCode
     """
-    Outcome: 200 success, 400 malformed request, 404 unknown action, 408 expired before it ran, 422 data rejected by the action's declared type, 500 handler failed, 503 not accepting requests (shutting down).
+    Outcome: 200 success, 400 malformed request, 404 unknown action, 408 expired before it ran, 422 data rejected by the action's declared type, 500 handler failed, 499 cancelled by its sender (CANCEL, protocol 1.1), 503 not accepting requests (shutting down).
     """
     data: Any | MISSING = MISSING
     """
@@ -421,4 +421,29 @@ class Shutdown(BaseModel):
     timeout: TimeoutMs | MISSING = MISSING
     """
     How long the master will wait before it escalates (closes stdin, then terminates the child); absent means the child's own grace period applies.
+    """
+
+
+class Cancel(BaseModel):
+    """
+    CANCEL (protocol 1.1, either direction): the sender of a REQUEST gives it up and asks the receiver to stop it: a queued request is removed and answered 499, a running one is stopped if it can be. The REQUEST is still answered exactly once. Sent only to a peer that stated protocol 1.1 or later.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        validate_by_name=True,
+    )
+    type: Literal["CANCEL"]
+    """
+    Message type tag.
+    """
+    id: RequestId
+    """
+    The id of the REQUEST being cancelled, one the sender sent and has not had answered.
+    """
+    reason: Annotated[StrictStr | MISSING, Field(max_length=256, min_length=1)] = (
+        MISSING
+    )
+    """
+    Why, for logs: the reference sends timeout, cancelled or shutdown. Informative only.
     """

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final, TypeAlias
 from pydantic import Discriminator, Field, Tag, TypeAdapter
 
 from peepsy.protocol._generated import (
+    Cancel,
     Heartbeat,
     Init,
     Ready,
@@ -42,22 +43,22 @@ Request: TypeAlias = Annotated[
 # Every message is routed on its `type` inside pydantic-core; only a REQUEST then calls
 # back into Python to pick its shape, so the RESPONSEs a master mostly reads never do.
 Message: TypeAlias = Annotated[
-    Init | Ready | Request | Response | Heartbeat | Shutdown,
+    Init | Ready | Request | Response | Heartbeat | Shutdown | Cancel,
     Field(discriminator="type"),
 ]
 """Any peepsy message (``schema/message.json``)."""
 
-MasterMessage: TypeAlias = Init | RequestUnified | RequestLegacy | Response | Shutdown
+MasterMessage: TypeAlias = Init | RequestUnified | RequestLegacy | Response | Shutdown | Cancel
 """A message a master may send (``schema/master-message.json``)."""
 
-ChildMessage: TypeAlias = Ready | RequestUnified | RequestLegacy | Response | Heartbeat
+ChildMessage: TypeAlias = Ready | RequestUnified | RequestLegacy | Response | Heartbeat | Cancel
 """A message a child may send (``schema/child-message.json``)."""
 
 MESSAGE_ADAPTER: Final[TypeAdapter[Message]] = TypeAdapter(Message)
 
 #: The models a master may send (MSG-6), and those a child may send.
-MASTER_MESSAGE_TYPES: Final = (Init, RequestUnified, RequestLegacy, Response, Shutdown)
-CHILD_MESSAGE_TYPES: Final = (Ready, RequestUnified, RequestLegacy, Response, Heartbeat)
+MASTER_MESSAGE_TYPES: Final = (Init, RequestUnified, RequestLegacy, Response, Shutdown, Cancel)
+CHILD_MESSAGE_TYPES: Final = (Ready, RequestUnified, RequestLegacy, Response, Heartbeat, Cancel)
 
 
 def to_unified(request: RequestUnified | RequestLegacy) -> RequestUnified:

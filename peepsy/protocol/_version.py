@@ -2,7 +2,8 @@
 
 A version is MAJOR.MINOR. Minor versions only add optional members and messages, so a
 peer of the same major understands the other with unknown members ignored. A peer that
-states no version (every Node peepsy 1.x peer) speaks 1.0.
+states no version (every Node peepsy 1.x peer) speaks 1.0. 1.1 adds CANCEL (and the 499
+answer), sent only to a peer that stated 1.1 or later.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import re
 from typing import Final
 
-PROTOCOL_VERSION: Final = "1.0"
+PROTOCOL_VERSION: Final = "1.1"
 ASSUMED_VERSION: Final = "1.0"
+#: The first version whose peers understand CANCEL (CANCEL-1).
+CANCEL_SINCE: Final = (1, 1)
 
 
 _VERSION = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})", re.ASCII)

@@ -15,7 +15,13 @@ from pydantic import ValidationError
 
 from peepsy._errors import LocalProtocolError
 from peepsy.protocol._codec import dumps, encode, printable
-from peepsy.protocol._generated import ErrorPayload, RequestBody, RequestLegacy, Response
+from peepsy.protocol._generated import (
+    Cancel,
+    ErrorPayload,
+    RequestBody,
+    RequestLegacy,
+    Response,
+)
 
 ACTION_CACHE: Final = 1024
 #: Action names as JSON, for the REQUEST lines: a sender uses a few names, many times.
@@ -143,4 +149,16 @@ def answer_line(
         raise LocalProtocolError(f"invalid RESPONSE to {request_id!r}: {exc}") from exc
     if wire_id is not request_id:
         object.__setattr__(message, "id", request_id)
+    return encode(message)
+
+
+def cancel_line(request_id: str, reason: str | None) -> bytes:
+    """A CANCEL (rare: written through the model, which checks the reason's length).
+    The id is one of ours (the connection checks), so valid Unicode."""
+    extra = {} if reason is None else {"reason": reason}
+    try:
+        message = Cancel(type="CANCEL", id=request_id, **extra)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise LocalProtocolError(f"invalid CANCEL for {request_id!r}: {problems}") from None
     return encode(message)

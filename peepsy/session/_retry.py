@@ -15,7 +15,7 @@ from peepsy._errors import (
     PeepsyTimeoutError,
     RemoteError,
 )
-from peepsy._failures import NOT_RUN_STATUSES
+from peepsy._failures import CANCELLED_STATUS, NOT_RUN_STATUSES
 
 T = TypeVar("T")
 log = logging.getLogger("peepsy.session")
@@ -29,7 +29,8 @@ RETRYABLE: Final = (PeepsyTimeoutError, PeepsyProcessError, PeepsyNotFoundError,
 class RetryPolicy:
     """Up to ``retries`` more attempts, ``delay`` ms apart, after a failure that left
     the request unrun or unknown (RESP-2): a timeout, a lost process, an unknown target,
-    a 408 or 503 answer, and the answer statuses listed in ``statuses``."""
+    a 408 or 503 answer, and the answer statuses listed in ``statuses``. A 499 (its
+    sender cancelled it) is never retried, even when listed: someone gave it up."""
 
     retries: int = 0
     delay: int = 1000
@@ -37,7 +38,10 @@ class RetryPolicy:
 
     def allows(self, exc: PeepsyError) -> bool:
         if isinstance(exc, RemoteError):
-            return exc.status in NOT_RUN_STATUSES or exc.status in self.statuses
+            status = exc.status
+            if status == CANCELLED_STATUS:
+                return False
+            return status in NOT_RUN_STATUSES or status in self.statuses
         return isinstance(exc, RETRYABLE)
 
     async def run(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:

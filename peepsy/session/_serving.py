@@ -3,10 +3,12 @@
 A :class:`Server` takes each :class:`~peepsy.protocol.RequestReceived`, finds its
 handler (404 when there is none), runs it within a cap on how many run at once, queues
 the rest by priority (SCHED-1..4), expires a queued request at its timeout (408,
-REQ-4), refuses requests while closing (503, SHUT-1) and turns whatever the handler
-raised into the answer (RESP-*). The cap is the whole scheduling policy: 1 for a
-sequential worker, ``N`` or unbounded for a concurrent one; it is read on every
-decision, so a worker whose INIT changes it applies the change at once.
+REQ-4), refuses requests while closing (503, SHUT-1), stops what its sender cancels
+(CANCEL-3/4) and turns whatever the handler raised into the answer (RESP-*). Each
+handler runs with its :class:`~peepsy.session.RequestContext` current. The cap is the
+whole scheduling policy: 1 for a sequential worker, ``N`` or unbounded for a concurrent
+one; it is read on every decision, so a worker whose INIT changes it applies the change
+at once.
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ from typing import Any, Final
 
 from peepsy._actions import HandlerEntry, Handlers
 from peepsy._eager import resume, start_eagerly
-from peepsy._errors import EncodeError, PeepsyNotFoundError, PeepsyShutdownError, PeepsyTimeoutError
+from peepsy._errors import (
+    EncodeError,
+    PeepsyCancelledError,
+    PeepsyNotFoundError,
+    PeepsyShutdownError,
+    PeepsyTimeoutError,
+)
 from peepsy._failures import NOT_FOUND_TEMPLATE
 from peepsy.protocol import RequestReceived
 from peepsy.protocol._codec import printable
+from peepsy.session._context import CURRENT, RequestContext, cancelled_error
 
 #: How long a queued request waits when its REQUEST names no timeout (REQ-4).
 DEFAULT_QUEUE_TIMEOUT_MS: Final = 5000
@@ -34,13 +43,27 @@ Respond = Callable[[str, Any, BaseException | None, bool], None]
 
 
 class _Queued:
+    """A request waiting for room, with the timer that expires it (REQ-4)."""
+
     __slots__ = ("done", "entry", "event", "timer")
 
-    def __init__(self, event: RequestReceived, entry: HandlerEntry) -> None:
+    def __init__(
+        self,
+        event: RequestReceived,
+        entry: HandlerEntry,
+        loop: asyncio.AbstractEventLoop,
+        expire: Callable[[_Queued], None],
+    ) -> None:
         self.event = event
         self.entry = entry
         self.done = False
-        self.timer: asyncio.TimerHandle | None = None
+        timeout = event.timeout or DEFAULT_QUEUE_TIMEOUT_MS
+        self.timer = loop.call_later(timeout / 1000, expire, self)
+
+    def take(self) -> None:
+        """Out of the queue, to run or to be answered: it no longer expires."""
+        self.done = True
+        self.timer.cancel()
 
 
 class Server:
@@ -88,7 +111,9 @@ class Server:
         self._queue: list[tuple[int, int, _Queued]] = []
         self._seq = itertools.count()
         self._draining = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        # The handlers that are waiting, each with its request's context: the ones a
+        # CANCEL can still reach (one that finished at once has been answered).
+        self._tasks: dict[asyncio.Task[None], RequestContext] = {}
         self.closing = False
         self.running = 0
         self.queued = 0
@@ -114,11 +139,9 @@ class Server:
             self._enqueue(event, entry)
 
     def _enqueue(self, event: RequestReceived, entry: HandlerEntry) -> None:
-        item = _Queued(event, entry)
+        item = _Queued(event, entry, self._loop, self._expire)
         heapq.heappush(self._queue, (-event.priority, next(self._seq), item))
         self.queued += 1
-        timeout = event.timeout or DEFAULT_QUEUE_TIMEOUT_MS
-        item.timer = self._loop.call_later(timeout / 1000, self._expire, item)
 
     def _expire(self, item: _Queued) -> None:
         if item.done:
@@ -136,10 +159,8 @@ class Server:
         while self._queue:
             _, _, item = heapq.heappop(self._queue)
             if not item.done:
-                item.done = True
+                item.take()
                 self.queued -= 1
-                if item.timer is not None:
-                    item.timer.cancel()
                 return item
         return None
 
@@ -147,25 +168,32 @@ class Server:
         # Stepped eagerly: a handler that never waits is answered before this returns,
         # with no Task and no loop pass.
         self.running += 1
-        if entry.is_async and entry.action is None:
-            # The handler's own coroutine, stepped here: no wrapper coroutines at all.
-            try:
-                coro = entry.fn(event.data)
-                yielded = coro.send(None)
-            except StopIteration as stop:
-                self._done(event.id, stop.value, None)
-                return
-            except Exception as exc:
-                self._done(event.id, None, exc)
-                return
-            task: asyncio.Task[None] | None = self._loop.create_task(
-                self._resume(event.id, coro, yielded)
-            )
-        else:
-            task = start_eagerly(self._loop, self._execute(event, entry))
+        # An async handler is stopped by cancelling its task; a sync one, in a thread,
+        # can only be told (CANCEL-4).
+        context = RequestContext(event.id, event.action, stops=entry.is_async or entry.inline)
+        token = CURRENT.set(context)  # the handler's task, or thread, copies it
+        try:
+            if entry.is_async and entry.action is None:
+                # The handler's own coroutine, stepped here: no wrapper coroutines at all.
+                try:
+                    coro = entry.fn(event.data)
+                    yielded = coro.send(None)
+                except StopIteration as stop:
+                    self._done(event.id, stop.value, None)
+                    return
+                except Exception as exc:
+                    self._done(event.id, None, exc)
+                    return
+                task: asyncio.Task[None] | None = self._loop.create_task(
+                    self._resume(context, coro, yielded)
+                )
+            else:
+                task = start_eagerly(self._loop, self._execute(event, entry, context))
+        finally:
+            CURRENT.reset(token)
         if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks[task] = context
+            task.add_done_callback(self._tasks.pop)
 
     def _start_queued(self) -> None:
         # Not re-entered: a request that finishes eagerly inside the loop only frees
@@ -182,27 +210,41 @@ class Server:
         finally:
             self._draining = False
 
-    async def _execute(self, event: RequestReceived, entry: HandlerEntry) -> None:
+    async def _execute(
+        self, event: RequestReceived, entry: HandlerEntry, context: RequestContext
+    ) -> None:
         try:
             result = await entry.run(event.data, self._executor())
         except asyncio.CancelledError:
-            self._release()
-            raise
+            if not self._stopped(context):
+                raise
         except Exception as exc:
             self._done(event.id, None, exc)
         else:
             self._done(event.id, result, None)
 
-    async def _resume(self, request_id: str, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+    async def _resume(
+        self, context: RequestContext, coro: Coroutine[Any, Any, Any], yielded: Any
+    ) -> None:
         try:
             result = await resume(coro, yielded)
         except asyncio.CancelledError:
-            self._release()
-            raise
+            if not self._stopped(context):
+                raise
         except Exception as exc:
-            self._done(request_id, None, exc)
+            self._done(context.id, None, exc)
         else:
-            self._done(request_id, result, None)
+            self._done(context.id, result, None)
+
+    def _stopped(self, context: RequestContext) -> bool:
+        """A handler's task was cancelled: by a CANCEL, it is answered 499 (CANCEL-4)
+        and the cancellation ends here (True); by :meth:`abandon`, its slot is freed and
+        the cancellation goes on (the channel is going)."""
+        if context.cancelled:
+            self._done(context.id, None, cancelled_error(context))
+            return True
+        self._release()
+        return False
 
     def _done(self, request_id: str, result: Any, error: Exception | None) -> None:
         """A handler finished: answer with its result or its error, free its slot."""
@@ -225,6 +267,37 @@ class Server:
                 self.on_idle()
         elif self.queued:
             self._start_queued()
+
+    def cancel(self, request_id: str, reason: str | None = None) -> bool:
+        """The sender of ``request_id`` cancelled it: a queued request is removed and
+        answered 499 at once (CANCEL-3); a running one is told through its context, and
+        an async one's task cancelled, so that it is answered 499 when it stops
+        (CANCEL-4). Returns whether this did anything: not for a request neither queued
+        nor waiting (answered already), nor for one cancelled before (CANCEL-6)."""
+        for task, context in self._tasks.items():
+            if context.id == request_id:
+                if not context.cancel(reason):
+                    return False
+                if context.stops:
+                    # On the loop's next pass, after the task's first step: a task
+                    # cancelled before it starts never enters the code that answers.
+                    self._loop.call_soon(task.cancel)
+                return True
+        for _, _, item in self._queue:
+            event = item.event
+            if event.id == request_id and not item.done:
+                item.take()
+                self.queued -= 1
+                why = f" ({reason})" if reason else ""
+                error = PeepsyCancelledError(
+                    f"request {request_id!r} for {event.action!r} was cancelled by its "
+                    f"sender before it ran{why}",
+                    action=event.action,
+                    reason=reason,
+                )
+                self._respond(request_id, None, error, False)
+                return True
+        return False
 
     def close(self) -> None:
         """Take no more requests: each queued one, and each that comes, is answered 503."""

@@ -8,23 +8,30 @@ channel), the deadlines of those calls, the writer that sends the answers produc
 while one read is handled in a single write, and the serving path for the peer's
 requests (a :class:`~peepsy.session.Server`). What is not a request or an answer goes to
 a :class:`SessionListener`: that is where master and child differ.
+
+A call given up on (its timeout, its caller's cancellation, :meth:`Session.cancel_all`)
+is cancelled at the peer too when the peer speaks 1.1 (CANCEL-1): the session writes the
+CANCEL and remembers the id until its answer comes, which then acknowledges the
+cancellation (CANCEL-5) instead of being a late answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, cast, overload
+from typing import Any, Final, Protocol, overload
 
 from peepsy._errors import (
     EncodeError,
     InvalidResponse,
+    PeepsyCancelledError,
     PeepsyError,
     PeepsyTimeoutError,
     RemoteProtocolError,
 )
-from peepsy._failures import bare_payload, error_from_wire, error_to_wire
+from peepsy._failures import bare_payload, error_to_wire
 from peepsy.protocol import (
+    CancelReceived,
     Connection,
     Event,
     InvalidResponseReceived,
@@ -33,96 +40,9 @@ from peepsy.protocol import (
     ResponseReceived,
     UnmatchedResponse,
 )
+from peepsy.session._call import C, Call, Slot
 from peepsy.session._deadlines import Deadlines
 from peepsy.session._serving import Server
-
-
-class Slot(Protocol):
-    """Something a call holds until it is settled (a group's capacity)."""
-
-    def release(self) -> None: ...
-
-
-R = TypeVar("R")
-
-
-class Call(asyncio.Future[R]):
-    """One request we sent, and the future of its answer: it settles once, with what
-    :meth:`settle` makes of the answer (by default the answer's
-    :class:`~peepsy.protocol.ResponseReceived` itself), or fails. One object for both
-    keeps a request in flight small; a subclass that settles with its caller's final
-    value saves the caller a coroutine of its own."""
-
-    __slots__ = (
-        "action",
-        "id",
-        "session",
-        "slot",
-        "started",
-        "timeout",
-        "wheel",
-    )
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        session: Session,
-        action: str,
-        timeout: int,
-        started: float,
-        slot: Slot | None,
-    ) -> None:
-        super().__init__(loop=loop)
-        self.session = session
-        self.action = action
-        self.timeout = timeout
-        self.started = started
-        self.slot = slot
-        self.id = ""
-        self.wheel: set[Call[Any]] | None = None
-
-    def settle(self, event: ResponseReceived) -> None:
-        """Resolve with the answer ``event`` (not called once cancelled)."""
-        self.set_result(cast(R, event))
-
-    @property
-    def deadline(self) -> float:
-        """Loop time at which it times out (computed: one float less per call)."""
-        return self.started + self.timeout / 1000
-
-    def withdraw(self) -> None:
-        """The caller gave up (its task was cancelled): forget the request and release
-        what it holds; an answer that still comes is late."""
-        self.session.withdraw(self)
-
-    def cancel(self, msg: Any | None = None) -> bool:
-        # A task cancelled while it awaits the call cancels the call itself: withdrawn
-        # here, so a caller that awaits it directly needs no wrapper to release it.
-        if not super().cancel(msg):
-            return False
-        self.session.withdraw(self)
-        return True
-
-
-C = TypeVar("C", bound=Call[Any])
-
-
-def expire(call: Call[Any]) -> None:
-    """For :class:`~peepsy.session.Deadlines`: one wheel serves every session on a loop."""
-    call.session.expire(call)
-
-
-async def answer_of(call: Call[ResponseReceived]) -> ResponseReceived:
-    """Wait for ``call``'s answer; a failure status is raised as
-    :class:`~peepsy.RemoteError`. A caller cancelled while waiting withdraws the call."""
-    try:
-        answer = await call
-    except asyncio.CancelledError:
-        call.withdraw()  # the caller gave up: release what the call holds
-        raise
-    if answer.status >= 400:
-        raise error_from_wire(answer.response, action=call.action, target=call.session.peer)
-    return answer
 
 
 class SessionListener(Protocol):
@@ -143,6 +63,19 @@ class SessionListener(Protocol):
     def lifecycle(self, event: Event) -> None:
         """INIT, READY, HEARTBEAT, SHUTDOWN, or the end of the peer's stream."""
 
+    def cancel_sent(self, call: Call[Any], reason: str) -> None:
+        """A CANCEL was written for ``call`` (given up on for ``reason``: ``"timeout"``,
+        ``"cancelled"`` or ``"shutdown"``); its answer is still to come (CANCEL-5)."""
+
+    def cancel_acknowledged(self, request_id: str, status: int) -> None:
+        """The answer to a request we cancelled came (499 if it stopped, else the
+        status of its own answer, CANCEL-4): the peer is done with it."""
+
+
+#: How many cancelled ids a session remembers while their answers are due; past it the
+#: oldest is forgotten (its answer, if it ever comes, is then only a late one).
+MAX_CANCELLED: Final = 10_000
+
 
 class Session:
     """See the module docstring. ``peer`` names the other side in error texts (a
@@ -150,6 +83,7 @@ class Session:
 
     __slots__ = (
         "_batch",
+        "_cancelled",
         "_deadlines",
         "_held",
         "_include_stack",
@@ -183,6 +117,8 @@ class Session:
         self._listener = listener
         self._include_stack = include_stack
         self._batch: list[bytes] | None = None
+        # Ids we sent a CANCEL for, until their answer comes (CANCEL-5).
+        self._cancelled: dict[str, None] = {}
         self.peer = peer
         self.legacy = legacy
         self.server = server_factory(self)
@@ -289,15 +225,60 @@ class Session:
                     timeout_ms=call.timeout,
                 )
             )
+        if self.conn.peer_cancels:
+            self._send_cancel(call, "timeout")
 
     def withdraw(self, call: Call[Any]) -> None:
+        """The caller gave up ``call`` (its task was cancelled): forget it, release what
+        it holds, and cancel it at the peer if the peer can be told (CANCEL-1)."""
         if self.conn.forget(call.id):
             self._settle(call)
+            if self.conn.peer_cancels:
+                self._send_cancel(call, "cancelled")
+
+    def cancel_all(self, reason: str) -> int:
+        """Give up every call still waiting, and send a CANCEL for each (for a shutdown
+        whose deadline passed, ``reason`` ``"shutdown"``): each caller gets
+        :class:`~peepsy.PeepsyCancelledError` now, and the answers that still come
+        acknowledge the cancellations. Nothing happens on a channel whose peer cannot be
+        told (a 1.0 peer): its calls wait for their answers or for the channel's end.
+        Returns how many were cancelled."""
+        if not self.conn.peer_cancels:
+            return 0
+        calls = self.conn.forget_all()
+        for call in calls:
+            self._settle(call)
+            if not call.done():
+                call.set_exception(
+                    PeepsyCancelledError(
+                        f"request {call.id!r} for {call.action!r} to {self.peer} was "
+                        f"cancelled ({reason})",
+                        action=call.action,
+                        target=self.peer,
+                        reason=reason,
+                    )
+                )
+            self._send_cancel(call, reason)
+        return len(calls)
+
+    def _send_cancel(self, call: Call[Any], reason: str) -> None:
+        cancelled = self._cancelled
+        if len(cancelled) >= MAX_CANCELLED:
+            del cancelled[next(iter(cancelled))]
+        cancelled[call.id] = None
+        self.write(self.conn.send_cancel(call.id, reason))
+        self._listener.cancel_sent(call, reason)
+
+    @property
+    def cancelled(self) -> frozenset[str]:
+        """Ids of requests we cancelled whose answer has not come yet."""
+        return frozenset(self._cancelled)
 
     def fail_all(self, error: Callable[[Call[Any]], PeepsyError]) -> int:
         """The channel is gone: fail every call still waiting with ``error(call)``.
         Returns how many there were."""
         calls = self.conn.forget_all()
+        self._cancelled.clear()  # no answer comes any more
         for call in calls:
             self._settle(call)
             if not call.done():
@@ -354,9 +335,11 @@ class Session:
             self._listener.rejected(error)
         elif isinstance(event, InvalidResponseReceived):
             self._invalid_answer(event.ticket, event.error)
+        elif isinstance(event, CancelReceived):
+            self.server.cancel(event.id, event.reason)
         elif isinstance(event, UnmatchedResponse):
             if event.late:
-                self._listener.late(event)
+                self._late(event)
             else:
                 rid = event.response.id
                 self._listener.rejected(
@@ -364,6 +347,16 @@ class Session:
                 )
         else:
             self._listener.lifecycle(event)
+
+    def _late(self, event: UnmatchedResponse) -> None:
+        response = event.response
+        rid = response.id
+        if rid in self._cancelled:
+            # CANCEL-5: not a late answer, but the end of what we cancelled.
+            del self._cancelled[rid]
+            self._listener.cancel_acknowledged(rid, response.status)
+        else:
+            self._listener.late(event)
 
     def _invalid_answer(self, call: Call[Any], error: InvalidResponse) -> None:
         # MSG-9: the peer answered, wrongly; the caller learns it now, not at its timeout.

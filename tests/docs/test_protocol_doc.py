@@ -24,7 +24,7 @@ SPEC = (DOCS / "protocol.md").read_text(encoding="utf-8")
 # --- requirements and their levels ----------------------------------------------------------
 
 DEFINITION = re.compile(r"\*\*([A-Z]+-\d+)\*\*")
-INDEX_HEADING = "## 17. Requirement index"
+INDEX_HEADING = "## 18. Requirement index"
 INDEX_ROW = re.compile(r"^\| ([A-Z]+-\d+) \| ([^|]*) \|", re.MULTILINE)
 #: Any token shaped like a requirement id; UTF-8 and UTF-16 are the only ones that are not.
 CITATION = re.compile(r"\b[A-Z]+-\d+\b")
@@ -291,7 +291,7 @@ def test_the_spec_has_examples_of_each_kind() -> None:
     valid = [e for e in EXAMPLES if e.invalid_rule is None]
     invalid = [e for e in EXAMPLES if e.invalid_rule is not None]
     kinds = {json.loads(e.text)["type"] for e in valid}
-    assert kinds == {"INIT", "READY", "REQUEST", "RESPONSE", "HEARTBEAT", "SHUTDOWN"}
+    assert kinds == {"INIT", "READY", "REQUEST", "RESPONSE", "HEARTBEAT", "SHUTDOWN", "CANCEL"}
     assert len(invalid) >= 4
 
 

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from peepsy import Action, ErrorEvent, PeepsyProcessError, PeepsyTimeoutError
+from peepsy import (
+    Action,
+    ErrorEvent,
+    PeepsyCancelledError,
+    PeepsyProcessError,
+    PeepsyTimeoutError,
+)
 from peepsy.protocol import RequestReceived
 from tests.master._support import Farm, Peer, echo, hold, run, settle, until
 
@@ -248,8 +254,9 @@ def test_shutdown_cancels_what_still_runs_at_its_deadline_before_closing_input()
             w1.exit(0)
             assert await stopping == 0
             assert not w1.eof
-            with pytest.raises(Exception):  # noqa: B017,PT011 - what 499 raises is P's
+            with pytest.raises(PeepsyCancelledError) as caught:  # settled at the deadline
                 await call
+            assert caught.value.reason == "shutdown"
             assert master.targets == []
 
     run(main())

@@ -43,7 +43,7 @@ def test_master_handler_error_reaches_child_without_stack() -> None:
             assert seen["message"] == "kaboom in the master"
             assert seen["name"] == "ValueError"
             assert seen["code"] == "PEEPSY_HANDLER_ERROR"
-            assert seen["stack"] is None  # RESP-5, Node defect 8
+            assert not seen["stack"]  # RESP-5, Node defect 8: no stack sent, and falsy
             # An action the master does not serve: 404.
             missing = (await m.request("ask_master_failure", "w", "noSuchAction")).data
             assert missing["status"] == 404

@@ -900,7 +900,7 @@ def test_supports(peer: str | None, ours: str, ok: bool) -> None:
 
 
 def test_supports_defaults_to_our_version() -> None:
-    assert VERSION == "1.0"
+    assert VERSION == "1.1"
     assert supports("1.5") is True
     assert supports("3.0") is False
 

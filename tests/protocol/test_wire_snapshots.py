@@ -15,6 +15,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from peepsy.protocol import (
+    PROTOCOL_VERSION,
     Connection,
     ErrorPayload,
     Heartbeat,
@@ -131,13 +132,42 @@ def response_503() -> bytes:
     )
 
 
+def response_499() -> bytes:
+    """CANCEL-3/4: the answer to a request its sender cancelled."""
+    return _failure(
+        499,
+        "PeepsyCancelledError",
+        "PEEPSY_CANCELLED",
+        "request 'm1' for 'add' was cancelled by its sender (timeout)",
+    )
+
+
+def cancel() -> bytes:
+    """CANCEL-1: a master gives up its request, saying why."""
+    master = Connection(Role.MASTER)
+    rid, _ = master.send_request(ACTION, {"a": 1, "b": 2}, timeout=1000)
+    master.forget(rid)
+    return master.send_cancel(rid, "timeout")
+
+
+def cancel_from_child() -> bytes:
+    """Either side cancels its own requests; the reason is optional."""
+    child = Connection(Role.CHILD)
+    rid, _ = child.send_request("log", None)
+    return child.send_cancel(rid)
+
+
 def init_minimal() -> bytes:
     return Connection(Role.MASTER).send(Init(type="INIT", mode="sequential"))
 
 
 def init_full() -> bytes:
     message = Init(
-        type="INIT", mode="concurrent", protocol="1.0", target="worker1", heartbeat_interval=2000
+        type="INIT",
+        mode="concurrent",
+        protocol=PROTOCOL_VERSION,
+        target="worker1",
+        heartbeat_interval=2000,
     )
     return Connection(Role.MASTER).send(message)
 
@@ -146,7 +176,7 @@ def ready() -> bytes:
     message = Ready(
         type="READY",
         pid=4242,
-        protocol="1.0",
+        protocol=PROTOCOL_VERSION,
         mode="sequential",
         actions=["add", "echo"],
         implementation="peepsy-python/0.1.0",
@@ -179,6 +209,7 @@ SHAPES: dict[str, Callable[[], bytes]] = {
     "response-408": response_408,
     "response-422": response_422,
     "response-500": response_500,
+    "response-499": response_499,
     "response-503": response_503,
     "init-minimal": init_minimal,
     "init-full": init_full,
@@ -186,6 +217,8 @@ SHAPES: dict[str, Callable[[], bytes]] = {
     "heartbeat": heartbeat,
     "shutdown": shutdown,
     "shutdown-timeout": shutdown_timeout,
+    "cancel": cancel,
+    "cancel-from-child": cancel_from_child,
 }
 
 
@@ -200,4 +233,4 @@ def test_wire_bytes(shape: str, wire: SnapshotAssertion) -> None:
 
 def test_every_status_of_the_reference_table_is_snapshotted() -> None:
     statuses = {int(name.split("-")[1]) for name in SHAPES if name.startswith("response-")}
-    assert statuses == {200, 400, 404, 408, 422, 500, 503}
+    assert statuses == {200, 400, 404, 408, 422, 499, 500, 503}

@@ -49,7 +49,7 @@ def test_vectors_cover_every_message_type_both_ways() -> None:
             if v["valid"] is valid and isinstance(v["message"], dict) and "type" in v["message"]
         }
 
-    every = {"INIT", "READY", "REQUEST", "RESPONSE", "HEARTBEAT", "SHUTDOWN"}
+    every = {"INIT", "READY", "REQUEST", "RESPONSE", "HEARTBEAT", "SHUTDOWN", "CANCEL"}
     assert kinds(True) == every
     assert every <= kinds(False)
 
@@ -144,6 +144,7 @@ def _strip_unknown(instance: dict[str, Any], model: BaseModel) -> dict[str, Any]
         "response.json",
         "heartbeat.json",
         "shutdown.json",
+        "cancel.json",
     ],
 )
 def test_generated_instances_are_accepted_and_round_trip(name: str) -> None:

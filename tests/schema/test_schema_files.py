@@ -100,7 +100,7 @@ def test_message_types_are_the_documented_set() -> None:
         for n in SCHEMA_FILES
         if "type" in load_json(SCHEMA_DIR / n).get("properties", {})
     }
-    assert types == {"INIT", "READY", "REQUEST", "RESPONSE", "HEARTBEAT", "SHUTDOWN"}
+    assert types == {"INIT", "READY", "REQUEST", "RESPONSE", "HEARTBEAT", "SHUTDOWN", "CANCEL"}
 
 
 def test_bundle_and_models_are_not_stale() -> None:
@@ -143,6 +143,7 @@ def test_generated_classes_have_public_names() -> None:
     models = generate.MODELS_PATH.read_text(encoding="utf-8")
     classes = re.findall(r"^class (\w+)\(", models, flags=re.MULTILINE)
     assert set(classes) == {
+        "Cancel",
         "ErrorPayload",
         "Heartbeat",
         "Init",

@@ -53,6 +53,12 @@ class Listener:
         self.late = recorder.on_late
         self.lifecycle = recorder.on_lifecycle
 
+    def cancel_sent(self, call: Call[Any], reason: str) -> None:
+        raise AssertionError("no CANCEL toward a peer that stated no 1.1")
+
+    def cancel_acknowledged(self, request_id: str, status: int) -> None:
+        raise AssertionError("nothing was cancelled")
+
 
 def _never(_: Call[Any]) -> None:
     """A deadline wheel's callback that lets nothing time out."""

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from peepsy import Child, RemoteError
+from peepsy import Child, RemoteError, current_request
 from peepsy.child import Mode
 
 
@@ -154,8 +154,6 @@ def build(mode: Mode | None, heartbeat_interval: int | None = None) -> Child:
 
     @child.handler("block_cooperative")
     def block_cooperative(data: dict[str, Any]) -> str:
-        from peepsy import current_request
-
         mark(data["path"], "started")
         request = current_request()
         if request.wait_cancelled(data["ms"] / 1000):
