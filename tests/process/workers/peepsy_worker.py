@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from peepsy import Child, RemoteError, current_request
+from peepsy import Child, RemoteError
 from peepsy.child import Mode
 
 
@@ -154,6 +154,10 @@ def build(mode: Mode | None, heartbeat_interval: int | None = None) -> Child:
 
     @child.handler("block_cooperative")
     def block_cooperative(data: dict[str, Any]) -> str:
+        # Imported here: a test that spawns this worker without PYTHONPATH runs it
+        # against whichever peepsy is installed, which may predate issue 11.
+        from peepsy import current_request
+
         mark(data["path"], "started")
         request = current_request()
         if request.wait_cancelled(data["ms"] / 1000):
