@@ -2,24 +2,33 @@
 :class:`RequestContext`, through which a handler learns that its request was cancelled
 (CANCEL-4).
 
-A context variable holds it, set by the :class:`~peepsy.session.Server` around each
-handler: an async handler (and every task it starts) sees it, and a sync handler sees it
-in its worker thread, into which the context is copied. The cancellation flag is a
-plain attribute that any thread may read; the :class:`threading.Event` a sync handler
-can wait on is made only when one does, so a request that is never cancelled pays for
-neither a lock nor an event.
+A context variable says which request runs, set by the :class:`~peepsy.session.Server`
+around each handler: an async handler (and every task it starts) sees it, and a sync
+handler sees it in its worker thread, into which the context is copied. What it holds
+is what already exists (the server's table of contexts, the request's event), so that
+a request pays for no object of its own: its :class:`RequestContext` is made when the
+handler asks for it or a CANCEL comes for it, whichever is first, and kept in the
+server's table until the request is answered. The cancellation flag is a plain
+attribute that any thread may read; the :class:`threading.Event` a sync handler can
+wait on is made only when one does.
 """
 
 from __future__ import annotations
 
 import threading
 from contextvars import ContextVar
-from typing import Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from peepsy._errors import PeepsyCancelledError
 
-#: Set by the Server around each handler it starts.
-CURRENT: Final[ContextVar[RequestContext]] = ContextVar("peepsy_request")
+if TYPE_CHECKING:
+    from peepsy.protocol import RequestReceived
+
+#: A server's contexts, by request id: made on demand, dropped once answered.
+Contexts: TypeAlias = "dict[str, RequestContext]"
+
+#: Set by the Server around each handler it starts: its table, and the request.
+CURRENT: Final[ContextVar[tuple[Contexts, RequestReceived]]] = ContextVar("peepsy_request")
 # Taken only to make the event a handler waits on, and to cancel: never per request.
 _event_lock: Final = threading.Lock()
 
@@ -37,16 +46,13 @@ class RequestContext:
     answered with its result (CANCEL-4).
     """
 
-    __slots__ = ("_cancelled", "_event", "action", "id", "reason", "stops")
+    __slots__ = ("_cancelled", "_event", "action", "id", "reason")
 
-    def __init__(self, request_id: str, action: str, *, stops: bool) -> None:
+    def __init__(self, request_id: str, action: str) -> None:
         self.id = request_id
         self.action = action
         #: Why it was cancelled, as the CANCEL said (``None``: not said, or not cancelled).
         self.reason: str | None = None
-        #: Whether cancelling it cancels its asyncio task (async handlers), rather than
-        #: only telling it here (sync handlers, in their thread).
-        self.stops = stops
         self._cancelled = False
         self._event: threading.Event | None = None
 
@@ -104,8 +110,19 @@ def current_request() -> RequestContext:
     """The request the calling handler runs for (in an async handler, a task it
     started, or a sync handler's thread). Raises :class:`RuntimeError` elsewhere."""
     try:
-        return CURRENT.get()
+        contexts, event = CURRENT.get()
     except LookupError:
         raise RuntimeError(
             "current_request() is only valid inside a handler that peepsy runs"
         ) from None
+    return context_of(contexts, event)
+
+
+def context_of(contexts: Contexts, event: RequestReceived) -> RequestContext:
+    """The context of ``event``'s request in ``contexts``, made if it is the first ask
+    (from the loop or a handler's thread: setdefault keeps the first one made)."""
+    rid = event.id
+    context = contexts.get(rid)
+    if context is None:
+        context = contexts.setdefault(rid, RequestContext(rid, event.action))
+    return context

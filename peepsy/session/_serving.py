@@ -32,7 +32,7 @@ from peepsy._errors import (
 from peepsy._failures import NOT_FOUND_TEMPLATE
 from peepsy.protocol import RequestReceived
 from peepsy.protocol._codec import printable
-from peepsy.session._context import CURRENT, RequestContext, cancelled_error
+from peepsy.session._context import CURRENT, Contexts, cancelled_error, context_of
 
 #: How long a queued request waits when its REQUEST names no timeout (REQ-4).
 DEFAULT_QUEUE_TIMEOUT_MS: Final = 5000
@@ -76,6 +76,7 @@ class Server:
 
     __slots__ = (
         "_capacity",
+        "_contexts",
         "_draining",
         "_executor",
         "_handlers",
@@ -111,9 +112,11 @@ class Server:
         self._queue: list[tuple[int, int, _Queued]] = []
         self._seq = itertools.count()
         self._draining = False
-        # The handlers that are waiting, each with its request's context: the ones a
-        # CANCEL can still reach (one that finished at once has been answered).
-        self._tasks: dict[asyncio.Task[None], RequestContext] = {}
+        # The handlers that are waiting, each with its request and whether cancelling
+        # its task stops it (async) or it can only be told (sync, in a thread): the
+        # ones a CANCEL can still reach (one that finished at once has been answered).
+        self._tasks: dict[asyncio.Task[None], tuple[RequestReceived, bool]] = {}
+        self._contexts: Contexts = {}
         self.closing = False
         self.running = 0
         self.queued = 0
@@ -168,10 +171,9 @@ class Server:
         # Stepped eagerly: a handler that never waits is answered before this returns,
         # with no Task and no loop pass.
         self.running += 1
-        # An async handler is stopped by cancelling its task; a sync one, in a thread,
-        # can only be told (CANCEL-4).
-        context = RequestContext(event.id, event.action, stops=entry.is_async or entry.inline)
-        token = CURRENT.set(context)  # the handler's task, or thread, copies it
+        # What the handler's task, or thread, copies: its RequestContext is only made
+        # if asked for (current_request) or needed (a CANCEL).
+        token = CURRENT.set((self._contexts, event))
         try:
             if entry.is_async and entry.action is None:
                 # The handler's own coroutine, stepped here: no wrapper coroutines at all.
@@ -185,14 +187,16 @@ class Server:
                     self._done(event.id, None, exc)
                     return
                 task: asyncio.Task[None] | None = self._loop.create_task(
-                    self._resume(context, coro, yielded)
+                    self._resume(event, coro, yielded)
                 )
             else:
-                task = start_eagerly(self._loop, self._execute(event, entry, context))
+                task = start_eagerly(self._loop, self._execute(event, entry))
         finally:
             CURRENT.reset(token)
         if task is not None:
-            self._tasks[task] = context
+            # An async handler is stopped by cancelling its task; a sync one, in a
+            # thread, can only be told (CANCEL-4).
+            self._tasks[task] = (event, entry.is_async or entry.inline)
             task.add_done_callback(self._tasks.pop)
 
     def _start_queued(self) -> None:
@@ -210,13 +214,11 @@ class Server:
         finally:
             self._draining = False
 
-    async def _execute(
-        self, event: RequestReceived, entry: HandlerEntry, context: RequestContext
-    ) -> None:
+    async def _execute(self, event: RequestReceived, entry: HandlerEntry) -> None:
         try:
             result = await entry.run(event.data, self._executor())
         except asyncio.CancelledError:
-            if not self._stopped(context):
+            if not self._stopped(event):
                 raise
         except Exception as exc:
             self._done(event.id, None, exc)
@@ -224,25 +226,27 @@ class Server:
             self._done(event.id, result, None)
 
     async def _resume(
-        self, context: RequestContext, coro: Coroutine[Any, Any, Any], yielded: Any
+        self, event: RequestReceived, coro: Coroutine[Any, Any, Any], yielded: Any
     ) -> None:
         try:
             result = await resume(coro, yielded)
         except asyncio.CancelledError:
-            if not self._stopped(context):
+            if not self._stopped(event):
                 raise
         except Exception as exc:
-            self._done(context.id, None, exc)
+            self._done(event.id, None, exc)
         else:
-            self._done(context.id, result, None)
+            self._done(event.id, result, None)
 
-    def _stopped(self, context: RequestContext) -> bool:
+    def _stopped(self, event: RequestReceived) -> bool:
         """A handler's task was cancelled: by a CANCEL, it is answered 499 (CANCEL-4)
         and the cancellation ends here (True); by :meth:`abandon`, its slot is freed and
         the cancellation goes on (the channel is going)."""
-        if context.cancelled:
-            self._done(context.id, None, cancelled_error(context))
+        context = self._contexts.get(event.id)
+        if context is not None and context.cancelled:
+            self._done(event.id, None, cancelled_error(context))
             return True
+        self._contexts.pop(event.id, None)
         self._release()
         return False
 
@@ -258,6 +262,8 @@ class Server:
             else:
                 self._respond(request_id, None, error, True)
         finally:
+            if self._contexts:  # only a request asked about, or cancelled, has one
+                self._contexts.pop(request_id, None)
             self._release()
 
     def _release(self) -> None:
@@ -274,18 +280,18 @@ class Server:
         an async one's task cancelled, so that it is answered 499 when it stops
         (CANCEL-4). Returns whether this did anything: not for a request neither queued
         nor waiting (answered already), nor for one cancelled before (CANCEL-6)."""
-        for task, context in self._tasks.items():
-            if context.id == request_id:
-                if not context.cancel(reason):
+        for task, (event, stops) in self._tasks.items():
+            if event.id == request_id:
+                if not context_of(self._contexts, event).cancel(reason):
                     return False
-                if context.stops:
+                if stops:
                     # On the loop's next pass, after the task's first step: a task
                     # cancelled before it starts never enters the code that answers.
                     self._loop.call_soon(task.cancel)
                 return True
         for _, _, item in self._queue:
             event = item.event
-            if event.id == request_id and not item.done:
+            if event.id == request_id and not item.done:  # queued: it has no context
                 item.take()
                 self.queued -= 1
                 why = f" ({reason})" if reason else ""

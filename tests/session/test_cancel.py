@@ -627,7 +627,7 @@ def test_every_kind_of_handler_sees_its_own_request() -> None:
 
 
 def test_the_context_api_on_its_own() -> None:
-    context = RequestContext("m1", "act", stops=False)
+    context = RequestContext("m1", "act")
     assert not context.cancelled
     assert context.wait_cancelled(0) is False
     context.raise_if_cancelled()
@@ -641,7 +641,7 @@ def test_the_context_api_on_its_own() -> None:
     assert (info.value.action, info.value.reason) == ("act", "timeout")
     assert "cancelled" in repr(context)
     # Cancelled before anyone waited: the event is made already set.
-    early = RequestContext("m2", "act", stops=True)
+    early = RequestContext("m2", "act")
     early.cancel(None)
     assert early.wait_cancelled(0) is True
     with pytest.raises(PeepsyCancelledError, match=r"was cancelled by its sender$"):
@@ -649,7 +649,7 @@ def test_the_context_api_on_its_own() -> None:
 
 
 def test_a_thread_waiting_on_the_context_wakes_when_cancelled() -> None:
-    context = RequestContext("m1", "act", stops=False)
+    context = RequestContext("m1", "act")
     woke = threading.Event()
 
     def waiter() -> None:
