@@ -281,7 +281,8 @@ class Server:
         (CANCEL-4). Returns whether this did anything: not for a request neither queued
         nor waiting (answered already), nor for one cancelled before (CANCEL-6)."""
         for task, (event, stops) in self._tasks.items():
-            if event.id == request_id:
+            # A task done is answered already (its entry leaves with the next pass).
+            if event.id == request_id and not task.done():
                 if not context_of(self._contexts, event).cancel(reason):
                     return False
                 if stops:

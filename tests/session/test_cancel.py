@@ -430,6 +430,39 @@ def test_a_typed_async_handler_is_cancelled_too() -> None:
     run(main())
 
 
+def test_a_cancel_for_a_task_that_just_finished_changes_nothing() -> None:
+    async def main() -> None:
+        gate = asyncio.Event()
+        handlers = Handlers()
+
+        async def work(_: Any) -> Any:
+            await gate.wait()
+            return "done"
+
+        handlers.add("work", work)
+        answers: list[tuple[str, Any]] = []
+        answered = asyncio.Event()
+
+        def respond(rid: str, result: Any, error: BaseException | None, ran: bool) -> None:
+            answers.append((rid, result))
+            answered.set()  # we wake before the task's done callbacks run
+
+        server = Server(handlers, respond, asyncio.get_running_loop(), capacity=lambda: None)
+        from peepsy.protocol import RequestReceived
+
+        server.accept(RequestReceived("a", "work", None, None, 0, False))
+        (task,) = server._tasks
+        gate.set()
+        await answered.wait()
+        assert task.done()
+        assert task in server._tasks
+        assert server.cancel("a") is False
+        assert answers == [("a", "done")]
+        assert server._contexts == {}
+
+    run(main())
+
+
 def test_an_async_handler_that_finishes_anyway_has_its_answer_stand() -> None:
     async def main() -> None:
         handlers = Handlers()
