@@ -8,12 +8,15 @@ from peepsy.master._events import (
     HeartbeatMissedEvent,
     RearmEvent,
     RecoveredEvent,
+    ReplacedEvent,
     RestartFailedEvent,
     SpawnEvent,
     StalledEvent,
+    StuckEvent,
 )
 from peepsy.master._master import Master, Mode, RequestShape
 from peepsy.master._stats import GroupStats, ProcessStats, ProcessStatus, Reply, Strategy
+from peepsy.master._stuck import OnStuck
 
 __all__ = [
     "AutoRestartEvent",
@@ -24,14 +27,17 @@ __all__ = [
     "HeartbeatMissedEvent",
     "Master",
     "Mode",
+    "OnStuck",
     "ProcessStats",
     "ProcessStatus",
     "RearmEvent",
     "RecoveredEvent",
+    "ReplacedEvent",
     "Reply",
     "RequestShape",
     "RestartFailedEvent",
     "SpawnEvent",
     "StalledEvent",
     "Strategy",
+    "StuckEvent",
 ]

@@ -73,12 +73,35 @@ class StalledEvent:
 
 @dataclass(frozen=True, slots=True)
 class RecoveredEvent:
-    """A stalled member is back in its group's rotation."""
+    """A stalled member, or one taken out of rotation as stuck, is back in its group's
+    rotation."""
 
     target: str
     reason: Literal["answered", "exited"]
     """``answered``: it sent an answer (any); ``exited``: its process ended, and the
     request it held with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class StuckEvent:
+    """A handler still ran ``cancel_grace`` ms after its request's CANCEL (a 1.1 child
+    that did not stop it): its worker is dealt with as ``policy`` says."""
+
+    target: str
+    request_id: str
+    action: str
+    policy: Literal["replace", "rotate-out"]
+    """``replace``: its process is stopped and a new one started; ``rotate-out``: it is
+    out of its group's rotation until that request is answered."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplacedEvent:
+    """A worker's process was stopped by the master (its exit follows, ``expected``) and a
+    new one is being started from the same spawn arguments."""
+
+    target: str
+    reason: Literal["stuck"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +132,8 @@ EventName = Literal[
     "rearm",
     "stalled",
     "recovered",
+    "stuck",
+    "replaced",
     "error",
 ]
 EVENT_NAMES: tuple[EventName, ...] = get_args(EventName)
@@ -121,6 +146,8 @@ AnyEvent: TypeAlias = (
     | RearmEvent
     | StalledEvent
     | RecoveredEvent
+    | StuckEvent
+    | ReplacedEvent
     | ErrorEvent
 )
 
@@ -199,14 +226,22 @@ class Observable:
     ) -> Callable[[], None]: ...
     @overload
     def on(
+        self, name: Literal["stuck"], callback: Callable[[StuckEvent], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(
+        self, name: Literal["replaced"], callback: Callable[[ReplacedEvent], object]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on(
         self, name: Literal["error"], callback: Callable[[ErrorEvent], object]
     ) -> Callable[[], None]: ...
     def on(self, name: EventName, callback: Callable[[Any], object]) -> Callable[[], None]:
         """Call ``callback(event)`` for each event of that name; returns an unsubscriber.
 
         Names: ``spawn``, ``exit``, ``heartbeat-missed``, ``auto-restart``,
-        ``restart-failed``, ``rearm``, ``stalled``, ``recovered``, ``error``. A callback
-        that raises is logged and ignored.
+        ``restart-failed``, ``rearm``, ``stalled``, ``recovered``, ``stuck``,
+        ``replaced``, ``error``. A callback that raises is logged and ignored.
         """
         if name not in EVENT_NAMES:
             raise ValueError(f"unknown event {name!r}")

@@ -17,6 +17,7 @@ from typing import Final
 
 from peepsy._errors import PeepsyShutdownError, PeepsyTimeoutError
 from peepsy.master._stats import Strategy
+from peepsy.master._stuck import OnStuck
 from peepsy.master._worker import Worker
 
 STRATEGIES: Final = ("round-robin", "random", "least-busy")
@@ -46,6 +47,7 @@ class Group:
         "max_concurrency",
         "members",
         "name",
+        "on_stuck",
         "strategy",
     )
 
@@ -55,6 +57,8 @@ class Group:
         self.strategy: Strategy = "round-robin"
         self.max_concurrency: int | None = None
         self.auto_restart = True
+        #: Its members' stuck-worker policy (None: the master's).
+        self.on_stuck: OnStuck | None = None
         #: Slots held now.
         self.active = 0
         self._next = 0

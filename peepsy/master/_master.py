@@ -10,7 +10,6 @@ through them. Fixes over Node peepsy 1.0.1 cite shared/reference/node-peepsy-wir
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 from collections.abc import Collection, Coroutine, Mapping, Sequence
 from typing import Any, Final, Generic, Literal, overload
@@ -29,10 +28,11 @@ from peepsy.master._events import (
     Observable,
 )
 from peepsy.master._groups import STRATEGIES, Group
-from peepsy.master._introspection import Introspection
+from peepsy.master._lifecycle import Lifecycle
 from peepsy.master._routing import Router
 from peepsy.master._spawner import Spawner
 from peepsy.master._stats import ProcessStats, Reply, Strategy
+from peepsy.master._stuck import DEFAULT_CANCEL_GRACE, OnStuck, StuckPolicy, check_on_stuck
 from peepsy.master._supervisor import Supervisor
 from peepsy.master._worker import Worker, WorkerHooks
 from peepsy.protocol import (
@@ -67,7 +67,7 @@ DEFAULT_STALL_GRACE: Final = 1000
 DEFAULT_STARTUP_GRACE: Final = 1000
 
 
-class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
+class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
     """Spawns and supervises children and exchanges requests with them.
 
     ::
@@ -100,8 +100,12 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
         stall_grace: int = DEFAULT_STALL_GRACE,
         startup_grace: int = DEFAULT_STARTUP_GRACE,
         restart_cooldown: int | None = None,
+        cancel_grace: int = DEFAULT_CANCEL_GRACE,
+        on_stuck: OnStuck = "replace",
     ) -> None:
         check_ms("timeout", timeout)
+        check_ms("cancel_grace", cancel_grace)
+        check_on_stuck(on_stuck)
         check_ms("stall_grace", stall_grace)
         check_ms("startup_grace", startup_grace)
         if restart_cooldown is not None:
@@ -130,6 +134,7 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
             heartbeat_interval=heartbeat_interval,
             include_stack=include_stack,
             serve_concurrency=serve_concurrency,
+            cancel_grace=cancel_grace,
         )
         self._router = Router(
             self._workers,
@@ -147,12 +152,15 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
             miss_threshold=heartbeat_miss_threshold,
             restart_cooldown=restart_cooldown,
         )
+        self._stuck = StuckPolicy(on_stuck, self._groups, self._emitter, self._supervisor.replace)
         self._hooks = WorkerHooks(
             on_exit=self._supervisor.exited,
             on_change=self._router.changed,
             on_broken=self._supervisor.broken,
+            on_stuck=self._stuck,
             stall_grace=stall_grace / 1000,
             startup_grace=startup_grace / 1000,
+            cancel_grace=cancel_grace / 1000,
         )
 
     async def __aenter__(self) -> Master[ReqT, RespT]:
@@ -178,6 +186,7 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
         request_shape: RequestShape | None = None,
         transport: TransportKind = "stdio",
         max_line_bytes: int | None = None,
+        on_stuck: OnStuck | None = None,
     ) -> ProcessStats:
         """Start a child and send it INIT.
 
@@ -194,6 +203,8 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
         for workers older than the unified shape. ``max_line_bytes`` sets this child's
         line limit both ways instead of the master's: the longest line read from it, and
         the longest sent to it until its READY states its own (see "Limits" in the guide).
+        ``on_stuck`` is this child's policy for a handler that ignores its CANCEL
+        (``replace`` or ``rotate-out``; by default its group's, else the master's).
         """
         if self._closing:
             raise PeepsyShutdownError("the master is shutting down")
@@ -211,6 +222,8 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
             raise ValueError(f"stderr is inherit, log, capture or discard, not {stderr!r}")
         if max_line_bytes is not None:
             check_int("max_line_bytes", max_line_bytes, 2)
+        if on_stuck is not None:
+            check_on_stuck(on_stuck)
         argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not argv:
             raise ValueError("command is empty")
@@ -227,6 +240,7 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
             emitter=self._emitter,
             hooks=self._hooks,
             max_line_bytes=max_line_bytes,
+            on_stuck=on_stuck,
         )
         self._workers[target] = worker
         if group is not None:
@@ -239,17 +253,6 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
         self._supervisor.watch(self._workers.values)
         return worker.snapshot()
 
-    def _may_restart(self, worker: Worker) -> bool:
-        group = self._groups.get(worker.group) if worker.group else None
-        return worker.auto_restart and (group is None or group.auto_restart)
-
-    def _forget(self, worker: Worker) -> None:
-        self._workers.pop(worker.target, None)
-        self._supervisor.forget(worker)
-        group = self._groups.get(worker.group) if worker.group else None
-        if group is not None and worker in group.members:
-            group.members.remove(worker)
-
     def configure_group(
         self,
         group: str,
@@ -257,15 +260,19 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
         strategy: Strategy | None = None,
         max_concurrency: int | None = None,
         auto_restart: bool | None = None,
+        on_stuck: OnStuck | None = None,
     ) -> None:
         """Set a group's load-balancing ``strategy`` (``round-robin``, the default,
         ``random`` or ``least-busy``), its cap on requests in flight across its members
         (excess requests wait at the master, highest priority first, each within its
-        own timeout) and whether its members restart when they die."""
+        own timeout), whether its members restart when they die, and its members'
+        policy for a stuck handler (``on_stuck``; a member's own, if it has one, wins)."""
         if strategy is not None and strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
         if max_concurrency is not None:
             check_int("max_concurrency", max_concurrency, 1)
+        if on_stuck is not None:
+            check_on_stuck(on_stuck)
         if group in self._workers:
             raise ValueError(f"{group!r} is a child, not a group")
         g = self._groups.setdefault(group, Group(group))
@@ -276,6 +283,8 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
             g.admit()
         if auto_restart is not None:
             g.auto_restart = auto_restart
+        if on_stuck is not None:
+            g.on_stuck = on_stuck
 
     # --- requests ------------------------------------------------------------------------
 
@@ -340,58 +349,3 @@ class Master(HandlerRegistry, Observable, Introspection, Generic[ReqT, RespT]):
         return self._router.request(
             action, target, data, timeout, retries, priority, retry_statuses
         )
-
-    # --- restarting ------------------------------------------------------------------
-
-    async def restart_child(self, target: str) -> list[str]:
-        """Start again a child, or the members of a group, left ``failed`` (over the
-        restart limit, or a restart that could not start), with a fresh restart count;
-        a ``rearm`` event each. Members that run (or are starting) are left alone.
-        Returns the targets restarted, once each is started or could not be (then
-        ``failed`` again, with an ``error`` event)."""
-        if self._closing:
-            raise PeepsyShutdownError("the master is shutting down")
-        group = self._groups.get(target)
-        workers = group.members if group is not None else [self._worker(target)]
-        failed = [w for w in workers if w.status == "failed"]
-        await asyncio.gather(*(self._supervisor.rearm(w, "manual") for w in failed))
-        return [w.target for w in failed]
-
-    # --- stopping (SHUT-3) --------------------------------------------------------------
-
-    async def shutdown_child(self, target: str, timeout: int = 5000) -> int | None:
-        """Ask a child to stop and wait; escalate at the deadline: close its stdin, then
-        SIGTERM, then SIGKILL (one second each). Returns its exit status. The target is
-        removed."""
-        worker = self._worker(target)
-        worker.stop_requested = True
-        code = await self._spawner.stop(worker, timeout)
-        if worker.status != "stopped":
-            worker.move("stopped")
-        self._forget(worker)
-        return code
-
-    async def graceful_shutdown(self, timeout: int = 30_000) -> None:
-        """Stop every child (in parallel, each as :meth:`shutdown_child`), fail requests
-        still waiting for group capacity, answer the children's new requests 503, and
-        stop supervising."""
-        self._closing = True
-        self._router.close()
-        workers = list(self._workers.values())
-        self._supervisor.close()
-        for group in self._groups.values():
-            group.fail_waiters()
-        for worker in self._workers.values():
-            if worker.session is not None:
-                worker.session.server.close()
-        # A respawn under way finishes first, so that its new process is stopped below
-        # like the others instead of outliving the master.
-        await self._supervisor.settle_restarts()
-        targets = list(self._workers)
-        if targets:
-            await asyncio.gather(
-                *(self.shutdown_child(t, timeout) for t in targets), return_exceptions=True
-            )
-        for worker in workers:  # handlers of ours still serving a child's request
-            if worker.session is not None:
-                worker.session.server.abandon()

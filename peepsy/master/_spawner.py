@@ -16,12 +16,15 @@ from typing import Any, Final
 from peepsy._actions import Handlers
 from peepsy._errors import PeepsyProcessError
 from peepsy.master._events import Emitter, SpawnEvent
+from peepsy.master._supervisor import KILL_GRACE_S
 from peepsy.master._worker import Worker
 from peepsy.protocol import MIN_MAX_LINE_BYTES, PROTOCOL_VERSION, Connection, Init, Role, Shutdown
 from peepsy.session import Call, Deadlines, Server, Session, expire
 from peepsy.transport import ChildTransport, Launcher
 
 _MAX_STATED_LINE_BYTES: Final = 2**53 - 1
+#: The most a shutdown waits after its CANCELs (the master's ``cancel_grace`` if less).
+SHUTDOWN_CANCEL_GRACE_MS: Final = 1000
 
 log = logging.getLogger("peepsy.master")
 
@@ -37,6 +40,7 @@ class Spawner:
         heartbeat_interval: int,
         include_stack: bool,
         serve_concurrency: int | None,
+        cancel_grace: int,
     ) -> None:
         self._launcher = launcher
         self._handlers = handlers
@@ -45,6 +49,9 @@ class Spawner:
         self._heartbeat_interval = heartbeat_interval
         self._include_stack = include_stack
         self._serve_concurrency = serve_concurrency
+        #: How long a 1.1 child has to stop its handlers after the CANCELs sent at a
+        #: SHUTDOWN's deadline, before its input is closed (s).
+        self._cancel_grace = min(cancel_grace, SHUTDOWN_CANCEL_GRACE_MS) / 1000
         self._deadlines: Deadlines[Call[Any]] | None = None
 
     async def start(self, worker: Worker, *, restart: bool) -> None:
@@ -108,31 +115,49 @@ class Spawner:
         )
 
     async def stop(self, worker: Worker, timeout: int) -> int | None:
-        """Send SHUTDOWN and wait; escalate at the deadline: close its input, then
-        SIGTERM, then SIGKILL. Returns the exit status."""
+        """Send SHUTDOWN and wait; escalate at the deadline: CANCEL what it still runs
+        (a 1.1 child), then close its input, then SIGTERM, then SIGKILL. Returns the
+        exit status."""
         transport = worker.transport
-        if transport is None:
+        if transport is None or transport.returncode is not None:
+            return None if transport is None else transport.returncode
+        session = worker.session
+        assert session is not None
+        if worker.replacing:  # sent SIGTERM already; the SIGKILL after it is ours now
+            return await _escalate(transport, [(None, KILL_GRACE_S), (transport.kill, 5.0)])
+        if not worker.alive:  # pragma: no cover - a live transport is a live worker
             return None
-        if transport.returncode is not None or not worker.alive:
-            return transport.returncode
         worker.move("stopping")
         shutdown = Shutdown(type="SHUTDOWN", timeout=max(1, min(timeout, 300_000)))
-        assert worker.session is not None
-        worker.session.write(worker.session.conn.send(shutdown))
-        return await self._stop_transport(transport, timeout)
+        session.write(session.conn.send(shutdown))
 
-    async def _stop_transport(self, transport: ChildTransport, timeout: int) -> int | None:
-        steps: list[tuple[Callable[[], None] | None, float]] = [
-            (None, timeout / 1000),
-            (transport.close_input, 1.0),
-            (transport.terminate, 1.0),
-            (transport.kill, 5.0),
-        ]
-        for action, wait in steps:
-            if action is not None:
-                action()
-            try:
-                return await asyncio.wait_for(transport.wait(), wait)
-            except TimeoutError:
-                continue
-        return transport.returncode  # pragma: no cover - SIGKILL did not end it
+        def cancel() -> bool:
+            # A 1.1 child is told to stop its handlers before it is made to; one that
+            # holds nothing, or cannot be told (1.0), goes straight to the next step.
+            return session.cancel_all("shutdown") > 0
+
+        return await _escalate(
+            transport,
+            [
+                (None, timeout / 1000),
+                (cancel, self._cancel_grace),
+                (transport.close_input, 1.0),
+                (transport.terminate, 1.0),
+                (transport.kill, 5.0),
+            ],
+        )
+
+
+async def _escalate(
+    transport: ChildTransport, steps: list[tuple[Callable[[], object] | None, float]]
+) -> int | None:
+    """Each step's action, then a wait for the exit (an action that returns False has
+    nothing to wait for); the exit status, once there is one."""
+    for action, wait in steps:
+        if action is not None and action() is False:
+            continue
+        try:
+            return await asyncio.wait_for(transport.wait(), wait)
+        except TimeoutError:
+            continue
+    return transport.returncode  # pragma: no cover - SIGKILL did not end it

@@ -49,7 +49,18 @@ class ProcessStats:
     stalled: bool = False
     """It holds a request past the request's deadline by more than ``stall_grace``."""
     in_rotation: bool = False
-    """A group may pick it now: running, ready and not stalled."""
+    """A group may pick it now: running, ready, not stalled and not taken out as stuck."""
+    cancels_sent: int = 0
+    """CANCELs sent to it (only a child that stated protocol 1.1 is sent any): for
+    requests that timed out, whose caller was cancelled, or at a shutdown's deadline."""
+    cancels_acknowledged: int = 0
+    """Answers to cancelled requests: a 499, or the handler's own answer if it finished
+    anyway (not counted in ``late_responses``)."""
+    stuck: int = 0
+    """Handlers still running ``cancel_grace`` ms after their CANCEL."""
+    replacements: int = 0
+    """Processes the master stopped and started afresh because a handler was stuck
+    (each also counted in ``restarts``)."""
 
 
 @dataclass(frozen=True, slots=True)

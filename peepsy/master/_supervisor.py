@@ -26,6 +26,7 @@ from peepsy.master._events import (
     ExitEvent,
     HeartbeatMissedEvent,
     RearmEvent,
+    ReplacedEvent,
     RestartFailedEvent,
 )
 from peepsy.master._worker import Worker
@@ -67,7 +68,7 @@ class Supervisor:
 
     def exited(self, worker: Worker, returncode: int | None) -> None:
         """A worker's process ended: fail what it held, then stop or restart it."""
-        expected = worker.stop_requested or self.closing
+        expected = worker.stop_requested or self.closing or worker.replacing
         sig = -returncode if returncode is not None and returncode < 0 else None
         how = f"signal {signal_module.Signals(sig).name}" if sig else f"code {returncode}"
         failed = 0
@@ -89,6 +90,16 @@ class Supervisor:
             "%s (pid %s) exited with %s", worker.target, pid, how
         )
         self._emitter.emit("exit", ExitEvent(worker.target, pid, returncode, sig, expected, failed))
+        if worker.replacing:
+            worker.replacing = False
+            if worker.status == "restarting" and not worker.stop_requested and not self.closing:
+                # Not a death: no restart intensity, and auto_restart does not apply.
+                worker.restarts += 1
+                worker.replacements += 1
+                log.info("%s replaced (stuck)", worker.target)
+                self._emitter.emit("replaced", ReplacedEvent(worker.target, "stuck"))
+                self._start_restart(worker)
+                return
         if worker.status == "stopped":
             return
         if expected or worker.status == "stopping" or not self._may_restart(worker):
@@ -174,6 +185,39 @@ class Supervisor:
         )
         if worker.status == "running":
             worker.move("unhealthy")  # out of its group's rotation until its exit
+        transport.terminate()
+        self._timers[worker.target] = asyncio.get_running_loop().call_later(
+            KILL_GRACE_S, transport.kill
+        )
+
+    def replace(self, worker: Worker) -> None:
+        """``worker`` has a stuck handler (its ``on_stuck`` is ``replace``): what else it
+        held fails now with PeepsyProcessError (retried under the usual rules), its
+        process is stopped (SIGTERM, then SIGKILL), and its exit starts a new one. It is
+        ``restarting`` meanwhile: requests by name wait for the new process."""
+        transport = worker.transport
+        if (
+            transport is None
+            or transport.returncode is not None
+            or not worker.accepts
+            or worker.stop_requested
+            or self.closing
+            or worker.target in self._timers  # its channel broke: already being stopped
+        ):
+            return
+        session = worker.session
+        assert session is not None  # made before its process started
+        failed = session.fail_all(
+            lambda call: PeepsyProcessError(
+                f"{worker.target} was replaced (a handler was stuck) before answering "
+                f"{call.action!r}",
+                target=worker.target,
+            )
+        )
+        worker.errors += failed
+        worker.failed_early += failed
+        worker.replacing = True
+        worker.move("restarting")
         transport.terminate()
         self._timers[worker.target] = asyncio.get_running_loop().call_later(
             KILL_GRACE_S, transport.kill

@@ -19,8 +19,10 @@ from typing import Any, Final, Literal
 from pydantic import MISSING
 
 from peepsy._errors import InvalidResponse, RemoteProtocolError
+from peepsy.master._badlines import BadLineLog
 from peepsy.master._events import Emitter, ErrorEvent, RecoveredEvent, StalledEvent
 from peepsy.master._stats import ProcessStats, ProcessStatus
+from peepsy.master._stuck import CancelWatch, OnStuck
 from peepsy.protocol import (
     Event,
     HeartbeatReceived,
@@ -47,10 +49,6 @@ LIVE: Final = frozenset({"running", "unhealthy", "stopping"})
 ACCEPTING: Final = frozenset({"running", "unhealthy"})
 EMA_ALPHA: Final = 0.2
 STDERR_LINES: Final = 200
-#: Bad lines from one child logged per window; the rest are only counted
-#: (``rejected_lines``), so a child spewing garbage cannot flood the log.
-BAD_LINE_WARNINGS: Final = 10
-BAD_LINE_WINDOW_S: Final = 10.0
 
 log = logging.getLogger("peepsy.master")
 
@@ -73,8 +71,11 @@ class WorkerHooks:
     """Its status, readiness or place in the rotation changed."""
     on_broken: Callable[[Worker, str], None]
     """Its channel broke while its process may still run."""
+    on_stuck: Callable[[Worker, str, str], None]
+    """A handler (request id, action) still runs ``cancel_grace`` after its CANCEL."""
     stall_grace: float
     startup_grace: float
+    cancel_grace: float
 
 
 class Worker:
@@ -92,6 +93,7 @@ class Worker:
         emitter: Emitter,
         hooks: WorkerHooks,
         max_line_bytes: int | None = None,
+        on_stuck: OnStuck | None = None,
     ) -> None:
         self.target = target
         #: The line limit on this channel, both ways (None: the master's).
@@ -108,6 +110,12 @@ class Worker:
         self.session: Session | None = None
         self.transport: ChildTransport | None = None
         self.stop_requested = False
+        #: Its own stuck-worker policy (None: its group's, else the master's).
+        self.on_stuck = on_stuck
+        #: Its process is being stopped to be replaced (status ``restarting`` meanwhile).
+        self.replacing = False
+        self.replacements = 0
+        self.cancels = CancelWatch(hooks.cancel_grace, self._judge_stuck)
         # stats
         self.requests_handled = 0
         self.errors = 0
@@ -119,8 +127,6 @@ class Worker:
         self.restarts = 0
         self.rejected_lines = 0
         self.late_responses = 0
-        self.cancels_sent = 0
-        self.cancels_acknowledged = 0
         self.failed_early = 0  # failed when its channel broke, told with its exit
         self.actions: tuple[str, ...] | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
@@ -132,9 +138,7 @@ class Worker:
         self._ready_timer: asyncio.TimerHandle | None = None
         self._overdue: tuple[str, float] | None = None  # (action, deadline) of a timed-out call
         self._stall_timer: asyncio.TimerHandle | None = None
-        self._warn_since = float("-inf")
-        self._warned = 0
-        self._unlogged = 0
+        self._bad_lines = BadLineLog(target)
 
     # --- state --------------------------------------------------------------------------
 
@@ -160,8 +164,10 @@ class Worker:
 
     @property
     def available(self) -> bool:
-        """A group may pick it: running, healthy, ready and not stalled."""
-        return self._status == "running" and self.ready and not self.stalled
+        """A group may pick it: running, healthy, ready, not stalled, not held as stuck."""
+        return (
+            self._status == "running" and self.ready and not self.stalled and not self.cancels.held
+        )
 
     @property
     def may_come(self) -> bool:
@@ -194,6 +200,7 @@ class Worker:
         self.reported_active = None
         self._loop_time = asyncio.get_running_loop().time
         self._end_stall("exited")  # (told at its exit already: a no-op but for safety)
+        self.replacing = False
         self._cancel_ready_timer()
         self.ready = not restart
 
@@ -273,6 +280,27 @@ class Worker:
                 self._hooks.stall_grace, self._stall
             )
 
+    def cancel_sent(self, call: Call[Any], reason: str) -> None:
+        self.cancels.sent += 1
+        # At a shutdown's deadline the stop escalates anyway: nothing to judge.
+        if reason != "shutdown" and self.accepts:
+            self.cancels.start(call.id, call.action)
+
+    def cancel_acknowledged(self, request_id: str, status: int) -> None:
+        released = self.cancels.answered(request_id)
+        if released or self._overdue is not None:
+            self._end_stall("answered", released=released)
+
+    def _judge_stuck(self, request_id: str, action: str) -> None:
+        if self.accepts and not self.stop_requested:
+            self.cancels.stuck += 1
+            self._hooks.on_stuck(self, request_id, action)
+
+    def take_out(self, request_id: str) -> None:
+        """Rotate-out: out of its group's rotation until ``request_id`` is answered."""
+        if self.cancels.hold(request_id) and not self.stalled:
+            self._hooks.on_change(self)
+
     def _stall(self) -> None:
         self._stall_timer = None
         if self._overdue is None or self.stalled:  # pragma: no cover - timer cancelled
@@ -289,14 +317,18 @@ class Worker:
         self._emitter.emit("stalled", StalledEvent(self.target, action, overdue_for))
         self._hooks.on_change(self)
 
-    def _end_stall(self, reason: Literal["answered", "exited"]) -> None:
-        """It answered, or its process (and the request it held) is gone."""
+    def _end_stall(self, reason: Literal["answered", "exited"], *, released: bool = False) -> None:
+        """It answered (a request held as stuck may still keep it out; ``released``:
+        the last one just was), or its process (and the requests it held) is gone."""
+        out = released or self.stalled or bool(self.cancels.held)
         self._overdue = None
         if self._stall_timer is not None:
             self._stall_timer.cancel()
             self._stall_timer = None
-        if self.stalled:
-            self.stalled = False
+        self.stalled = False
+        if reason == "exited":
+            self.cancels.clear()
+        if out and not self.cancels.held:
             log.info("%s is back in rotation (%s)", self.target, reason)
             self._emitter.emit("recovered", RecoveredEvent(self.target, reason))
             self._hooks.on_change(self)
@@ -305,39 +337,12 @@ class Worker:
         self.rejected_lines += 1
         if isinstance(error, InvalidResponse):
             self.errors += 1
-        now = self._loop_time()
-        if now - self._warn_since >= BAD_LINE_WINDOW_S:
-            if self._unlogged:
-                log.warning("%s sent %d more bad lines", self.target, self._unlogged)
-            self._warn_since, self._warned, self._unlogged = now, 0, 0
-        if self._warned < BAD_LINE_WARNINGS:
-            self._warned += 1
-            more = (
-                f" (more within {BAD_LINE_WINDOW_S:.0f} s are only counted in rejected_lines)"
-                if self._warned == BAD_LINE_WARNINGS
-                else ""
-            )
-            log.warning("%s sent a bad line: %s%s", self.target, error, more)
-        else:
-            self._unlogged += 1
+        self._bad_lines.warn(self._loop_time(), error)
         self._emitter.emit("error", ErrorEvent(self.target, error))
 
     def late(self, event: UnmatchedResponse) -> None:
         self.late_responses += 1
         log.debug("%s: dropped a late answer to %s", self.target, event.response.id)
-        if self._overdue is not None:
-            self._end_stall("answered")
-
-    def cancel_sent(self, call: Call[Any], reason: str) -> None:
-        # Minimal until the master's cancellation policy (stuck workers) lands.
-        self.cancels_sent += 1
-
-    def cancel_acknowledged(self, request_id: str, status: int) -> None:
-        # What used to come as a late answer (and is still counted as one in the stats
-        # until the master's cancellation policy says otherwise): it ends a stall the
-        # same way.
-        self.cancels_acknowledged += 1
-        self.late_responses += 1
         if self._overdue is not None:
             self._end_stall("answered")
 
@@ -384,4 +389,8 @@ class Worker:
             ready=self.ready,
             stalled=self.stalled,
             in_rotation=self.available,
+            cancels_sent=self.cancels.sent,
+            cancels_acknowledged=self.cancels.acknowledged,
+            stuck=self.cancels.stuck,
+            replacements=self.replacements,
         )

@@ -13,6 +13,8 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from pydantic import MISSING
+
 from peepsy import Master
 from peepsy.protocol import (
     Connection,
@@ -91,6 +93,7 @@ class Peer:
         self.answers: dict[str, Response] = {}
         self.inits: list[Init] = []
         self.shutdowns = 0
+        self.terms = 0
         self.eof = False
         self.exit_on_shutdown = farm.exit_on_shutdown
         self.exit_on_eof = farm.exit_on_eof
@@ -104,7 +107,22 @@ class Peer:
         self.channel = channel
         channel.start(self)
         self.started.set()
-        return await self._exit
+        try:
+            return await asyncio.shield(self._exit)
+        except asyncio.CancelledError:
+            # The in-memory SIGTERM and SIGKILL both cancel this task: with ignore_term
+            # the first (always a SIGTERM) is survived, as by a child that ignores it.
+            task = asyncio.current_task()
+            if self.farm.ignore_term and not self.terms and task is not None:
+                task.uncancel()
+                self.terms += 1
+                try:
+                    return await asyncio.shield(self._exit)
+                except asyncio.CancelledError:
+                    self._exit.cancel()  # killed: exited
+                    raise
+            self._exit.cancel()
+            raise
 
     def data_received(self, data: bytes) -> None:
         self.raw += data
@@ -127,6 +145,8 @@ class Peer:
             self.answers[event.response.id] = event.response
         elif isinstance(event, InitReceived):
             self.inits.append(event.message)
+            if self.farm.protocol is not None and len(self.inits) == 1:
+                self.ready([], protocol=self.farm.protocol)
         elif isinstance(event, ShutdownReceived):
             self.shutdowns += 1
             if self.exit_on_shutdown:
@@ -180,8 +200,14 @@ class Peer:
             )
         )
 
-    def ready(self, actions: list[str]) -> None:
-        self.write(self.conn.send(Ready(type="READY", pid=4242, actions=actions)))
+    def ready(self, actions: list[str], protocol: str | None = None) -> None:
+        stated = MISSING if protocol is None else protocol
+        self.write(self.conn.send(Ready(type="READY", pid=4242, actions=actions, protocol=stated)))
+
+    @property
+    def cancels(self) -> list[dict[str, Any]]:
+        """The CANCEL lines received, as JSON."""
+        return [line for line in self.lines if line["type"] == "CANCEL"]
 
     def ask(self, action: str, data: Any = None, timeout: int | None = None) -> str:
         """Send the master a request; its answer lands in ``answers``."""
@@ -213,12 +239,22 @@ class Peer:
 
 
 class Farm:
-    """Makes peers for a MemoryLauncher and remembers every one, restarts included."""
+    """Makes peers for a MemoryLauncher and remembers every one, restarts included.
+    With ``protocol``, each peer answers its INIT with a READY stating that version; with
+    ``ignore_term``, each survives its first SIGTERM (the next signal ends it)."""
 
     def __init__(
-        self, auto: Auto = echo, *, exit_on_shutdown: bool = True, exit_on_eof: bool = True
+        self,
+        auto: Auto = echo,
+        *,
+        exit_on_shutdown: bool = True,
+        exit_on_eof: bool = True,
+        protocol: str | None = None,
+        ignore_term: bool = False,
     ) -> None:
         self.auto = auto
+        self.protocol = protocol
+        self.ignore_term = ignore_term
         self.exit_on_shutdown = exit_on_shutdown
         self.exit_on_eof = exit_on_eof
         self.peers: list[Peer] = []

@@ -22,7 +22,7 @@ from peepsy import (
     PeepsyTimeoutError,
 )
 from peepsy.master import RearmEvent, RecoveredEvent, StalledEvent
-from peepsy.master import _worker as worker_module
+from peepsy.master import _badlines as badlines_module
 from peepsy.protocol import RequestReceived
 from tests.master._support import Farm, Peer, echo, hold, run, settle, until
 
@@ -454,7 +454,7 @@ def test_a_broken_channel_fails_requests_at_once_and_stops_the_child_once() -> N
 def test_bad_line_warnings_resume_after_their_window(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker_module, "BAD_LINE_WINDOW_S", 0.05)
+    monkeypatch.setattr(badlines_module, "BAD_LINE_WINDOW_S", 0.05)
 
     async def main() -> None:
         farm = Farm()

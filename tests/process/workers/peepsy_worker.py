@@ -127,6 +127,45 @@ def build(mode: Mode | None, heartbeat_interval: int | None = None) -> Child:
             }
         return {"status": 200}
 
+    # Issue 11: long handlers that write what became of them (one word a line) to the
+    # file named in their data, so that a test can see whether CANCEL stopped them.
+
+    def mark(path: str, word: str) -> None:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(word + "\n")
+
+    @child.handler("sleep_marked")
+    async def sleep_marked(data: dict[str, Any]) -> str:
+        mark(data["path"], "started")
+        try:
+            await asyncio.sleep(data["ms"] / 1000)
+        except asyncio.CancelledError:
+            mark(data["path"], "cancelled")
+            raise
+        mark(data["path"], "finished")
+        return "finished"
+
+    @child.handler("block_marked")
+    def block_marked(data: dict[str, Any]) -> str:
+        mark(data["path"], "started")
+        time.sleep(data["ms"] / 1000)  # deaf to cancellation
+        mark(data["path"], "finished")
+        return "finished"
+
+    @child.handler("block_cooperative")
+    def block_cooperative(data: dict[str, Any]) -> str:
+        # Imported here: a test that spawns this worker without PYTHONPATH runs it
+        # against whichever peepsy is installed, which may predate issue 11.
+        from peepsy import current_request
+
+        mark(data["path"], "started")
+        request = current_request()
+        if request.wait_cancelled(data["ms"] / 1000):
+            mark(data["path"], "cancelled")
+            request.raise_if_cancelled()
+        mark(data["path"], "finished")
+        return "finished"
+
     @child.handler("exit")
     def exit_now(code: int) -> None:
         os._exit(code)
