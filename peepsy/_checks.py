@@ -23,6 +23,11 @@ def check_int(name: str, value: int, minimum: int) -> None:
         raise ValueError(f"{name} is an integer >= {minimum}, not {value!r}")
 
 
+def check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} is True or False, not {type(value).__name__} ({value!r})")
+
+
 def check_ms(name: str, value: int) -> None:
     """A duration as on the wire: whole milliseconds, 1..300000 (REQ-4)."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 300_000:

@@ -21,13 +21,13 @@ class Introspection:
         return worker
 
     def get_process_stats(self, target: str) -> ProcessStats:
-        return self._worker(target).snapshot()
+        return process_stats(self._worker(target))
 
     def get_group_stats(self, group: str) -> GroupStats:
         g = self._groups.get(group)
         if g is None:
             raise PeepsyNotFoundError(f"No process found for target or group: {group}")
-        processes = {w.target: w.snapshot() for w in g.members}
+        processes = {w.target: process_stats(w) for w in g.members}
         return GroupStats(
             group=group,
             strategy=g.strategy,
@@ -60,3 +60,34 @@ class Introspection:
     def get_stderr(self, target: str) -> list[str]:
         """The last lines a child wrote to stderr (``stderr="capture"`` or ``"log"``)."""
         return list(self._worker(target).stderr_tail)
+
+
+def process_stats(worker: Worker) -> ProcessStats:
+    """One child's statistics, as :meth:`~peepsy.Master.get_process_stats` gives them."""
+    transport = worker.transport
+    return ProcessStats(
+        target=worker.target,
+        group=worker.group,
+        mode=worker.mode,
+        pid=transport.pid if transport is not None else None,
+        status=worker.status,
+        requests_handled=worker.requests_handled,
+        requests_active=worker.in_flight,
+        average_response_time=round(worker.avg_response, 3),
+        last_activity=worker.last_activity,
+        errors=worker.errors,
+        timeouts=worker.timeouts,
+        last_heartbeat_at=worker.last_heartbeat_wall,
+        restarts=worker.restarts,
+        rejected_lines=worker.rejected_lines,
+        late_responses=worker.late_responses,
+        actions=worker.actions,
+        reported_active=worker.reported_active,
+        ready=worker.ready,
+        stalled=worker.stalled,
+        in_rotation=worker.available,
+        cancels_sent=worker.cancels.sent,
+        cancels_acknowledged=worker.cancels.acknowledged,
+        stuck=worker.cancels.stuck,
+        replacements=worker.replacements,
+    )

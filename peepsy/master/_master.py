@@ -17,7 +17,7 @@ from typing import Any, Final, Generic, Literal, overload
 from typing_extensions import TypeVar
 
 from peepsy._actions import ActionLike, HandlerRegistry, Handlers
-from peepsy._checks import check_int, check_ms
+from peepsy._checks import check_bool, check_int, check_ms
 from peepsy._errors import (
     PeepsyProcessError,
     PeepsyShutdownError,
@@ -28,6 +28,7 @@ from peepsy.master._events import (
     Observable,
 )
 from peepsy.master._groups import STRATEGIES, Group
+from peepsy.master._introspection import process_stats
 from peepsy.master._lifecycle import Lifecycle
 from peepsy.master._routing import Router
 from peepsy.master._spawner import Spawner
@@ -102,8 +103,10 @@ class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
         restart_cooldown: int | None = None,
         cancel_grace: int = DEFAULT_CANCEL_GRACE,
         on_stuck: OnStuck = "replace",
+        judge_uncancellable: bool = False,
     ) -> None:
         check_ms("timeout", timeout)
+        check_bool("judge_uncancellable", judge_uncancellable)
         check_ms("cancel_grace", cancel_grace)
         check_on_stuck(on_stuck)
         check_ms("stall_grace", stall_grace)
@@ -161,6 +164,7 @@ class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
             stall_grace=stall_grace / 1000,
             startup_grace=startup_grace / 1000,
             cancel_grace=cancel_grace / 1000,
+            judge_uncancellable=judge_uncancellable,
         )
 
     async def __aenter__(self) -> Master[ReqT, RespT]:
@@ -187,6 +191,7 @@ class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
         transport: TransportKind = "stdio",
         max_line_bytes: int | None = None,
         on_stuck: OnStuck | None = None,
+        judge_uncancellable: bool | None = None,
     ) -> ProcessStats:
         """Start a child and send it INIT.
 
@@ -205,6 +210,8 @@ class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
         the longest sent to it until its READY states its own (see "Limits" in the guide).
         ``on_stuck`` is this child's policy for a handler that ignores its CANCEL
         (``replace`` or ``rotate-out``; by default its group's, else the master's).
+        ``judge_uncancellable`` (by default the master's) judges this child by that policy
+        even when it cannot be sent CANCEL (protocol 1.0, the Node original).
         """
         if self._closing:
             raise PeepsyShutdownError("the master is shutting down")
@@ -224,6 +231,8 @@ class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
             check_int("max_line_bytes", max_line_bytes, 2)
         if on_stuck is not None:
             check_on_stuck(on_stuck)
+        if judge_uncancellable is not None:
+            check_bool("judge_uncancellable", judge_uncancellable)
         argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not argv:
             raise ValueError("command is empty")
@@ -241,6 +250,7 @@ class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
             hooks=self._hooks,
             max_line_bytes=max_line_bytes,
             on_stuck=on_stuck,
+            judge_uncancellable=judge_uncancellable,
         )
         self._workers[target] = worker
         if group is not None:
@@ -251,7 +261,7 @@ class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
             self._forget(worker)
             raise
         self._supervisor.watch(self._workers.values)
-        return worker.snapshot()
+        return process_stats(worker)
 
     def configure_group(
         self,

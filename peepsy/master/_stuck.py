@@ -63,7 +63,8 @@ class CancelWatch:
         self.stuck = 0
 
     def start(self, request_id: str, action: str) -> None:
-        """A CANCEL for ``request_id`` was written: its handler has the grace to stop."""
+        """A CANCEL for ``request_id`` was written, or it timed out at a child that
+        cannot be told and is judged all the same: its handler has the grace to end."""
         timer = asyncio.get_running_loop().call_later(self._grace, self._over, request_id)
         self._pending[request_id] = (action, timer)
 
@@ -74,10 +75,12 @@ class CancelWatch:
         self._pending[request_id] = (entry[0], None)
         self._judge(request_id, entry[0])
 
-    def answered(self, request_id: str) -> bool:
-        """The answer to a cancelled request came; whether the worker was held out of
-        rotation for it (and no longer is for any)."""
-        self.acknowledged += 1
+    def answered(self, request_id: str, *, told: bool = True) -> bool:
+        """The answer to a cancelled request came (``told``: to a CANCEL, counted as
+        acknowledged; else a late answer to one judged without CANCEL); whether the
+        worker was held out of rotation for it (and no longer is for any)."""
+        if told:
+            self.acknowledged += 1
         entry = self._pending.pop(request_id, None)
         if entry is not None and entry[1] is not None:
             entry[1].cancel()

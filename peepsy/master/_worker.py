@@ -21,7 +21,7 @@ from pydantic import MISSING
 from peepsy._errors import InvalidResponse, RemoteProtocolError
 from peepsy.master._badlines import BadLineLog
 from peepsy.master._events import Emitter, ErrorEvent, RecoveredEvent, StalledEvent
-from peepsy.master._stats import ProcessStats, ProcessStatus
+from peepsy.master._stats import ProcessStatus
 from peepsy.master._stuck import CancelWatch, OnStuck
 from peepsy.protocol import (
     Event,
@@ -76,6 +76,8 @@ class WorkerHooks:
     stall_grace: float
     startup_grace: float
     cancel_grace: float
+    judge_uncancellable: bool = False
+    """Judge a child that cannot be sent CANCEL (1.0) from its timeouts too."""
 
 
 class Worker:
@@ -94,8 +96,13 @@ class Worker:
         hooks: WorkerHooks,
         max_line_bytes: int | None = None,
         on_stuck: OnStuck | None = None,
+        judge_uncancellable: bool | None = None,
     ) -> None:
         self.target = target
+        #: Judged stuck even without CANCEL (None: the master's choice).
+        self.judge_uncancellable = (
+            hooks.judge_uncancellable if judge_uncancellable is None else judge_uncancellable
+        )
         #: The line limit on this channel, both ways (None: the master's).
         self.max_line_bytes = max_line_bytes
         self.spec = spec
@@ -273,6 +280,16 @@ class Worker:
     def timed_out(self, call: Call[Any]) -> None:
         self.errors += 1
         self.timeouts += 1
+        session = self.session
+        if (
+            self.judge_uncancellable
+            and self.accepts
+            and session is not None
+            and not session.conn.peer_cancels
+        ):
+            # Configured to: a child that cannot be told has the same grace from the
+            # timeout as one told by CANCEL, and is judged the same at its end.
+            self.cancels.start(call.id, call.action)
         if self._overdue is None:
             # Still holding it after the grace (no answer of any kind): a stall.
             self._overdue = (call.action, call.deadline)
@@ -342,6 +359,9 @@ class Worker:
 
     def late(self, event: UnmatchedResponse) -> None:
         self.late_responses += 1
+        if self.cancels.answered(event.response.id, told=False):
+            self._end_stall("answered", released=True)
+            return
         log.debug("%s: dropped a late answer to %s", self.target, event.response.id)
         if self._overdue is not None:
             self._end_stall("answered")
@@ -363,34 +383,3 @@ class Worker:
                 self._become_ready()
         # The core rejects INIT and SHUTDOWN from a child (MSG-6); the end of its
         # stream is followed by its exit, which the supervisor handles.
-
-    # --- stats --------------------------------------------------------------------------
-
-    def snapshot(self) -> ProcessStats:
-        transport = self.transport
-        return ProcessStats(
-            target=self.target,
-            group=self.group,
-            mode=self.mode,
-            pid=transport.pid if transport is not None else None,
-            status=self._status,
-            requests_handled=self.requests_handled,
-            requests_active=self.in_flight,
-            average_response_time=round(self.avg_response, 3),
-            last_activity=self.last_activity,
-            errors=self.errors,
-            timeouts=self.timeouts,
-            last_heartbeat_at=self.last_heartbeat_wall,
-            restarts=self.restarts,
-            rejected_lines=self.rejected_lines,
-            late_responses=self.late_responses,
-            actions=self.actions,
-            reported_active=self.reported_active,
-            ready=self.ready,
-            stalled=self.stalled,
-            in_rotation=self.available,
-            cancels_sent=self.cancels.sent,
-            cancels_acknowledged=self.cancels.acknowledged,
-            stuck=self.cancels.stuck,
-            replacements=self.replacements,
-        )

@@ -174,6 +174,57 @@ def test_a_1_0_child_is_never_judged_stuck() -> None:
     run(main())
 
 
+@pytest.mark.parametrize("where", ["master", "child"])
+def test_a_1_0_child_is_judged_from_its_timeout_when_configured(where: str) -> None:
+    """judge_uncancellable: a child that cannot be sent CANCEL gets the same grace from
+    its timeout, and is replaced at its end like a stuck one."""
+
+    async def main() -> None:
+        farm = Farm(hold_first)
+        master_option = {"judge_uncancellable": True} if where == "master" else {}
+        async with farm.master(cancel_grace=50, stall_grace=10_000, **master_option) as master:
+            events = Recorded(master)
+            child_option = {"judge_uncancellable": True} if where == "child" else {}
+            await farm.spawn(master, "w1", **child_option)
+            await time_out(master, "w1")
+            await until(lambda: len(events.replaced) == 1)
+            rid = farm.incarnations("w1")[0].requests[0].id
+            assert events.stuck == [StuckEvent("w1", rid, "slow", "replace")]
+            stats = master.get_process_stats("w1")
+            assert (stats.cancels_sent, stats.stuck, stats.replacements) == (0, 1, 1)
+            await until(lambda: master.get_process_stats("w1").status == "running")
+            assert (await master.request("echo", "w1", 7, timeout=1000)).data == 7
+
+    run(main())
+
+
+def test_a_1_0_child_judged_without_cancel_that_answers_in_time_is_not_stuck() -> None:
+    async def main() -> None:
+        farm = Farm(hold)
+        async with farm.master(
+            cancel_grace=60_000, stall_grace=60_000, judge_uncancellable=True, on_stuck="rotate-out"
+        ) as master:
+            events = Recorded(master)
+            master.configure_group("g")
+            w1 = await farm.spawn(master, "w1", "g")
+            await time_out(master, "w1")
+            assert len(master._workers["w1"].cancels._pending) == 1  # its grace runs
+            w1.reply(w1.requests[0], data="late")
+            await until(lambda: master.get_process_stats("w1").late_responses == 1)
+            assert master._workers["w1"].cancels._pending == {}
+            stats = master.get_process_stats("w1")
+            assert (stats.stuck, stats.cancels_acknowledged, stats.in_rotation) == (0, 0, True)
+            assert events.stuck == events.replaced == []  # type: ignore[comparison-overlap]
+
+    run(main())
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_judge_uncancellable_is_a_bool(value: object) -> None:
+    with pytest.raises(TypeError, match="judge_uncancellable is True or False"):
+        Farm().master(judge_uncancellable=value)
+
+
 def test_no_judgement_while_a_worker_is_being_stopped() -> None:
     async def main() -> None:
         farm = Farm(hold, protocol="1.1", exit_on_shutdown=False, exit_on_eof=False)
