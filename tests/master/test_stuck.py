@@ -184,7 +184,7 @@ def test_a_1_0_child_is_judged_from_its_timeout_when_configured(where: str) -> N
         master_option = {"judge_uncancellable": True} if where == "master" else {}
         async with farm.master(cancel_grace=50, stall_grace=10_000, **master_option) as master:
             events = Recorded(master)
-            child_option = {"judge_uncancellable": True} if where == "child" else {}
+            child_option: dict[str, Any] = {"judge_uncancellable": True} if where == "child" else {}
             await farm.spawn(master, "w1", **child_option)
             await time_out(master, "w1")
             await until(lambda: len(events.replaced) == 1)
