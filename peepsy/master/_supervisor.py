@@ -30,6 +30,7 @@ from peepsy.master._events import (
     RestartFailedEvent,
 )
 from peepsy.master._worker import Worker
+from peepsy.transport import ChildTransport
 
 log = logging.getLogger("peepsy.master")
 
@@ -169,26 +170,14 @@ class Supervisor:
             or worker.target in self._timers
         ):
             return
-        session = worker.session
-        assert session is not None  # made before its process started
-        failed = session.fail_all(
-            lambda call: PeepsyProcessError(
-                f"{worker.target} {reason} before answering {call.action!r}",
-                target=worker.target,
-            )
-        )
-        worker.errors += failed
-        worker.failed_early += failed
+        self._fail_held(worker, f"{reason} before answering")
         log.warning("%s %s while its process runs; stopping it", worker.target, reason)
         self._emitter.emit(
             "error", ErrorEvent(worker.target, PeepsyProcessError(f"{worker.target} {reason}"))
         )
         if worker.status == "running":
             worker.move("unhealthy")  # out of its group's rotation until its exit
-        transport.terminate()
-        self._timers[worker.target] = asyncio.get_running_loop().call_later(
-            KILL_GRACE_S, transport.kill
-        )
+        self._stop(worker, transport)
 
     def replace(self, worker: Worker) -> None:
         """``worker`` has a stuck handler (its ``on_stuck`` is ``replace``): what else it
@@ -205,19 +194,26 @@ class Supervisor:
             or worker.target in self._timers  # its channel broke: already being stopped
         ):
             return
+        self._fail_held(worker, "was replaced (a handler was stuck) before answering")
+        worker.replacing = True
+        worker.move("restarting")
+        self._stop(worker, transport)
+
+    def _fail_held(self, worker: Worker, what: str) -> None:
+        """Fail what ``worker`` still holds now, with PeepsyProcessError (retried under
+        the usual rules), counted as failed before its exit."""
         session = worker.session
         assert session is not None  # made before its process started
         failed = session.fail_all(
             lambda call: PeepsyProcessError(
-                f"{worker.target} was replaced (a handler was stuck) before answering "
-                f"{call.action!r}",
-                target=worker.target,
+                f"{worker.target} {what} {call.action!r}", target=worker.target
             )
         )
         worker.errors += failed
         worker.failed_early += failed
-        worker.replacing = True
-        worker.move("restarting")
+
+    def _stop(self, worker: Worker, transport: ChildTransport) -> None:
+        """SIGTERM now, SIGKILL after ``KILL_GRACE_S``; its exit does the rest."""
         transport.terminate()
         self._timers[worker.target] = asyncio.get_running_loop().call_later(
             KILL_GRACE_S, transport.kill
