@@ -28,18 +28,17 @@ tests/test_errors_tree.py holds both drawings to the classes below::
             └── InvalidResponse        PEEPSY_INVALID_RESPONSE   a bad answer to our request
 
 The middle column is the stable ``code`` (a :class:`HandlerError` may be given its own);
-a number in brackets is the status of the failure answer when a handler raises one. Remote
-protocol errors say where (``line`` number, JSON path of each ``issues`` entry) and, when
-the bad line still names one, the ``request_id`` it belonged to, so the receiver can
-answer it instead of leaving the sender waiting; a bad RESPONSE line's string id is kept
-as ``response_id``, so the request it answers can fail at once.
-
-How an exception becomes a wire error and back is peepsy._failures' business.
+in brackets, the status answered when a handler raises it. Remote protocol errors say
+where (``line``, the JSON path of each of ``issues``) and, if the bad line names one, its
+``request_id`` (to answer it, not leave its sender waiting) or ``response_id`` (to fail
+the request it answers at once). peepsy._failures turns exceptions into wire errors and
+back, and writes a :class:`RemoteError`'s text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pydantic import MISSING
@@ -198,11 +197,11 @@ class HandlerError(PeepsyError):
 
 
 class RemoteError(PeepsyError):
-    """The peer answered a request with a failure status (>= 400).
-
-    ``status``, ``message`` and, when the peer sent one, the structured ``payload``
-    (name, code, details, stack) come from the RESPONSE.
-    """
+    """The peer answered a request with a failure status (>= 400): ``status``,
+    ``message`` (the peer's text) and any ``payload`` (name, code, details, stack) come
+    from the RESPONSE; ``action``, ``target`` (who answered) and ``group`` say which
+    request failed. ``str()`` reads ``ZeroDivisionError: division by zero (action 'div' on
+    'w1', status 500)``; a stack sent is its ``__cause__``, a :class:`RemoteTraceback`."""
 
     code = "PEEPSY_REMOTE"
 
@@ -214,6 +213,7 @@ class RemoteError(PeepsyError):
         payload: ErrorPayload | None = None,
         action: str | None = None,
         target: str | None = None,
+        group: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -221,6 +221,17 @@ class RemoteError(PeepsyError):
         self.payload = payload
         self.action = action
         self.target = target
+        self.group = group
+
+    def __str__(self) -> str:
+        from peepsy._failures import describe  # noqa: PLC0415 - it imports this module
+
+        return describe(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Its arguments are keywords, which Exception's own reduce does not keep.
+        keep = ("status", "payload", "action", "target", "group")
+        return (partial(type(self), self.message, **{k: getattr(self, k) for k in keep}), ())
 
     @property
     def remote_name(self) -> str | None:
@@ -237,6 +248,14 @@ class RemoteError(PeepsyError):
         if self.payload is None or self.payload.details is MISSING:
             return None
         return self.payload.details
+
+
+class RemoteTraceback(Exception):
+    """The ``__cause__`` of a :class:`RemoteError` whose peer sent its stack: its text is
+    the remote traceback, so the caller's traceback shows it first. Never raised."""
+
+    def __str__(self) -> str:
+        return f'\n"""\n{str(self.args[0]).rstrip()}\n"""'
 
 
 # --- protocol errors ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ from peepsy._errors import (
     PeepsyValidationError,
     RemoteError,
     RemoteProtocolError,
+    RemoteTraceback,
 )
 from peepsy.protocol import ErrorPayload, Response
 from peepsy.protocol._codec import printable
@@ -58,7 +59,9 @@ def error_to_wire(
     message = printable(str(exc)) or type(exc).__name__
     extra: dict[str, Any] = {}
     if isinstance(exc, RemoteError):
-        # Relaying a failure from further away keeps its status and identity.
+        # Relaying a failure from further away keeps its status, identity and own text
+        # (its name travels in the payload: str() would repeat it).
+        message = printable(exc.message) or f"request failed with status {exc.status}"
         status = exc.status
         if exc.payload is not None:
             extra = exc.payload.model_dump(exclude={"stack"})
@@ -114,10 +117,16 @@ def bare_payload(payload: ErrorPayload) -> ErrorPayload:
 
 
 def error_from_wire(
-    response: Response, *, action: str | None = None, target: str | None = None
+    response: Response,
+    *,
+    action: str | None = None,
+    target: str | None = None,
+    group: str | None = None,
 ) -> RemoteError:
-    """The exception for a failed RESPONSE. Its message is ``error``, else
-    ``errorPayload.message``, else a generic text naming the status (RESP-3)."""
+    """The exception for a failed RESPONSE. Its ``message`` is ``error``, else
+    ``errorPayload.message``, else empty (RESP-3); a ``stack`` sent becomes its
+    ``__cause__``, a :class:`~peepsy.RemoteTraceback`, so that it prints like a chained
+    local exception."""
     payload = None if response.error_payload is MISSING else response.error_payload
     if payload is not None and payload.stack is MISSING:
         # MISSING is truthy: `if err.payload.stack:` must not take an absent stack for one.
@@ -129,7 +138,40 @@ def error_from_wire(
     elif payload is not None and payload.message:
         message = payload.message
     else:
-        message = f"request failed with status {response.status}"
-    return RemoteError(
-        message, status=response.status, payload=payload, action=action, target=target
+        message = ""
+    error = RemoteError(
+        message,
+        status=response.status,
+        payload=payload,
+        action=action,
+        target=target,
+        group=group,
     )
+    if payload is not None and payload.stack:
+        error.__cause__ = RemoteTraceback(payload.stack)
+    return error
+
+
+#: Codes peepsy gives by itself: they repeat the name, so the text leaves them out.
+_OWN_CODE_PREFIX: Final = "PEEPSY_"
+
+
+def describe(error: RemoteError) -> str:
+    """A :class:`~peepsy.RemoteError`'s text: the remote exception as Python prints one,
+    then where it happened: ``ZeroDivisionError: division by zero (action 'div' on 'w1',
+    status 500)``. A peer that sends no name (a Node child's legacy ``error``) gives its
+    message alone; one that sends no message, "no error message"."""
+    message = error.message or "no error message"
+    name = error.remote_name
+    head = f"{name}: {message}" if name else message
+    where = [f"action {error.action!r}"] if error.action is not None else []
+    if error.target is not None:
+        where.append(f"on {error.target!r}")
+    if error.group is not None and error.group != error.target:
+        where.append(f"in group {error.group!r}")
+    facts = [" ".join(where)] if where else []
+    facts.append(f"status {error.status}")
+    code = error.remote_code
+    if code and not code.startswith(_OWN_CODE_PREFIX) and code != HandlerError.code:
+        facts.append(f"code {code!r}")
+    return f"{head} ({', '.join(facts)})"
