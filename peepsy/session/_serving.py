@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from typing import Any, Final
@@ -24,10 +25,12 @@ from peepsy._actions import HandlerEntry, Handlers
 from peepsy._eager import resume, start_eagerly
 from peepsy._errors import (
     EncodeError,
+    HandlerError,
     PeepsyCancelledError,
     PeepsyNotFoundError,
     PeepsyShutdownError,
     PeepsyTimeoutError,
+    PeepsyValidationError,
 )
 from peepsy._failures import NOT_FOUND_TEMPLATE
 from peepsy.protocol import RequestReceived
@@ -71,7 +74,11 @@ class Server:
 
     ``capacity()`` says how many may run at once (``None``: no cap); ``executor()``
     gives the threads for sync handlers (``None``: the loop's default). ``on_idle`` is
-    called each time the last running handler finishes while closing.
+    called each time the last running handler finishes while closing. A handler's
+    exception is logged to ``log`` (by default ``peepsy.child``, or ``peepsy.master``
+    when ``who`` is the master): at ERROR with its traceback, but a :class:`HandlerError`
+    at INFO (4xx) or WARNING (5xx) and invalid request data at WARNING, both without
+    one; a cancellation not at all.
     """
 
     __slots__ = (
@@ -80,6 +87,7 @@ class Server:
         "_draining",
         "_executor",
         "_handlers",
+        "_log",
         "_loop",
         "_queue",
         "_respond",
@@ -102,6 +110,7 @@ class Server:
         capacity: Callable[[], int | None],
         executor: Callable[[], Executor | None] = lambda: None,
         who: str = "the child",
+        log: logging.Logger | None = None,
     ) -> None:
         self._handlers = handlers
         self._respond = respond
@@ -109,6 +118,9 @@ class Server:
         self._capacity = capacity
         self._executor = executor
         self._who = who  # for the 503 text: "the child is shutting down"
+        # A handler's failure is logged by the side that ran it: peepsy.child, or
+        # peepsy.master for the master's own handlers.
+        self._log = log or logging.getLogger("peepsy." + who.rsplit(" ", 1)[-1])
         self._queue: list[tuple[int, int, _Queued]] = []
         self._seq = itertools.count()
         self._draining = False
@@ -181,10 +193,10 @@ class Server:
                     coro = entry.fn(event.data)
                     yielded = coro.send(None)
                 except StopIteration as stop:
-                    self._done(event.id, stop.value, None)
+                    self._done(event, stop.value, None)
                     return
                 except Exception as exc:
-                    self._done(event.id, None, exc)
+                    self._done(event, None, exc)
                     return
                 task: asyncio.Task[None] | None = self._loop.create_task(
                     self._resume(event, coro, yielded)
@@ -221,9 +233,9 @@ class Server:
             if not self._stopped(event):
                 raise
         except Exception as exc:
-            self._done(event.id, None, exc)
+            self._done(event, None, exc)
         else:
-            self._done(event.id, result, None)
+            self._done(event, result, None)
 
     async def _resume(
         self, event: RequestReceived, coro: Coroutine[Any, Any, Any], yielded: Any
@@ -234,9 +246,9 @@ class Server:
             if not self._stopped(event):
                 raise
         except Exception as exc:
-            self._done(event.id, None, exc)
+            self._done(event, None, exc)
         else:
-            self._done(event.id, result, None)
+            self._done(event, result, None)
 
     def _stopped(self, event: RequestReceived) -> bool:
         """A handler's task was cancelled: by a CANCEL, it is answered 499 (CANCEL-4)
@@ -244,22 +256,30 @@ class Server:
         the cancellation goes on (the channel is going)."""
         context = self._contexts.get(event.id)
         if context is not None and context.cancelled:
-            self._done(event.id, None, cancelled_error(context))
+            self._done(event, None, cancelled_error(context))
             return True
         self._contexts.pop(event.id, None)
         self._release()
         return False
 
-    def _done(self, request_id: str, result: Any, error: Exception | None) -> None:
+    def _done(self, event: RequestReceived, result: Any, error: Exception | None) -> None:
         """A handler finished: answer with its result or its error, free its slot."""
         self.handled += 1
+        request_id = event.id
         try:
             if error is None:
                 try:
                     self._respond(request_id, result, None, True)
                 except EncodeError as exc:
+                    self._log.error(
+                        "handler for %r (request %r) returned what cannot be sent: %s",
+                        event.action,
+                        request_id,
+                        exc,
+                    )
                     self._respond(request_id, None, exc, True)
             else:
+                _log_failure(self._log, event, error)
                 self._respond(request_id, None, error, True)
         finally:
             if self._contexts:  # only a request asked about, or cancelled, has one
@@ -321,3 +341,20 @@ class Server:
         """Cancel the handlers still running (async ones stop at their next await)."""
         for task in list(self._tasks):
             task.cancel()
+
+
+def _log_failure(log: logging.Logger, event: RequestReceived, error: Exception) -> None:
+    """Say on this side why a request failed, as only its text crosses the wire (and its
+    stack only when asked). What a handler chose to answer (a :class:`HandlerError`) or
+    a caller got wrong (invalid request data) is not a crash: no traceback. A
+    cancellation is the sender's own doing, not a failure."""
+    if isinstance(error, PeepsyCancelledError):
+        return
+    what = f"handler for {printable(event.action)!r} (request {event.id!r})"
+    if isinstance(error, HandlerError):
+        level = logging.INFO if error.status < 500 else logging.WARNING
+        log.log(level, "%s answered %d: %s", what, error.status, error)
+    elif isinstance(error, PeepsyValidationError):
+        log.warning("%s: %s", what, error)
+    else:
+        log.error("%s raised %s: %s", what, type(error).__name__, error, exc_info=error)
