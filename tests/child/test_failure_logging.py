@@ -27,7 +27,7 @@ def test_a_crash_is_logged_at_error_with_its_traceback(caplog: pytest.LogCapture
     def div(data: Any) -> Any:
         return data["a"] / data["b"]
 
-    async def main() -> None:
+    async def main() -> str:
         child = Child()
         child.register_handler("div", div)
         async with serving(child) as master:
