@@ -21,6 +21,7 @@ from peepsy._errors import (
     PeepsyProcessError,
     PeepsyShutdownError,
     PeepsyTimeoutError,
+    RemoteError,
 )
 from peepsy._failures import error_from_wire
 from peepsy.master._groups import Group
@@ -229,7 +230,11 @@ class Router:
             worker, call = await self._attempt_in_group(
                 action, target, worker, data, timeout, priority
             )
-        return await answer_of(call), worker
+        try:
+            return await answer_of(call), worker
+        except RemoteError as error:
+            error.group = worker.group
+            raise
 
     async def _attempt_in_group(
         self,
@@ -286,6 +291,14 @@ class Router:
         return worker
 
 
+def _group_of(session: Session) -> str | None:
+    """The group of the member behind ``session``: its Worker listens to it. Asked only
+    when a request failed, so a request costs nothing more."""
+    listener = session._listener
+    assert isinstance(listener, Worker)  # as every session the master makes
+    return listener.group
+
+
 def _wake(futures: list[asyncio.Future[None]]) -> None:
     for future in futures:
         if not future.done():
@@ -304,7 +317,10 @@ class _ReplyCall(Call[Reply[Any]]):
     def settle(self, event: ResponseReceived) -> None:
         target = self.session.peer
         if event.status >= 400:
-            self.set_exception(error_from_wire(event.response, action=self.action, target=target))
+            error = error_from_wire(
+                event.response, action=self.action, target=target, group=_group_of(self.session)
+            )
+            self.set_exception(error)
         else:
             data = event.data
             status, rid, action = event.status, event.id, self.action
