@@ -7,7 +7,12 @@ The exception classes themselves, and their tree, are in peepsy._errors.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import os
 import traceback
+from pathlib import Path
+from types import TracebackType
 from typing import Any, Final
 
 from pydantic import MISSING
@@ -34,6 +39,13 @@ NOT_RUN_STATUSES: Final = frozenset({408, 503})
 #: The answer to a request its sender cancelled (CANCEL-3/4): never sent again, as the
 #: sender gave it up.
 CANCELLED_STATUS: Final = 499
+
+#: Where the frames that run a handler live (peepsy's serving, asyncio, the executor's
+#: thread): a handler's traceback starts after them.
+_RUNNER_DIRS: Final = tuple(
+    str(Path(path).parent) + os.sep
+    for path in (asyncio.__file__, concurrent.futures.__file__, __file__)
+)
 
 _BY_CLASS: Final[dict[type[BaseException], tuple[int, str, str]]] = {
     PeepsyTimeoutError: (408, "PeepsyTimeoutError", "PEEPSY_TIMEOUT"),
@@ -105,8 +117,18 @@ def error_to_wire(
     if len(str(extra.get("name", ""))) > 256:
         extra["name"] = str(extra["name"])[:256]
     if include_stack and exc.__traceback__ is not None:
-        extra["stack"] = "".join(traceback.format_exception(exc))
+        extra["stack"] = "".join(traceback.format_exception(type(exc), exc, handler_frames(exc)))
     return status, ErrorPayload(message=message, **extra)
+
+
+def handler_frames(exc: BaseException) -> TracebackType | None:
+    """``exc``'s traceback from the first frame that is not peepsy's, asyncio's or the
+    executor's own: what a handler's author wants to read. All of it when every frame
+    is theirs (a failure inside peepsy, shown whole)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_RUNNER_DIRS):
+        tb = tb.tb_next
+    return tb or exc.__traceback__
 
 
 def bare_payload(payload: ErrorPayload) -> ErrorPayload:

@@ -32,7 +32,7 @@ from peepsy._errors import (
     PeepsyTimeoutError,
     PeepsyValidationError,
 )
-from peepsy._failures import NOT_FOUND_TEMPLATE
+from peepsy._failures import NOT_FOUND_TEMPLATE, handler_frames
 from peepsy.protocol import RequestReceived
 from peepsy.protocol._codec import printable
 from peepsy.session._context import CURRENT, Contexts, cancelled_error, context_of
@@ -357,4 +357,5 @@ def _log_failure(log: logging.Logger, event: RequestReceived, error: Exception) 
     elif isinstance(error, PeepsyValidationError):
         log.warning("%s: %s", what, error)
     else:
-        log.error("%s raised %s: %s", what, type(error).__name__, error, exc_info=error)
+        exc_info = (type(error), error, handler_frames(error))
+        log.error("%s raised %s: %s", what, type(error).__name__, error, exc_info=exc_info)

@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from peepsy import Action, Child, HandlerError, current_request
+from peepsy._failures import handler_frames
 from tests.child._support import line, run, serving
 
 
@@ -44,7 +45,12 @@ def test_a_crash_is_logged_at_error_with_its_traceback(caplog: pytest.LogCapture
     )
     assert record.exc_info is not None
     assert record.exc_info[0] is ZeroDivisionError
-    assert 'return data["a"] / data["b"]' in caplog.text
+    printed = logging.Formatter().formatException(record.exc_info)
+    assert 'return data["a"] / data["b"]' in printed
+    # The traceback starts at the handler: peepsy's and asyncio's frames that ran it
+    # are not the handler author's business.
+    assert "_serving.py" not in printed
+    assert "concurrent/futures" not in printed
 
 
 @pytest.mark.parametrize(
@@ -150,3 +156,41 @@ def test_with_no_logging_configured_the_traceback_still_reaches_stderr(
     assert "raised RuntimeError: it broke" in err
     assert "Traceback (most recent call last)" in err
     assert 'raise RuntimeError("it broke")' in err
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_with_include_stack_the_stack_sent_starts_at_the_handler(inline: bool) -> None:
+    def inner(data: Any) -> Any:
+        raise KeyError(data)
+
+    def lookup(data: Any) -> Any:
+        return inner(data)
+
+    async def main() -> dict[str, Any]:
+        child = Child(include_stack=True)
+        child.register_handler("lookup", lookup, inline=inline)
+        async with serving(child) as master:
+            rid = master.request("lookup", "k")
+            await master.response(rid)
+            return master.payload(rid)
+
+    payload = run(main())
+    stack = payload["stack"]
+    assert stack.startswith("Traceback (most recent call last):\n")
+    assert "in lookup\n    return inner(data)" in stack
+    assert "in inner\n    raise KeyError(data)" in stack
+    assert "peepsy" not in stack.split("in lookup")[0]
+
+
+def test_a_failure_inside_peepsy_keeps_its_whole_traceback() -> None:
+    try:
+        Action("add", Numbers, Numbers).parse_request({"a": "x"})
+    except Exception as exc:
+        error = exc
+    inner = error.__traceback__
+    assert inner is not None
+    assert inner.tb_next is not None
+    # Seen from inside peepsy only (as a failure of peepsy's own would be): kept whole.
+    error = error.with_traceback(inner.tb_next)
+    assert handler_frames(error) is inner.tb_next
+    assert handler_frames(ValueError("never raised")) is None
