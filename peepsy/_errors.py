@@ -255,7 +255,7 @@ class RemoteTraceback(Exception):
     the remote traceback, so the caller's traceback shows it first. Never raised."""
 
     def __str__(self) -> str:
-        return f'\n"""\n{str(self.args[0]).rstrip()}\n"""'
+        return f'"""\n{str(self.args[0]).rstrip()}\n"""'
 
 
 # --- protocol errors ---------------------------------------------------------------------
