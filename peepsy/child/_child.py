@@ -253,6 +253,7 @@ class Child(CallsMaster, HandlerRegistry):
             self._loop,
             capacity=self._capacity,
             executor=self._executor,
+            name=lambda: self.target,
         )
         server.on_idle = self._stopped_serving
         return server

@@ -73,11 +73,12 @@ class Server:
     """Runs the handlers of ``handlers`` for one channel's received requests.
 
     ``capacity()`` says how many may run at once (``None``: no cap); ``executor()``
-    gives the threads for sync handlers (``None``: the loop's default). ``on_idle`` is
+    gives the threads for sync handlers (``None``: the loop's default); ``name()`` the
+    name this side serves under, if known, for its log lines. ``on_idle`` is
     called each time the last running handler finishes while closing. A handler's
-    exception is logged to ``log`` (by default ``peepsy.child``, or ``peepsy.master``
-    when ``who`` is the master): at ERROR with its traceback, but a :class:`HandlerError`
-    at INFO (4xx) or WARNING (5xx) and invalid request data at WARNING, both without
+    exception is logged on ``peepsy.child`` (``peepsy.master`` when ``who`` is the
+    master): at ERROR with its traceback, but a :class:`HandlerError` at INFO (4xx) or
+    WARNING (5xx) and data that does not fit a typed action at WARNING, both without
     one; a cancellation not at all.
     """
 
@@ -89,6 +90,7 @@ class Server:
         "_handlers",
         "_log",
         "_loop",
+        "_name",
         "_queue",
         "_respond",
         "_seq",
@@ -110,7 +112,7 @@ class Server:
         capacity: Callable[[], int | None],
         executor: Callable[[], Executor | None] = lambda: None,
         who: str = "the child",
-        log: logging.Logger | None = None,
+        name: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._handlers = handlers
         self._respond = respond
@@ -120,7 +122,8 @@ class Server:
         self._who = who  # for the 503 text: "the child is shutting down"
         # A handler's failure is logged by the side that ran it: peepsy.child, or
         # peepsy.master for the master's own handlers.
-        self._log = log or logging.getLogger("peepsy." + who.rsplit(" ", 1)[-1])
+        self._log = logging.getLogger("peepsy." + who.rsplit(" ", 1)[-1])
+        self._name = name  # in those log lines: which worker, among several on one stderr
         self._queue: list[tuple[int, int, _Queued]] = []
         self._seq = itertools.count()
         self._draining = False
@@ -273,13 +276,13 @@ class Server:
                 except EncodeError as exc:
                     self._log.error(
                         "handler for %r (request %r) returned what cannot be sent: %s",
-                        event.action,
+                        printable(event.action),
                         request_id,
                         exc,
                     )
                     self._respond(request_id, None, exc, True)
             else:
-                _log_failure(self._log, event, error)
+                _log_failure(self._log, event, error, self._name())
                 self._respond(request_id, None, error, True)
         finally:
             if self._contexts:  # only a request asked about, or cancelled, has one
@@ -343,14 +346,18 @@ class Server:
             task.cancel()
 
 
-def _log_failure(log: logging.Logger, event: RequestReceived, error: Exception) -> None:
+def _log_failure(
+    log: logging.Logger, event: RequestReceived, error: Exception, name: str | None
+) -> None:
     """Say on this side why a request failed, as only its text crosses the wire (and its
     stack only when asked). What a handler chose to answer (a :class:`HandlerError`) or
-    a caller got wrong (invalid request data) is not a crash: no traceback. A
+    data that does not fit a typed action (the error names each field) is not a crash:
+    no traceback. A
     cancellation is the sender's own doing, not a failure."""
     if isinstance(error, PeepsyCancelledError):
         return
-    what = f"handler for {printable(event.action)!r} (request {event.id!r})"
+    where = "" if name is None else f" on {name!r}"
+    what = f"handler for {printable(event.action)!r}{where} (request {event.id!r})"
     if isinstance(error, HandlerError):
         level = logging.INFO if error.status < 500 else logging.WARNING
         log.log(level, "%s answered %d: %s", what, error.status, error)

@@ -194,3 +194,19 @@ def test_a_failure_inside_peepsy_keeps_its_whole_traceback() -> None:
     error = error.with_traceback(inner.tb_next)
     assert handler_frames(error) is inner.tb_next
     assert handler_frames(ValueError("never raised")) is None
+
+
+def test_a_child_named_by_init_says_its_name(caplog: pytest.LogCaptureFixture) -> None:
+    # Several children may share the master's stderr: each line says whose it is.
+    async def main() -> None:
+        child = Child()
+        child.register_handler("boom", lambda data: 1 / 0, inline=True)
+        async with serving(child) as master:
+            master.init("sequential", target="w7")
+            rid = master.request("boom")
+            assert (await master.response(rid)).status == 500
+
+    caplog.set_level(logging.DEBUG, logger="peepsy")
+    run(main())
+    [record] = records(caplog)
+    assert record.getMessage().startswith("handler for 'boom' on 'w7' (request ")
