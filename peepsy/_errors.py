@@ -229,9 +229,9 @@ class RemoteError(PeepsyError):
         return describe(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Its arguments are keywords, which Exception's own reduce does not keep.
-        keep = ("status", "payload", "action", "target", "group")
-        return (partial(type(self), self.message, **{k: getattr(self, k) for k in keep}), ())
+        # Exception's own reduce keeps neither its keyword arguments nor its cause.
+        kept = {k: getattr(self, k) for k in ("status", "payload", "action", "target", "group")}
+        return (partial(type(self), self.message, **kept), (), {"__cause__": self.__cause__})
 
     @property
     def remote_name(self) -> str | None:

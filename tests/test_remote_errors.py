@@ -136,6 +136,19 @@ def test_a_remote_error_copies_and_pickles(clone: Any) -> None:
     )
     assert again.payload == error.payload
     assert str(again) == str(error)
+    assert again.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    "clone", [copy.copy, copy.deepcopy, lambda e: pickle.loads(pickle.dumps(e))]
+)
+def test_a_copy_keeps_the_chained_remote_traceback(clone: Any) -> None:
+    error = error_from_wire(
+        failed(error="division by zero", errorPayload=payload(stack=STACK)), action="div"
+    )
+    again = clone(error)
+    assert isinstance(again.__cause__, RemoteTraceback)
+    assert str(again.__cause__) == str(error.__cause__)
 
 
 def test_relaying_a_remote_error_sends_its_own_text_not_the_description() -> None:
