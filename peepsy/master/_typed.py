@@ -49,7 +49,7 @@ class TypedData:
                 f"the data for {action!r} to {target!r} is not a valid "
                 f"{self.request_name} ({self.label}); nothing was sent",
             ) from None
-        except PydanticSerializationError as exc:
+        except (PydanticSerializationError, UnicodeError) as exc:  # bytes that are not UTF-8
             raise EncodeError(f"cannot write the request data of {action!r}: {exc}") from exc
 
     async def checked(self, call: Coroutine[Any, Any, Reply[Any]]) -> Reply[Any]:
