@@ -8,7 +8,7 @@ to the chosen worker's session. One attempt; retries wrap it (``RetryPolicy.run`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 from pydantic import MISSING
@@ -112,12 +112,14 @@ class Router:
         retries: int | None,
         priority: int | None,
         retry_statuses: Collection[int],
+        kind: type[_ReplyCall] | None = None,
     ) -> Coroutine[Any, Any, Any]:
         """See :meth:`Master.request`. The common case (a string action, without retries,
         to a running child by name or to a group with room) is sent here and now, and the
         caller awaits a small coroutine for its answer: one small frame per request.
         Anything else, and anything that fails, takes :meth:`_request`, so that every
-        error is raised where the caller awaits, as from any coroutine."""
+        error is raised where the caller awaits, as from any coroutine. ``kind`` is the
+        call sent at once (a typed master's checks its reply: :func:`checked_reply_call`)."""
         if (
             type(action) is str
             and retries is None
@@ -129,7 +131,7 @@ class Router:
                 timeout = self._timeout
             if type(timeout) is int and 0 < timeout <= MAX_TIMEOUT_MS:
                 try:
-                    call = self._send_now(action, target, data, timeout, priority)
+                    call = self._send_now(action, target, data, timeout, priority, kind)
                 except TypeError:  # an unhashable target: the slow path says which
                     call = None
                 if call is not None:
@@ -137,7 +139,13 @@ class Router:
         return self._request(action, target, data, timeout, retries, priority, retry_statuses)
 
     def _send_now(
-        self, action: str, target: str, data: Any, timeout: int, priority: int | None
+        self,
+        action: str,
+        target: str,
+        data: Any,
+        timeout: int,
+        priority: int | None,
+        kind: type[_ReplyCall] | None,
     ) -> _ReplyCall | None:
         """The call, sent, when it can go at once: to a running child outside any group,
         or to a group with a free slot and a running member. None otherwise, and when
@@ -155,7 +163,12 @@ class Router:
         if session is not None:
             try:
                 return session.call(
-                    action, data, timeout=timeout, priority=priority, slot=slot, kind=_ReplyCall
+                    action,
+                    data,
+                    timeout=timeout,
+                    priority=priority,
+                    slot=slot,
+                    kind=kind or _ReplyCall,
                 )
             except PeepsyError:
                 pass
@@ -329,3 +342,25 @@ class _ReplyCall(Call[Reply[Any]]):
 
 
 Coroutine.register(_ReplyCall)
+
+
+def checked_reply_call(check: Callable[[Reply[Any]], Reply[Any]]) -> type[_ReplyCall]:
+    """A :class:`_ReplyCall` whose successful reply passes through ``check`` (which may
+    replace it, or raise a :class:`~peepsy.PeepsyError` for the caller) as it settles:
+    a typed master's checked request costs no coroutine of its own either."""
+
+    class _CheckedReplyCall(_ReplyCall):
+        __slots__ = ()
+
+        def settle(self, event: ResponseReceived) -> None:
+            if event.status >= 400:
+                super().settle(event)
+                return
+            data = None if event.data is MISSING else event.data
+            reply = Reply(event.status, data, event.id, self.session.peer, self.action)
+            try:
+                self.set_result(check(reply))
+            except PeepsyError as exc:
+                self.set_exception(exc)
+
+    return _CheckedReplyCall

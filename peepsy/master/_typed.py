@@ -18,13 +18,14 @@ from pydantic_core import PydanticSerializationError
 
 from peepsy._actions import ActionLike
 from peepsy._errors import EncodeError, PeepsyError, PeepsyValidationError
+from peepsy.master._routing import checked_reply_call
 from peepsy.master._stats import Reply
 
 
 class TypedData:
     """The adapters of one ``(ReqT, RespT)`` pair; ``None`` for a side typed ``Any``."""
 
-    __slots__ = ("label", "request", "request_name", "response", "response_name")
+    __slots__ = ("label", "reply_kind", "request", "request_name", "response", "response_name")
 
     def __init__(self, request: Any, response: Any) -> None:
         self.request = None if _unchecked(request) else TypeAdapter[Any](request)
@@ -32,6 +33,8 @@ class TypedData:
         self.request_name = _type_name(request)
         self.response_name = _type_name(response)
         self.label = f"Master[{self.request_name}, {self.response_name}]"
+        #: What the router sends at once for this master: its reply checked as it lands.
+        self.reply_kind = None if self.response is None else checked_reply_call(self.check)
 
     def dump_request(self, action: str, target: str, data: Any) -> Any:
         """``data`` validated against ``ReqT`` and written as JSON data (a model to its
@@ -54,10 +57,12 @@ class TypedData:
 
     async def checked(self, call: Coroutine[Any, Any, Reply[Any]]) -> Reply[Any]:
         """The reply ``call`` resolves to, its data validated against ``RespT``."""
-        reply = await call
+        return self.check(await call)
+
+    def check(self, reply: Reply[Any]) -> Reply[Any]:
+        """``reply`` with its data validated against ``RespT`` (only called when typed)."""
         adapter = self.response
-        if adapter is None:
-            return reply
+        assert adapter is not None
         try:
             data = adapter.validate_python(reply.data)
         except ValidationError as exc:
@@ -98,8 +103,11 @@ def checked_request(
         data = typed.dump_request(action, target, data)
     except PeepsyError as exc:
         return _failing(exc)
-    # Sent now, as an unchecked request is; only its reply waits for the check.
-    return typed.checked(send(action, target, data, *args))
+    # Sent now, as an unchecked request is; only its reply waits for the check, made as
+    # the reply lands when the router sent it at once, else in a coroutine around it.
+    kind = typed.reply_kind
+    call = send(action, target, data, *args, kind)
+    return call if kind is None or isinstance(call, kind) else typed.checked(call)
 
 
 async def _failing(exc: BaseException) -> Any:

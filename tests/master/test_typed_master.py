@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 from typing_extensions import TypeVar
 
-from peepsy import Action, EncodeError, Master, PeepsyValidationError, Reply
+from peepsy import Action, EncodeError, Master, PeepsyValidationError, RemoteError, Reply
 from peepsy.master._typed import typed_data
 from tests.master._support import Farm, hold, run, until
 
@@ -235,5 +235,33 @@ def test_a_subclass_validates_its_replies() -> None:
             await farm.spawn(master, "w1")
             with pytest.raises(PeepsyValidationError, match="not a valid AddResult"):
                 await master.request("add", "w1", AddParams(a=1, b=2))
+
+    run(main())
+
+
+def test_replies_are_checked_on_the_slow_path_too() -> None:
+    async def main() -> None:
+        farm = Farm(auto=answer_sum)
+        async with Master[AddParams, AddResult](launcher=farm.launcher()) as master:
+            await farm.spawn(master, "w1")
+            # With retries the request takes the router's coroutine, not the call sent
+            # at once; the check wraps it.
+            reply = await master.request("add", "w1", AddParams(a=1, b=2), retries=1)
+            assert reply.data == AddResult(sum=3)
+            farm.peer("w1").auto = answer_text
+            with pytest.raises(PeepsyValidationError, match="not a valid AddResult"):
+                await master.request("add", "w1", AddParams(a=1, b=2), retries=1)
+
+    run(main())
+
+
+def test_a_failure_status_is_a_remote_error_as_ever() -> None:
+    async def main() -> None:
+        farm = Farm(auto=lambda peer, request: peer.reply_raw(request.id, 404, error="nope"))
+        async with Master[AddParams, AddResult](launcher=farm.launcher()) as master:
+            await farm.spawn(master, "w1")
+            with pytest.raises(RemoteError) as caught:
+                await master.request("add", "w1", AddParams(a=1, b=2))
+            assert caught.value.status == 404
 
     run(main())
