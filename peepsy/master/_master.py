@@ -366,10 +366,11 @@ class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
         # A plain method handing back the router's coroutine: the caller awaits one
         # coroutine per request, not two. An unsubscripted master pays one test for its
         # type arguments (found at its first request: Python records them after __init__).
-        typed, router = self._typed, self._router
-        if typed is None:
-            return router.request(action, target, data, timeout, retries, priority, retry_statuses)
-        if typed is UNRESOLVED:
-            typed = self._typed = typed_data(self, Master)
+        if self._typed is None:
+            return self._router.request(
+                action, target, data, timeout, retries, priority, retry_statuses
+            )
+        if self._typed is UNRESOLVED:
+            self._typed = typed_data(self, Master)
         args = (timeout, retries, priority, retry_statuses)
-        return checked_request(typed, router.request, action, target, data, *args)
+        return checked_request(self._typed, self._router.request, action, target, data, *args)

@@ -33,6 +33,45 @@ from peepsy.session import Call, RetryPolicy, Session, answer_of
 MAX_TIMEOUT_MS = 300_000
 
 
+class _ReplyCall(Call[Reply[Any]]):
+    """A call sent at once by :meth:`Router.request`, and what the caller awaits: it
+    settles with the caller's ``Reply``, or with the failure as an exception. It is
+    also a coroutine (``send``, ``throw``, ``close``), so that ``create_task`` and
+    ``asyncio.run`` take it as they take any ``request()``; awaiting it costs the
+    caller no coroutine of its own (a frame and about 200 bytes per request)."""
+
+    __slots__ = ()
+
+    def settle(self, event: ResponseReceived) -> None:
+        target = self.session.peer
+        if event.status >= 400:
+            self.set_exception(error_from_wire(event.response, action=self.action, target=target))
+        else:
+            data = event.data
+            status, rid, action = event.status, event.id, self.action
+            self.set_result(Reply(status, None if data is MISSING else data, rid, target, action))
+
+    # A Task drives a coroutine by send(None) until StopIteration: here, by yielding
+    # the call itself (a future the task then waits on) until it is done.
+    def send(self, value: None) -> _ReplyCall:
+        if self.done():
+            raise StopIteration(self.result())
+        self._asyncio_future_blocking = True
+        return self
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> _ReplyCall:
+        self.cancel()  # what a task throws in is its cancellation
+        if val is None:
+            val = typ() if isinstance(typ, type) else typ
+        raise val if tb is None else val.with_traceback(tb)
+
+    def close(self) -> None:
+        pass
+
+
+Coroutine.register(_ReplyCall)
+
+
 class Router:
     def __init__(
         self,
@@ -112,7 +151,7 @@ class Router:
         retries: int | None,
         priority: int | None,
         retry_statuses: Collection[int],
-        kind: type[_ReplyCall] | None = None,
+        kind: type[_ReplyCall] = _ReplyCall,
     ) -> Coroutine[Any, Any, Any]:
         """See :meth:`Master.request`. The common case (a string action, without retries,
         to a running child by name or to a group with room) is sent here and now, and the
@@ -145,7 +184,7 @@ class Router:
         data: Any,
         timeout: int,
         priority: int | None,
-        kind: type[_ReplyCall] | None,
+        kind: type[_ReplyCall],
     ) -> _ReplyCall | None:
         """The call, sent, when it can go at once: to a running child outside any group,
         or to a group with a free slot and a running member. None otherwise, and when
@@ -168,7 +207,7 @@ class Router:
                     timeout=timeout,
                     priority=priority,
                     slot=slot,
-                    kind=kind or _ReplyCall,
+                    kind=kind,
                 )
             except PeepsyError:
                 pass
@@ -303,45 +342,6 @@ def _wake(futures: list[asyncio.Future[None]]) -> None:
     for future in futures:
         if not future.done():
             future.set_result(None)
-
-
-class _ReplyCall(Call[Reply[Any]]):
-    """A call sent at once by :meth:`Router.request`, and what the caller awaits: it
-    settles with the caller's ``Reply``, or with the failure as an exception. It is
-    also a coroutine (``send``, ``throw``, ``close``), so that ``create_task`` and
-    ``asyncio.run`` take it as they take any ``request()``; awaiting it costs the
-    caller no coroutine of its own (a frame and about 200 bytes per request)."""
-
-    __slots__ = ()
-
-    def settle(self, event: ResponseReceived) -> None:
-        target = self.session.peer
-        if event.status >= 400:
-            self.set_exception(error_from_wire(event.response, action=self.action, target=target))
-        else:
-            data = event.data
-            status, rid, action = event.status, event.id, self.action
-            self.set_result(Reply(status, None if data is MISSING else data, rid, target, action))
-
-    # A Task drives a coroutine by send(None) until StopIteration: here, by yielding
-    # the call itself (a future the task then waits on) until it is done.
-    def send(self, value: None) -> _ReplyCall:
-        if self.done():
-            raise StopIteration(self.result())
-        self._asyncio_future_blocking = True
-        return self
-
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> _ReplyCall:
-        self.cancel()  # what a task throws in is its cancellation
-        if val is None:
-            val = typ() if isinstance(typ, type) else typ
-        raise val if tb is None else val.with_traceback(tb)
-
-    def close(self) -> None:
-        pass
-
-
-Coroutine.register(_ReplyCall)
 
 
 def checked_reply_call(check: Callable[[Reply[Any]], Reply[Any]]) -> type[_ReplyCall]:

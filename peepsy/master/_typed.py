@@ -106,8 +106,10 @@ def checked_request(
     # Sent now, as an unchecked request is; only its reply waits for the check, made as
     # the reply lands when the router sent it at once, else in a coroutine around it.
     kind = typed.reply_kind
+    if kind is None:
+        return send(action, target, data, *args)
     call = send(action, target, data, *args, kind)
-    return call if kind is None or isinstance(call, kind) else typed.checked(call)
+    return call if isinstance(call, kind) else typed.checked(call)
 
 
 async def _failing(exc: BaseException) -> Any:
