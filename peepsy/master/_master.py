@@ -353,6 +353,8 @@ class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
         :class:`~peepsy.PeepsyProcessError` when the child dies with the request in
         flight or is stopped or failed (for a group: every member is),
         :class:`TypeError` for an argument of the wrong type,
+        :class:`~peepsy.PeepsyValidationError` when a subscripted master's data (before
+        sending) or reply does not fit its type arguments,
         :class:`~peepsy.PeepsyNotFoundError` for an
         unknown target, :class:`~peepsy.protocol.InvalidResponse` at once when the
         child's answer is invalid (MSG-9), :class:`~peepsy.protocol.LineTooLongForPeer`
