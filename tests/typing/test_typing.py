@@ -216,6 +216,12 @@ def test_pass_api_runs_against_in_memory_children() -> None:
     typed_reply = out["typed_reply"]
     assert isinstance(typed_reply, Reply)
     assert typed_reply.data == "number 1"
+    # Master[AddParams, AddResult] holds an AddResult at run time, as mypy believes.
+    assert out["typed_model"] == 3
+    model_reply = out["typed_model_reply"]
+    assert isinstance(model_reply, Reply)
+    assert type(model_reply.data) is AddResult
+    assert model_reply.data == AddResult(sum=7)
     events = out["events"]
     assert isinstance(events, list)
     assert [type(e).__name__ for e in events] == ["SpawnEvent"] * 3
