@@ -346,7 +346,7 @@ def _wake(futures: list[asyncio.Future[None]]) -> None:
 
 def checked_reply_call(check: Callable[[Reply[Any]], Reply[Any]]) -> type[_ReplyCall]:
     """A :class:`_ReplyCall` whose successful reply passes through ``check`` (which may
-    replace it, or raise a :class:`~peepsy.PeepsyError` for the caller) as it settles:
+    replace it, or raise for the caller) as it settles:
     a typed master's checked request costs no coroutine of its own either."""
 
     class _CheckedReplyCall(_ReplyCall):
@@ -359,8 +359,12 @@ def checked_reply_call(check: Callable[[Reply[Any]], Reply[Any]]) -> type[_Reply
             data = None if event.data is MISSING else event.data
             reply = Reply(event.status, data, event.id, self.session.peer, self.action)
             try:
-                self.set_result(check(reply))
-            except PeepsyError as exc:
+                checked = check(reply)
+            except Exception as exc:  # a model's own validator may raise anything
+                # The caller's, not the session's: whatever the check raises fails only
+                # this request, where it is awaited.
                 self.set_exception(exc)
+            else:
+                self.set_result(checked)
 
     return _CheckedReplyCall

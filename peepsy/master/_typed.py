@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from peepsy._actions import ActionLike
-from peepsy._errors import EncodeError, PeepsyError, PeepsyValidationError
+from peepsy._errors import EncodeError, PeepsyValidationError
 from peepsy.master._routing import checked_reply_call
 from peepsy.master._stats import Reply
 
@@ -101,7 +101,7 @@ def checked_request(
         return send(action, target, data, *args)
     try:
         data = typed.dump_request(action, target, data)
-    except PeepsyError as exc:
+    except Exception as exc:  # a model's own validator may raise anything
         return _failing(exc)
     # Sent now, as an unchecked request is; only its reply waits for the check, made as
     # the reply lands when the router sent it at once, else in a coroutine around it.

@@ -7,7 +7,7 @@ import asyncio
 from typing import Annotated, Any, Generic
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from typing_extensions import TypeVar
 
 from peepsy import Action, EncodeError, Master, PeepsyValidationError, RemoteError, Reply
@@ -265,3 +265,37 @@ def test_a_failure_status_is_a_remote_error_as_ever() -> None:
             assert caught.value.status == 404
 
     run(main())
+
+
+class Picky(BaseModel):
+    value: int
+
+    @field_validator("value")
+    @classmethod
+    def refuse(cls, value: int) -> int:
+        if value == 13:
+            raise KeyError("unlucky")  # not a ValueError: pydantic lets it through
+        return value
+
+
+def test_a_validator_raising_anything_fails_only_its_request() -> None:
+    async def main() -> None:
+        farm = Farm()
+        async with Master[Picky, Picky](launcher=farm.launcher()) as master:
+            peer = await farm.spawn(master, "w1")
+            pending = master.request("echo", "w1", {"value": 13})  # type: ignore[call-overload]
+            with pytest.raises(KeyError, match="unlucky"):
+                await pending
+            assert peer.requests == []
+            # A reply that makes the validator raise fails that request only.
+            peer.auto = lambda peer, request: peer.reply(request, data={"value": 13})
+            with pytest.raises(KeyError, match="unlucky"):
+                await master.request("echo", "w1", Picky(value=1))
+            peer.auto = answer_value
+            assert (await master.request("echo", "w1", Picky(value=2))).data == Picky(value=2)
+
+    run(main())
+
+
+def answer_value(peer: Any, request: Any) -> None:
+    peer.reply(request, data=request.data)
