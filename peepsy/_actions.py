@@ -250,9 +250,13 @@ class TypedDecorator(Protocol[Req, Resp]):
     """What ``@handler(action)`` returns for a typed action: the decorated function keeps
     its sync or async signature."""
 
+    # Sync first, as in register_handler: mypy reports a function that fits neither
+    # against the first overload, and a wrong plain function must not be told that it
+    # should return an Awaitable. (A wrong coroutine function is then shown against the
+    # plain signature, with its Coroutine[..., WrongType] next to the expected type.)
+    @overload
+    def __call__(self, fn: Callable[[Req], Resp]) -> Callable[[Req], Resp]: ...
     @overload
     def __call__(
         self, fn: Callable[[Req], Awaitable[Resp]]
     ) -> Callable[[Req], Awaitable[Resp]]: ...
-    @overload
-    def __call__(self, fn: Callable[[Req], Resp]) -> Callable[[Req], Resp]: ...
