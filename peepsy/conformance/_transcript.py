@@ -89,6 +89,7 @@ class Outcome:
 
     @property
     def failed(self) -> bool:
+        """Whether the verdict fails the run: ``fail``, ``error`` or ``timeout``."""
         return self.verdict in ("fail", "error", "timeout")
 
 
