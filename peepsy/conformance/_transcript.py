@@ -48,6 +48,10 @@ class TranscriptError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
+    """One check, as loaded from its ``.ndjson`` file: its id, the requirements it enforces,
+    its level and severity, and the steps to play against the worker
+    (conformance/README.md describes the format)."""
+
     check: str
     requirement: tuple[str, ...]
     level: Level

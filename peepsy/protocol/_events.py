@@ -28,6 +28,7 @@ from peepsy.protocol._generated import (
 
 class Role(enum.Enum):
     """Which end of a channel: the master, which starts children, or a child."""
+
     MASTER = "master"
     CHILD = "child"
 
@@ -150,21 +151,29 @@ class CancelReceived:
 
 @dataclass(frozen=True, slots=True)
 class InitReceived:
+    """The master's INIT came (a child receives it)."""
+
     message: Init
 
 
 @dataclass(frozen=True, slots=True)
 class ReadyReceived:
+    """The child's READY came, answering INIT (a master receives it)."""
+
     message: Ready
 
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatReceived:
+    """A HEARTBEAT came from the child."""
+
     message: Heartbeat
 
 
 @dataclass(frozen=True, slots=True)
 class ShutdownReceived:
+    """The master's SHUTDOWN came: finish, or abandon, the work in progress and exit."""
+
     message: Shutdown
 
 

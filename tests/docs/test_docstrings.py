@@ -7,13 +7,15 @@ defines), and for each class defined in peepsy the public methods, properties,
 classmethods and staticmethods of the classes of its MRO that peepsy defines.
 
 A class must have its own docstring (one inherited from a base says nothing about the
-subclass). A method may inherit its base's: an implementation of ``Transport.send``
-does what the interface says. Fields of pydantic models are documented by their class
-(and, for the generated models, by the schema's descriptions), not one by one.
+subclass, and the signature ``@dataclass`` fills in is not one). A method may inherit
+its base's: an implementation of ``ChildTransport.kill`` does what the interface says.
+Fields of pydantic models and dataclasses are documented by their class (and, for the
+generated models, by the schema's descriptions), not one by one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import importlib
 import inspect
@@ -54,8 +56,12 @@ def ours(obj: object) -> bool:
 
 def own_doc(cls: type) -> str | None:
     doc = cls.__dict__.get("__doc__")
-    if isinstance(doc, str) and issubclass(cls, enum.Enum) and doc.startswith("An enumeration"):
+    if not isinstance(doc, str):
         return None
+    if issubclass(cls, enum.Enum) and doc.startswith("An enumeration"):
+        return None
+    if dataclasses.is_dataclass(cls) and doc.startswith(f"{cls.__name__}("):
+        return None  # the signature @dataclass writes in, not a description
     return doc if isinstance(doc, str) and doc.strip() else None
 
 
@@ -70,9 +76,7 @@ def members(cls: type) -> Iterator[tuple[str, object]]:
             seen.add(name)
             if isinstance(value, staticmethod | classmethod):
                 yield name, value.__func__
-            elif isinstance(value, property):
-                yield name, value
-            elif inspect.isfunction(value):
+            elif isinstance(value, property) or inspect.isfunction(value):
                 yield name, value
 
 
