@@ -16,6 +16,7 @@ import pytest
 
 from tests._paths import ROOT
 from tests.docs.test_docstrings import public_modules, public_names
+from tools.griffe_roles import plain
 from tools.mkdocs_hooks import REPOSITORY, repository_url, rewrite
 
 pytest.importorskip("mkdocs")
@@ -45,6 +46,9 @@ def test_the_site_builds_strictly(site: Path) -> None:
     # A link out of docs/ became a repository URL (the site holds docs/ only).
     protocol = (site / "protocol" / "index.html").read_text(encoding="utf-8")
     assert f'href="{REPOSITORY}/blob/main/schema/init.json"' in protocol
+    # Sphinx roles in docstrings were turned into code, not printed.
+    for page in (site / "api").rglob("*.html"):
+        assert ":class:" not in page.read_text(encoding="utf-8"), page
 
 
 def test_every_public_name_has_an_entry_in_the_api_reference(site: Path) -> None:
@@ -87,3 +91,8 @@ def test_a_link_to_a_missing_file_is_reported() -> None:
     assert f"[a]({REPOSITORY}/blob/main/schema/nope.json#x)" in text
     assert f"[b]({REPOSITORY}/blob/main/README.md)" in text
     assert "[c](guide.md)" in text
+
+
+def test_sphinx_roles_read_as_code() -> None:
+    text = ":class:`Master`, :meth:`~peepsy.Master.request` and :func:`peepsy.encode`"
+    assert plain(text) == "`Master`, `request` and `peepsy.encode`"
