@@ -68,7 +68,10 @@ def test_every_public_name_has_an_entry_in_the_api_reference(site: Path) -> None
         for path in [f"{module.__name__}.{name}"]
         if not exported[id(getattr(module, name))] & anchors
     )
-    assert missing == [], "not rendered on any page of docs/api/: " + ", ".join(missing)
+    assert missing == [], (
+        "not rendered on any page of docs/api/ (give a new module a page with a "
+        "`::: module` block, and put it in mkdocs.yml's nav): " + ", ".join(missing)
+    )
 
 
 @pytest.mark.parametrize(
