@@ -351,12 +351,14 @@ class LineTooLong(RemoteProtocolError):
 
 class TruncatedLine(RemoteProtocolError):
     """The stream ended inside a line: bytes after the last newline (FRAME-2)."""
+
     code = "PEEPSY_TRUNCATED_LINE"
     rule = "FRAME-2"
 
 
 class InvalidJson(RemoteProtocolError):
     """A line is not one JSON object (FRAME-3)."""
+
     code = "PEEPSY_INVALID_JSON"
     rule = "FRAME-3"
 
@@ -364,12 +366,14 @@ class InvalidJson(RemoteProtocolError):
 class InvalidMessage(RemoteProtocolError):
     """A JSON object that is not a valid message: a field missing or of the wrong type
     (MSG-2)."""
+
     code = "PEEPSY_INVALID_MESSAGE"
     rule = "MSG-2"
 
 
 class UnknownMessageType(InvalidMessage):
     """A message whose ``type`` the protocol does not know (MSG-5)."""
+
     code = "PEEPSY_UNKNOWN_TYPE"
     rule = "MSG-5"
 
@@ -377,12 +381,14 @@ class UnknownMessageType(InvalidMessage):
 class UnexpectedMessage(RemoteProtocolError):
     """A valid message the peer's role may not send, or not now (MSG-6): a RESPONSE from
     a master, say."""
+
     code = "PEEPSY_UNEXPECTED_MESSAGE"
     rule = "MSG-6"
 
 
 class DuplicateRequestId(RemoteProtocolError):
     """A REQUEST reusing the id of one still in progress (ID-2)."""
+
     code = "PEEPSY_DUPLICATE_ID"
     rule = "ID-2"
 
