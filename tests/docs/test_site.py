@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests._paths import ROOT
-from tests.docs.test_docstrings import public_modules, public_names
+from tests.docs.test_docstrings import members, ours, public_modules, public_names
 from tools.griffe_roles import plain
 from tools.mkdocs_hooks import REPOSITORY, repository_url, rewrite
 
@@ -72,6 +72,25 @@ def test_every_public_name_has_an_entry_in_the_api_reference(site: Path) -> None
         "not rendered on any page of docs/api/ (give a new module a page with a "
         "`::: module` block, and put it in mkdocs.yml's nav): " + ", ".join(missing)
     )
+
+
+def test_the_api_reference_shows_the_members_of_each_class(site: Path) -> None:
+    anchors: set[str] = set()
+    for page in (site / "api").rglob("*.html"):
+        anchors |= set(ANCHOR.findall(page.read_text(encoding="utf-8")))
+    missing: list[str] = []
+    shown = 0
+    for module in public_modules():
+        for name in public_names(module):
+            obj = getattr(module, name)
+            path = f"{module.__name__}.{name}"
+            if not (isinstance(obj, type) and ours(obj)) or path not in anchors:
+                continue
+            listed = [f"{path}.{m}" for m, _ in members(obj)]
+            missing += [m for m in listed if m not in anchors]
+            shown += len(listed)
+    assert shown > 100  # the classes were found on the pages, with their members
+    assert missing == [], "members the API reference leaves out: " + ", ".join(missing)
 
 
 @pytest.mark.parametrize(
