@@ -48,7 +48,9 @@ def test_the_site_builds_strictly(site: Path) -> None:
     assert f'href="{REPOSITORY}/blob/main/schema/init.json"' in protocol
     # Sphinx roles in docstrings were turned into code, not printed.
     for page in (site / "api").rglob("*.html"):
-        assert ":class:" not in page.read_text(encoding="utf-8"), page
+        html = page.read_text(encoding="utf-8")
+        assert ":class:" not in html, page
+        assert "<p>::</p>" not in html, page
 
 
 def test_every_public_name_has_an_entry_in_the_api_reference(site: Path) -> None:
@@ -118,3 +120,5 @@ def test_a_link_to_a_missing_file_is_reported() -> None:
 def test_sphinx_roles_read_as_code() -> None:
     text = ":class:`Master`, :meth:`~peepsy.Master.request` and :func:`peepsy.encode`"
     assert plain(text) == "`Master`, `request` and `peepsy.encode`"
+    literal = "Use it::\n\n    run()\n\nOr:\n\n::\n\n    go()\n"
+    assert plain(literal) == "Use it:\n\n    run()\n\nOr:\n\n\n    go()\n"
