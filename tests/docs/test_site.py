@@ -16,7 +16,6 @@ import pytest
 
 from tests._paths import ROOT
 from tests.docs.test_docstrings import members, ours, public_modules, public_names
-from tools.griffe_roles import plain
 from tools.mkdocs_hooks import REPOSITORY, repository_url, rewrite
 
 pytest.importorskip("mkdocs")
@@ -118,6 +117,8 @@ def test_a_link_to_a_missing_file_is_reported() -> None:
 
 
 def test_sphinx_roles_read_as_code() -> None:
+    from tools.griffe_roles import plain  # griffe comes with mkdocstrings, checked above
+
     text = ":class:`Master`, :meth:`~peepsy.Master.request` and :func:`peepsy.encode`"
     assert plain(text) == "`Master`, `request` and `peepsy.encode`"
     literal = "Use it::\n\n    run()\n\nOr:\n\n::\n\n    go()\n"
