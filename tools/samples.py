@@ -61,8 +61,9 @@ class Sample:
 
     name: str
     doc: str
-    #: The command, run from the repository's root (``python`` is this interpreter);
-    #: empty when ``render`` makes the text instead.
+    #: The command, run from the repository's root, or from a scratch folder holding
+    #: ``files`` (``python`` is this interpreter, first on the PATH too); empty when
+    #: ``render`` makes the text instead.
     argv: tuple[str, ...] = ()
     status: int = 0
     #: Check ids whose progress lines are shown; None: every progress line.
@@ -81,7 +82,7 @@ class Sample:
 def _benchmark_table() -> str:
     # Not re-run (it takes minutes and its numbers are the machine's): the table is
     # rendered again from the run's JSON, which the page links, by the benchmark's code.
-    from benchmarks import report  # noqa: PLC0415  (tools need not import benchmarks)
+    from benchmarks import report  # noqa: PLC0415  (only this sample needs it)
 
     result = json.loads((ROOT / "docs" / "performance-run.json").read_text(encoding="utf-8"))
     return report.table(result)
@@ -90,6 +91,9 @@ def _benchmark_table() -> str:
 CONFORMANCE = ("python", "-m", "peepsy.conformance")
 DEAD = 'import sys; print("starting"); sys.exit("fatal: no config file at /etc/w.conf")'
 NO_400 = ("conformance/mutants/mutant.py", "--mutation", "no-400")
+FIRST_WORKER = (
+    """echo '{"type":"REQUEST","id":"1","action":"add","data":{"a":1,"b":2}}' | python worker.py"""
+)
 SAMPLES: tuple[Sample, ...] = (
     Sample(
         "reference",
@@ -157,18 +161,8 @@ SAMPLES: tuple[Sample, ...] = (
     Sample(
         "first-worker",
         "docs/guide.md",
-        (
-            "sh",
-            "-c",
-            "echo '"
-            + json.dumps(
-                {"type": "REQUEST", "id": "1", "action": "add", "data": {"a": 1, "b": 2}},
-                separators=(",", ":"),
-            )
-            + "' | python worker.py",
-        ),
-        prompt='$ echo \'{"type":"REQUEST","id":"1","action":"add",'
-        '"data":{"a":1,"b":2}}\' | python worker.py',
+        ("sh", "-c", FIRST_WORKER),
+        prompt=f"$ {FIRST_WORKER}",
         files=(("examples/worker.py", "worker.py"),),
     ),
     Sample("benchmark", "docs/performance.md", render=_benchmark_table),
