@@ -32,13 +32,24 @@ PYDANTIC = {"model_post_init"}
 
 
 def public_modules() -> list[ModuleType]:
-    modules = [peepsy]
-    for info in pkgutil.walk_packages(peepsy.__path__, "peepsy."):
-        parts = info.name.split(".")
-        if any(part.startswith("_") for part in parts) or parts[-1] == "conftest":
-            continue
-        modules.append(importlib.import_module(info.name))
-    return modules
+    """peepsy and its public modules, found by walking its public packages (private
+    ones, such as peepsy._data, are neither imported nor entered)."""
+    found: list[ModuleType] = []
+
+    def walk(package: ModuleType) -> None:
+        found.append(package)
+        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            last = info.name.rsplit(".", 1)[-1]
+            if last.startswith("_") or last == "conftest":
+                continue
+            module = importlib.import_module(info.name)
+            if info.ispkg:
+                walk(module)
+            else:
+                found.append(module)
+
+    walk(peepsy)
+    return found
 
 
 def public_names(module: ModuleType) -> list[str]:
