@@ -124,6 +124,8 @@ class PeepsyValidationError(PeepsyError):
     def from_pydantic(
         cls, exc: ValidationError, *, action: str, what: str
     ) -> PeepsyValidationError:
+        """The error for pydantic's ``exc`` about ``what`` (``"request data"``, say) of
+        ``action``, with one :class:`Issue` per problem, each at its JSON path."""
         # Not at the top: peepsy.protocol imports this module.
         from peepsy.protocol._codec import json_path  # noqa: PLC0415
 
@@ -235,16 +237,20 @@ class RemoteError(PeepsyError):
 
     @property
     def remote_name(self) -> str | None:
+        """The peer's name for its error (``errorPayload.name``, e.g. ``"ValueError"``), if it
+        sent one."""
         return None if self.payload is None else self.payload.name
 
     @property
     def remote_code(self) -> str | None:
+        """The peer's code for its error (``errorPayload.code``), if it sent one."""
         if self.payload is None or self.payload.code is MISSING:
             return None
         return self.payload.code
 
     @property
     def details(self) -> Any:
+        """The peer's structured details about its error (``errorPayload.details``), if any."""
         if self.payload is None or self.payload.details is MISSING:
             return None
         return self.payload.details
@@ -363,31 +369,45 @@ class LineTooLong(RemoteProtocolError):
 
 
 class TruncatedLine(RemoteProtocolError):
+    """The stream ended inside a line: bytes after the last newline (FRAME-2)."""
+
     code = "PEEPSY_TRUNCATED_LINE"
     rule = "FRAME-2"
 
 
 class InvalidJson(RemoteProtocolError):
+    """A line is not one JSON object (FRAME-3)."""
+
     code = "PEEPSY_INVALID_JSON"
     rule = "FRAME-3"
 
 
 class InvalidMessage(RemoteProtocolError):
+    """A JSON object that is not a valid message: a field missing or of the wrong type
+    (MSG-2)."""
+
     code = "PEEPSY_INVALID_MESSAGE"
     rule = "MSG-2"
 
 
 class UnknownMessageType(InvalidMessage):
+    """A message whose ``type`` the protocol does not know (MSG-5)."""
+
     code = "PEEPSY_UNKNOWN_TYPE"
     rule = "MSG-5"
 
 
 class UnexpectedMessage(RemoteProtocolError):
+    """A valid message the peer's role may not send, or not now (MSG-6): a RESPONSE from
+    a master, say."""
+
     code = "PEEPSY_UNEXPECTED_MESSAGE"
     rule = "MSG-6"
 
 
 class DuplicateRequestId(RemoteProtocolError):
+    """A REQUEST reusing the id of one still in progress (ID-2)."""
+
     code = "PEEPSY_DUPLICATE_ID"
     rule = "ID-2"
 

@@ -144,6 +144,8 @@ class Server:
         return cap is None or self.running < cap
 
     def accept(self, event: RequestReceived) -> None:
+        """Take a received request: run it, queue it, or answer it at once (404 for an
+        unknown action, 503 while shutting down, ...)."""
         if self.closing:
             self._respond(event.id, None, self._refusal(), False)
             return
