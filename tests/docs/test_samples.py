@@ -25,6 +25,11 @@ NOT_OUTPUT = {
     ("docs/conformance.md", "# conformance-expected.txt"): "a file's content",
     ("docs/guide.md", "PeepsyError"): "the error tree, held by tests/test_errors_tree.py",
     ("README.md", "master -> child   {"): "the protocol, drawn",
+    # Run in a real child and compared there (they need a failing worker and a caller).
+    ("docs/guide.md", "handler for 'div' on 'w1'"): "held by tests/docs/test_guide_errors.py",
+    ("docs/guide.md", 'peepsy._errors.RemoteTraceback: """'): (
+        "held by tests/docs/test_guide_errors.py"
+    ),
 }
 
 
