@@ -1,0 +1,231 @@
+"""The conformance suite as pytest items: ``pytest --peepsy-worker CMD`` (or the ini
+option) collects one item per check, and each reports its check's verdict.
+
+Each test runs pytest inside pytest (``pytester``) on a worker that does not import
+peepsy (conformance/mutants/mutant.py), selecting a few checks with ``-k``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tomllib
+
+import pytest
+
+from peepsy.conformance._checks import GLOBAL_CHECKS
+from peepsy.conformance._schemas import builtin_transcripts
+from peepsy.conformance._suite import load_all
+from tests.conformance.test_mutants import MUTANTS
+from tests.plugin._support import MUTANT, ROOT, command, plugin_args
+
+pytest_plugins = ["pytester"]
+
+
+def outcomes(result: pytest.RunResult) -> dict[str, str]:
+    """Each conformance item's outcome, by check id."""
+    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+    out: dict[str, str] = {}
+    for report in reports:
+        if report.nodeid.startswith("peepsy-conformance::") and (
+            report.when == "call" or report.outcome != "passed"
+        ):
+            out[report.nodeid.split("::", 1)[1]] = report.outcome
+    return out
+
+
+def test_the_entry_point_is_declared() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["entry-points"]["pytest11"] == {"peepsy": "peepsy.pytest_plugin"}
+
+
+def test_one_item_per_check_named_by_its_id(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(
+        *plugin_args(), "--peepsy-worker", command(MUTANT), "--collect-only", "-q"
+    )
+    checks = [t.check for t in load_all([builtin_transcripts()])]
+    checks += [g.check for g in GLOBAL_CHECKS]
+    listed = [line for line in result.outlines if line.startswith("peepsy-conformance::")]
+    assert listed == [f"peepsy-conformance::{c}" for c in checks]
+    assert result.ret == 0  # collecting starts no worker: nothing to fail
+
+
+def test_verdicts_map_to_pytest_outcomes(pytester: pytest.Pytester) -> None:
+    """fail -> failed with the check's diff; warn -> passed with a ConformanceWarning;
+    a level the worker does not offer -> skipped with the reason; pass -> passed."""
+    worker = command(MUTANT, "--mutation", "wrong-id")
+    selection = "resp.unknown-action or cancel.one-answer or msg.schema-valid"
+    # This test's own run makes warnings errors (filterwarnings): not the inner run's.
+    keep = "default::peepsy.testing.ConformanceWarning"
+    result = pytester.runpytest(
+        *plugin_args(), "--peepsy-worker", worker, "-k", selection, "-rs", "-W", keep
+    )
+    assert outcomes(result) == {
+        "resp.unknown-action": "failed",
+        "resp.unknown-action-text": "passed",
+        "cancel.one-answer": "skipped",
+        "msg.schema-valid": "passed",
+    }
+    result.stdout.fnmatch_lines(
+        [
+            "*resp.unknown-action: *",
+            '*at $.id: expected "u1", got "not-u1"*',
+            "*unknown-action-text.ndjson:1: ConformanceWarning: resp.unknown-action-text (RESP-7)*",
+            "*peepsy conformance*",
+            "levels: core: not reached (1 failing)*",
+            "SKIPPED *one-answer.ndjson:1: cancel level not offered*",
+        ]
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_a_warning_fails_where_warnings_are_errors(pytester: pytest.Pytester) -> None:
+    worker = command(MUTANT, "--mutation", "wrong-id")
+    result = pytester.runpytest(
+        *plugin_args(),
+        "--peepsy-worker",
+        worker,
+        "-k",
+        "resp.unknown-action-text",
+        "-W",
+        "error::peepsy.testing.ConformanceWarning",
+    )
+    assert outcomes(result) == {"resp.unknown-action-text": "failed"}
+    result.stdout.fnmatch_lines(["*(a warning, raised)", "*verdict warn; requirement RESP-7*"])
+
+
+def test_a_worker_without_the_profile_skips_the_profile_checks(
+    pytester: pytest.Pytester,
+) -> None:
+    """Level-dependent checks are skipped with the reason, never failed (here: a 1.0
+    worker, which is never sent CANCEL, and --peepsy-level core)."""
+    worker = command(MUTANT, "--protocol", "1.0")
+    result = pytester.runpytest(
+        *plugin_args(), "--peepsy-worker", worker, "-k", "cancel.one-answer or profile.echo-legacy"
+    )
+    assert outcomes(result) == {"cancel.one-answer": "skipped", "profile.echo-legacy": "passed"}
+    result = pytester.runpytest(
+        *plugin_args(), "--peepsy-worker", worker, "--peepsy-level", "core", "-k", "profile.echo-legacy"
+    )
+    assert outcomes(result) == {"profile.echo-legacy": "skipped"}
+    result.stdout.fnmatch_lines(["*1 skipped*"])
+
+
+@pytest.mark.parametrize("mutation", ["crlf", "crash-on-bad-json"])
+def test_a_broken_worker_fails_exactly_the_checks_meant_for_it(
+    pytester: pytest.Pytester, mutation: str
+) -> None:
+    case = MUTANTS[mutation]
+    chosen = sorted(case.fails | case.passes)
+    result = pytester.runpytest(
+        *plugin_args(),
+        "--peepsy-worker",
+        command(MUTANT, "--mutation", mutation),
+        "-k",
+        " or ".join(chosen),
+    )
+    got = {check: o for check, o in outcomes(result).items() if check in chosen}
+    assert got == {c: "failed" if c in case.fails else "passed" for c in chosen}
+
+
+def test_the_ini_option_runs_a_worker_from_the_ini_files_folder(
+    pytester: pytest.Pytester,
+) -> None:
+    shutil.copy(MUTANT, pytester.path / "my_worker.py")
+    pytester.makeini(
+        f"""
+        [pytest]
+        peepsy_worker = {sys.executable} my_worker.py
+        peepsy_level = core
+        peepsy_timeout_scale = 2
+        """
+    )
+    elsewhere = pytester.mkdir("elsewhere")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(elsewhere)
+        result = pytester.runpytest(*plugin_args(), "-k", "resp.unknown-action")
+    assert outcomes(result) == {"resp.unknown-action": "passed", "resp.unknown-action-text": "passed"}
+    result.stdout.fnmatch_lines(["peepsy worker: * my_worker.py (in *)"])
+
+
+def test_the_ini_option_can_be_turned_off(pytester: pytest.Pytester) -> None:
+    pytester.makeini(f"[pytest]\npeepsy_worker = {command(MUTANT)}\npeepsy_conformance = false\n")
+    pytester.makepyfile("def test_mine():\n    pass\n")
+    result = pytester.runpytest(*plugin_args())
+    result.assert_outcomes(passed=1)
+    result = pytester.runpytest(*plugin_args(), "--peepsy-worker", command(MUTANT))
+    result.assert_outcomes(passed=1)  # the ini turns the items off whoever names the worker
+
+
+def test_no_conformance_option(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_mine():\n    pass\n")
+    result = pytester.runpytest(
+        *plugin_args(), "--peepsy-worker", command(MUTANT), "--peepsy-no-conformance"
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_without_a_worker_the_plugin_adds_nothing_and_imports_nothing_heavy(
+    pytester: pytest.Pytester,
+) -> None:
+    """A project that has peepsy installed but configures no worker: no items, no
+    header line, and neither the suite nor the master is imported."""
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_nothing_heavy_was_imported():
+            heavy = {"peepsy.conformance", "peepsy.master", "peepsy.testing", "jsonschema"}
+            assert heavy.isdisjoint(sys.modules)
+        """
+    )
+    result = pytester.runpytest_subprocess(*plugin_args(), timeout=120)
+    result.assert_outcomes(passed=1)
+    assert "peepsy worker" not in result.stdout.str()
+
+
+def test_a_worker_that_cannot_start_fails_every_chosen_check(pytester: pytest.Pytester) -> None:
+    """Nothing was checked, which is no pass and no skip."""
+    missing = str(pytester.path / "no-such-worker")
+    result = pytester.runpytest(*plugin_args(), "--peepsy-worker", missing, "-k", "resp.unknown")
+    assert set(outcomes(result).values()) == {"failed"}
+    result.stdout.fnmatch_lines(["*the suite cannot run*"])
+
+
+def test_a_worker_that_dies_at_start_up_fails_with_its_stderr(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(dying="import sys\nsys.exit('I give up')\n")
+    worker = command(pytester.path / "dying.py")
+    result = pytester.runpytest(*plugin_args(), "--peepsy-worker", worker, "-k", "resp.unknown")
+    assert set(outcomes(result).values()) == {"failed"}
+    result.stdout.fnmatch_lines(["*the worker cannot be checked*", "*I give up*"])
+
+
+@pytest.mark.parametrize(
+    ("ini", "error"),
+    [
+        ("peepsy_level = highest", "*peepsy_level: 'highest' is not one of*"),
+        ("peepsy_mode = parallel", "*peepsy_mode: 'parallel' is not sequential or concurrent*"),
+        ("peepsy_transport = tcp", "*peepsy_transport: 'tcp' is not stdio or node-ipc*"),
+        ("peepsy_timeout_scale = slow", "*peepsy_timeout_scale: not a number*"),
+    ],
+)
+def test_bad_settings_are_usage_errors(pytester: pytest.Pytester, ini: str, error: str) -> None:
+    pytester.makeini(f"[pytest]\npeepsy_worker = {command(MUTANT)}\n{ini}\n")
+    result = pytester.runpytest(*plugin_args())
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([error])
+
+
+def test_an_empty_worker_command_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(*plugin_args(), "--peepsy-worker", " ")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*peepsy_worker: the worker command is empty*"])
+
+
+def test_an_invalid_extra_transcript_is_a_collection_error(pytester: pytest.Pytester) -> None:
+    bad = pytester.makefile(".ndjson", bad='{"check": "x"}\n')
+    result = pytester.runpytest(
+        *plugin_args(), "--peepsy-worker", command(MUTANT), "--peepsy-transcripts", str(bad)
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*invalid transcript*"])
