@@ -12,6 +12,7 @@ by the hook or fixture that needs them, and a run that configures no worker coll
 nothing here and starts nothing.
 """
 
+# ruff: noqa: PLC0415 - every peepsy import is in the hook or fixture that needs it
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from peepsy.testing._conformance import ConformanceCollector, Settings
 
 _LEVELS = ("auto", "core", "profile", "cancel")
-_KEY = pytest.StashKey["ConformanceCollector"]()
+_KEY: pytest.StashKey[ConformanceCollector] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

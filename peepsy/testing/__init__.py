@@ -40,7 +40,7 @@ class ConformanceWarning(UserWarning):
 def __getattr__(name: str) -> Any:
     # syrupy is optional: imported when the extension is asked for, not with the module.
     if name == "WireSnapshotExtension":
-        from peepsy.testing._snapshot import WireSnapshotExtension
+        from peepsy.testing._snapshot import WireSnapshotExtension  # noqa: PLC0415
 
         return WireSnapshotExtension
     raise AttributeError(f"module 'peepsy.testing' has no attribute {name!r}")

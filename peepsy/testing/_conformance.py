@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from peepsy.conformance._checks import GLOBAL_CHECKS
+from peepsy.conformance._cli_args import default_jobs
+from peepsy.conformance._levels import levels_line
 from peepsy.conformance._report import side_by_side
 from peepsy.conformance._schemas import builtin_transcripts
 from peepsy.conformance._suite import (
@@ -200,7 +202,7 @@ def _run_suite(run: _Run, checks: Sequence[str]) -> None:
         builtin=s.builtin,
         timeout_scale=s.timeout_scale,
         transport=s.transport,
-        jobs=s.jobs or _default_jobs(),
+        jobs=s.jobs or default_jobs(),
     )
     try:
         result = asyncio.run(run_suite(options))
@@ -211,12 +213,6 @@ def _run_suite(run: _Run, checks: Sequence[str]) -> None:
         return
     run.result = result
     run.outcomes = {o.check: o for o in result.outcomes}
-
-
-def _default_jobs() -> int:
-    from peepsy.conformance._cli_args import default_jobs
-
-    return default_jobs()
 
 
 def explain(outcome: Outcome, width: int = 100) -> str:
@@ -230,9 +226,7 @@ def explain(outcome: Outcome, width: int = 100) -> str:
     ]
     if outcome.message:
         lines.append(f"  {outcome.message}")
-    lines += [
-        f"  at {m.path}: expected {m.expected}, got {m.actual}" for m in outcome.mismatches
-    ]
+    lines += [f"  at {m.path}: expected {m.expected}, got {m.actual}" for m in outcome.mismatches]
     if outcome.expected is not None or outcome.actual is not None:
         lines += [f"  {row}" for row in side_by_side(outcome.expected, outcome.actual, width)]
     if outcome.trace:
@@ -246,8 +240,6 @@ def explain(outcome: Outcome, width: int = 100) -> str:
 
 def summary_lines(run: _Run) -> list[str]:
     """What the session's run learnt of the worker, for the terminal summary."""
-    from peepsy.conformance._levels import levels_line
-
     result = run.result
     if result is None:
         return []

@@ -57,7 +57,7 @@ class WorkerHarness:
         return self._master
 
     async def _start(self) -> Master[Any, Any]:
-        from peepsy.master import Master
+        from peepsy.master import Master  # noqa: PLC0415 - loaded with the first worker
 
         master: Master[Any, Any] = Master(**self._options)
         return await master.__aenter__()
@@ -65,10 +65,7 @@ class WorkerHarness:
     def run(self, awaitable: Awaitable[T]) -> T:
         """Awaits ``awaitable`` on the master's loop, for at most ``limit`` seconds
         (then :class:`TimeoutError`)."""
-        return self._runner.run(self._bounded(awaitable))
-
-    async def _bounded(self, awaitable: Awaitable[T]) -> T:
-        return await asyncio.wait_for(awaitable, self.limit)
+        return self._runner.run(_bounded(awaitable, self.limit))
 
     def spawn(
         self,
@@ -101,12 +98,19 @@ class WorkerHarness:
         try:
             if self._master is not None:
                 master, self._master = self._master, None
-                self.run(master.__aexit__(None, None, None))
+                # Its own bound: shutting down a busy worker takes its grace periods, and
+                # a test that lowered ``limit`` must still leave no process behind.
+                limit = max(self.limit, DEFAULT_LIMIT_S)
+                self._runner.run(_bounded(master.__aexit__(None, None, None), limit))
         finally:
             self._runner.close()
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
                 self._tmp = None
+
+
+async def _bounded(awaitable: Awaitable[T], limit: float) -> T:
+    return await asyncio.wait_for(awaitable, limit)
 
 
 @dataclass(frozen=True, slots=True)

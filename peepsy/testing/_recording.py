@@ -98,18 +98,18 @@ class WireRecording(Sequence[bytes]):
                 body = str(event["line"]).encode("utf-8", "surrogatepass")
             else:  # not UTF-8: the tap kept its bytes as hex
                 body = bytes.fromhex(str(event.get("hex", "")))
-            body = _masked(body, heartbeats, mask, ids)
-            if body is None:
+            kept = _masked(body, heartbeats, mask, ids)
+            if kept is None:
                 continue
             if sent:
-                body = (b"master: " if direction == "to-worker" else b"worker: ") + body
-            lines.append(body if event.get("partial") else body + b"\n")
+                kept = (b"master: " if direction == "to-worker" else b"worker: ") + kept
+            lines.append(kept if event.get("partial") else kept + b"\n")
         return cls(lines)
 
     @classmethod
     def load(cls, path: str | Path, **options: Any) -> WireRecording:
         """A raw recording file, as the tap wrote it (see :meth:`from_events`)."""
-        from peepsy.conformance._record_files import read_events
+        from peepsy.conformance._record_files import read_events  # noqa: PLC0415 - the suite
 
         return cls.from_events(read_events(Path(path)), **options)
 

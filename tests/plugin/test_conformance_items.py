@@ -105,7 +105,13 @@ def test_a_worker_without_the_profile_skips_the_profile_checks(
     )
     assert outcomes(result) == {"cancel.one-answer": "skipped", "profile.echo-legacy": "passed"}
     result = pytester.runpytest(
-        *plugin_args(), "--peepsy-worker", worker, "--peepsy-level", "core", "-k", "profile.echo-legacy"
+        *plugin_args(),
+        "--peepsy-worker",
+        worker,
+        "--peepsy-level",
+        "core",
+        "-k",
+        "profile.echo-legacy",
     )
     assert outcomes(result) == {"profile.echo-legacy": "skipped"}
     result.stdout.fnmatch_lines(["*1 skipped*"])
@@ -144,7 +150,10 @@ def test_the_ini_option_runs_a_worker_from_the_ini_files_folder(
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(elsewhere)
         result = pytester.runpytest(*plugin_args(), "-k", "resp.unknown-action")
-    assert outcomes(result) == {"resp.unknown-action": "passed", "resp.unknown-action-text": "passed"}
+    assert outcomes(result) == {
+        "resp.unknown-action": "passed",
+        "resp.unknown-action-text": "passed",
+    }
     result.stdout.fnmatch_lines(["peepsy worker: * my_worker.py (in *)"])
 
 
