@@ -147,7 +147,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     from peepsy.testing._conformance import summary_lines
 
     terminalreporter.section("peepsy conformance")
-    for line in summary_lines(collector.run):
+    for line in summary_lines(collector.run.result):
         terminalreporter.write_line(line)
 
 

@@ -238,11 +238,8 @@ def explain(outcome: Outcome, width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def summary_lines(run: _Run) -> list[str]:
+def summary_lines(result: SuiteResult) -> list[str]:
     """What the session's run learnt of the worker, for the terminal summary."""
-    result = run.result
-    if result is None:
-        return []
     return [
         f"worker: {shlex.join(result.worker)}",
         f"mode:   {result.mode} (from {result.mode_source})",

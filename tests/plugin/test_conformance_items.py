@@ -16,6 +16,8 @@ import pytest
 from peepsy.conformance._checks import GLOBAL_CHECKS
 from peepsy.conformance._schemas import builtin_transcripts
 from peepsy.conformance._suite import load_all
+from peepsy.conformance._transcript import Outcome
+from peepsy.testing import _conformance
 from tests.conformance.test_mutants import MUTANTS
 from tests.plugin._support import MUTANT, ROOT, command, plugin_args
 
@@ -54,7 +56,7 @@ def test_verdicts_map_to_pytest_outcomes(pytester: pytest.Pytester) -> None:
     """fail -> failed with the check's diff; warn -> passed with a ConformanceWarning;
     a level the worker does not offer -> skipped with the reason; pass -> passed."""
     worker = command(MUTANT, "--mutation", "wrong-id")
-    selection = "resp.unknown-action or cancel.one-answer or msg.schema-valid"
+    selection = "resp.unknown-action or cancel.one-answer or msg.schema-valid or sent-only"
     # This test's own run makes warnings errors (filterwarnings): not the inner run's.
     keep = "default::peepsy.testing.ConformanceWarning"
     result = pytester.runpytest(
@@ -65,6 +67,7 @@ def test_verdicts_map_to_pytest_outcomes(pytester: pytest.Pytester) -> None:
         "resp.unknown-action-text": "passed",
         "cancel.one-answer": "skipped",
         "msg.schema-valid": "passed",
+        "cancel.sent-only-when-allowed": "skipped",  # no run sent a REQUEST: untestable
     }
     result.stdout.fnmatch_lines(
         [
@@ -74,6 +77,7 @@ def test_verdicts_map_to_pytest_outcomes(pytester: pytest.Pytester) -> None:
             "*peepsy conformance*",
             "levels: core: not reached (1 failing)*",
             "SKIPPED *one-answer.ndjson:1: cancel level not offered*",
+            "SKIPPED *peepsy-conformance:1: not testable: no REQUEST or CANCEL*",
         ]
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -238,3 +242,62 @@ def test_an_invalid_extra_transcript_is_a_collection_error(pytester: pytest.Pyte
     )
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*invalid transcript*"])
+
+
+def test_ctrl_c_in_the_suite_stops_pytest(pytester: pytest.Pytester) -> None:
+    """SIGINT in the suite (run_suite raises Interrupted, its workers killed) stops the
+    whole pytest run as a Ctrl-C does; in a process of its own, as pytest then exits."""
+    pytester.makeconftest(
+        """
+        from peepsy.conformance._suite import Interrupted, SuiteResult
+        from peepsy.testing import _conformance
+
+        async def interrupted(*args):
+            raise Interrupted(SuiteResult())
+
+        _conformance.run_suite = interrupted
+        """
+    )
+    worker = command(MUTANT)
+    result = pytester.runpytest_subprocess(
+        *plugin_args(), "--peepsy-worker", worker, "-k", "resp", timeout=120
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
+
+
+def test_an_error_that_is_no_verdict_is_shown_as_pytest_would(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        def pytest_runtest_call(item):
+            raise RuntimeError("not the check's doing")
+        """
+    )
+    worker = command(MUTANT)
+    result = pytester.runpytest(*plugin_args(), "--peepsy-worker", worker, "-k", "resp.unknown")
+    result.stdout.fnmatch_lines(["E * RuntimeError: not the check's doing"])
+
+
+def test_explain_says_what_a_check_has() -> None:
+    bare = Outcome("x.y", ("REQ-1",), "core", "MUST", "d", "fail")
+    assert _conformance.explain(bare) == "  verdict fail; requirement REQ-1 (MUST); level core"
+    full = Outcome(
+        "x.y",
+        ("REQ-1",),
+        "core",
+        "MUST",
+        "d",
+        "timeout",
+        message="no answer",
+        trace=["1.0 ms -> {}\n"],
+        stderr="boom\n",
+        source="x.ndjson",
+    )
+    assert _conformance.explain(full).splitlines() == [
+        "  verdict timeout; requirement REQ-1 (MUST); level core; x.ndjson",
+        "  no answer",
+        "  wire log:",
+        "    1.0 ms -> {}",
+        "  worker stderr (end):",
+        "    boom",
+    ]

@@ -111,6 +111,12 @@ def test_a_real_worker_recorded_through_the_tap() -> None:
         assert worker.request("echo", {"x": 1}).data == {"x": 1}
         recording = worker.recording()
         assert recording == worker.recording()  # stopped once, read twice
+        other = harness.spawn(WORKER, record=True)  # a second tap file, same folder
+        assert other.tap is not None
+        assert worker.tap is not None
+        assert other.tap.parent == worker.tap.parent
+        assert other.tap != worker.tap
+    assert len(recording) == 2, recording
     ready, response = recording.messages()
     assert ready["type"] == "READY"
     assert ready["pid"] == "<pid>"
