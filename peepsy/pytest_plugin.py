@@ -50,6 +50,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--peepsy-timeout-scale", type=float, help="multiply every check's budget")
     group.addoption("--peepsy-jobs", type=int, metavar="N", help="checks run at once")
     group.addoption(
+        "--peepsy-expected-failures",
+        metavar="FILE",
+        help="check ids expected to fail, one per line (# comments): xfailed while they"
+        " fail, failed as stale once they pass",
+    )
+    group.addoption(
         "--peepsy-no-conformance",
         action="store_true",
         help="no conformance items (the peepsy_worker fixture still uses the worker)",
@@ -60,6 +66,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("peepsy_transport", "stdio (default) or node-ipc", "string", "stdio")
     parser.addini("peepsy_transcripts", "more transcripts to run", "paths")
     parser.addini("peepsy_timeout_scale", "multiply every check's budget", "string", "1")
+    parser.addini("peepsy_expected_failures", "check ids expected to fail (a file)", "paths")
     parser.addini("peepsy_conformance", "collect the conformance items", "bool", True)
 
 
@@ -106,6 +113,12 @@ def _settings(config: pytest.Config) -> Settings | None:
     if not argv:
         raise pytest.UsageError("peepsy_worker: the worker command is empty")
     transcripts: Sequence[str | Path] = pick("transcripts")
+    expected = config.getoption("peepsy_expected_failures")
+    listed = (
+        Path(config.invocation_params.dir, expected)
+        if expected
+        else next(iter(config.getini("peepsy_expected_failures")), None)
+    )
     return Settings(
         argv=argv,
         cwd=command[1],
@@ -115,6 +128,8 @@ def _settings(config: pytest.Config) -> Settings | None:
         transcripts=tuple(Path(p) for p in transcripts),
         timeout_scale=scale,
         jobs=config.getoption("peepsy_jobs") or 0,
+        expected_failures=listed,
+        expected=Settings.read_expected(listed) if listed else frozenset(),
     )
 
 
@@ -142,13 +157,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     collector = config.stash.get(_KEY, None)
-    if collector is None or collector.run is None or collector.run.result is None:
+    if collector is None or collector.run is None:
         return
     from peepsy.testing._conformance import summary_lines
 
-    terminalreporter.section("peepsy conformance")
-    for line in summary_lines(collector.run.result):
-        terminalreporter.write_line(line)
+    lines = summary_lines(collector.run)
+    if lines:
+        terminalreporter.section("peepsy conformance")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pytest
 from peepsy.conformance._checks import GLOBAL_CHECKS
 from peepsy.conformance._cli_args import default_jobs
 from peepsy.conformance._levels import levels_line
-from peepsy.conformance._report import side_by_side
+from peepsy.conformance._report import load_expectations, side_by_side
 from peepsy.conformance._schemas import builtin_transcripts
 from peepsy.conformance._suite import (
     Interrupted,
@@ -56,6 +56,16 @@ class Settings:
     builtin: bool = True
     timeout_scale: float = 1.0
     jobs: int = 0
+    #: The expected-failures file (the CLI's --expected-failures), or None, and its ids.
+    expected_failures: Path | None = None
+    expected: frozenset[str] = frozenset()
+
+    @staticmethod
+    def read_expected(path: Path) -> frozenset[str]:
+        try:
+            return load_expectations(path.read_text(encoding="utf-8")).ids
+        except (OSError, UnicodeDecodeError) as exc:
+            raise pytest.UsageError(f"peepsy_expected_failures: {exc}") from None
 
     @staticmethod
     def split(command: str) -> tuple[str, ...]:
@@ -70,6 +80,8 @@ class _Run:
     result: SuiteResult | None = None
     error: str = ""
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    #: The listed expected failures that name no check.
+    unknown: tuple[str, ...] = ()
 
 
 class ConformanceCollector(pytest.Collector):
@@ -87,6 +99,8 @@ class ConformanceCollector(pytest.Collector):
         except TranscriptError as exc:
             raise self.CollectError(f"invalid transcript:\n{exc}") from None
         run = self.run = _Run(self.settings)
+        known = {t.check for t in transcripts} | {g.check for g in GLOBAL_CHECKS}
+        run.unknown = tuple(sorted(self.settings.expected - known))
         for t in transcripts:
             item = CheckItem.from_parent(self, name=t.check)
             item.setup_check(run, t.level, t.requirement, t.description, t.source)
@@ -125,6 +139,8 @@ class CheckItem(pytest.Item):
         outcome = self._outcome()
         self.outcome = outcome
         verdict = outcome.verdict
+        if self.name in self.run.settings.expected:
+            self._expected_failure(outcome)
         if verdict == "pass":
             return
         if verdict == "warn":
@@ -143,6 +159,17 @@ class CheckItem(pytest.Item):
             prefix = "" if message.startswith("not testable") else "not testable: "
             raise _skip(prefix + message)
         raise CheckFailed(explain(outcome))
+
+    def _expected_failure(self, outcome: Outcome) -> None:
+        """A listed check, as the CLI judges it: failing or warning is tolerated
+        (xfailed); passing is stale, and fails, so that the list shrinks."""
+        where = self.run.settings.expected_failures
+        if outcome.verdict in ("fail", "error", "timeout", "warn"):
+            pytest.xfail(f"listed in {where}: {outcome.message}")
+        if outcome.verdict == "pass":
+            raise CheckFailed(
+                f"STALE: listed in {where} as an expected failure, but it passes; remove it"
+            )
 
     def _outcome(self) -> Outcome:
         run = self.run
@@ -238,10 +265,16 @@ def explain(outcome: Outcome, width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def summary_lines(result: SuiteResult) -> list[str]:
+def summary_lines(run: _Run) -> list[str]:
     """What the session's run learnt of the worker, for the terminal summary."""
-    return [
-        f"worker: {shlex.join(result.worker)}",
-        f"mode:   {result.mode} (from {result.mode_source})",
-        f"levels: {levels_line(result)}",
+    lines = [
+        f"{run.settings.expected_failures}: no check is called {check!r}" for check in run.unknown
     ]
+    result = run.result
+    if result is not None:
+        lines += [
+            f"worker: {shlex.join(result.worker)}",
+            f"mode:   {result.mode} (from {result.mode_source})",
+            f"levels: {levels_line(result)}",
+        ]
+    return lines

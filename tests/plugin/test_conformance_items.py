@@ -32,7 +32,8 @@ def outcomes(result: pytest.RunResult) -> dict[str, str]:
         if report.nodeid.startswith("peepsy-conformance::") and (
             report.when == "call" or report.outcome != "passed"
         ):
-            out[report.nodeid.split("::", 1)[1]] = report.outcome
+            xfailed = hasattr(report, "wasxfail")
+            out[report.nodeid.split("::", 1)[1]] = "xfailed" if xfailed else report.outcome
     return out
 
 
@@ -301,3 +302,45 @@ def test_explain_says_what_a_check_has() -> None:
         "  worker stderr (end):",
         "    boom",
     ]
+
+
+def test_expected_failures_are_xfailed_and_stale_ones_fail(pytester: pytest.Pytester) -> None:
+    """As the CLI's --expected-failures: a listed check that fails is tolerated; one that
+    passes fails as stale, so that the list shrinks as the worker is fixed."""
+    pytester.makefile(
+        ".txt",
+        expected="frame.no-crlf  # CR LF for now\nresp.unknown-action\nno.such-check\n"
+        "profile.echo-legacy\n",
+    )
+    pytester.makeini(
+        f"[pytest]\npeepsy_worker = {command(MUTANT, '--mutation', 'crlf')}\n"
+        "peepsy_expected_failures = expected.txt\npeepsy_level = core\n"
+    )
+    selection = "frame.no-crlf or resp.unknown-action or profile.echo-legacy"
+    result = pytester.runpytest(*plugin_args(), "-k", selection)
+    assert outcomes(result) == {
+        "frame.no-crlf": "xfailed",
+        "resp.unknown-action": "failed",
+        "resp.unknown-action-text": "passed",
+        "profile.echo-legacy": "skipped",  # skipped says nothing either way, as in the CLI
+    }
+    result.stdout.fnmatch_lines(
+        [
+            "*STALE: listed in *expected.txt as an expected failure, but it passes; remove it",
+            "*expected.txt: no check is called 'no.such-check'",
+        ]
+    )
+
+
+def test_an_unreadable_expected_failures_file_is_a_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest(
+        *plugin_args(),
+        "--peepsy-worker",
+        command(MUTANT),
+        "--peepsy-expected-failures",
+        "missing.txt",
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*peepsy_expected_failures: *missing.txt*"])
