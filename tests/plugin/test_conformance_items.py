@@ -344,3 +344,12 @@ def test_an_unreadable_expected_failures_file_is_a_usage_error(
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*peepsy_expected_failures: *missing.txt*"])
+
+
+def test_an_ini_value_given_with_o_runs_in_the_rootdir(pytester: pytest.Pytester) -> None:
+    """``-o peepsy_worker=...`` without an ini file: the worker runs in the rootdir."""
+    shutil.copy(MUTANT, pytester.path / "my_worker.py")
+    worker = f"peepsy_worker={sys.executable} my_worker.py"
+    result = pytester.runpytest(*plugin_args(), "-o", worker, "-k", "resp.unknown-action-text")
+    assert outcomes(result) == {"resp.unknown-action-text": "passed"}
+    result.stdout.fnmatch_lines([f"peepsy worker: * my_worker.py (in {pytester.path})"])
