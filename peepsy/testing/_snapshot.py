@@ -4,6 +4,7 @@ extension is asked for (``peepsy.testing.WireSnapshotExtension``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 try:
@@ -27,6 +28,7 @@ class WireSnapshotExtension(SingleFileSnapshotExtension):
     file_extension = "ndjson"
 
     def serialize(self, data: Any, **kwargs: Any) -> bytes:
+        """The bytes to store: a recording's lines, or ``bytes`` of whole lines."""
         if isinstance(data, WireRecording):
             return bytes(data)
         if not isinstance(data, bytes):
@@ -36,3 +38,11 @@ class WireSnapshotExtension(SingleFileSnapshotExtension):
         if not data.endswith(b"\n"):
             raise ValueError(f"a wire snapshot is whole lines, each ending in a newline: {data!r}")
         return data
+
+    def diff_lines(self, serialized_data: Any, snapshot_data: Any) -> Iterator[str]:
+        """A diff line by line, as text: syrupy shows ``bytes`` as one long repr."""
+        yield from super().diff_lines(_text(serialized_data), _text(snapshot_data))
+
+
+def _text(data: Any) -> Any:
+    return data.decode("utf-8", "backslashreplace") if isinstance(data, bytes) else data

@@ -4,6 +4,7 @@ stored by syrupy byte for byte."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -147,6 +148,13 @@ def test_the_snapshot_extension_stores_bytes_and_fails_on_a_change(
     pytester.makepyfile(test_wire=test.format(worker=WORKER, data='{"n": 2}'))
     result = pytester.runpytest(*plugin_args())
     result.assert_outcomes(failed=1)
+    # The diff is line by line, as text: not one long repr of bytes.
+    result.stdout.fnmatch_lines(
+        [
+            '*- {"type":"RESPONSE","id":"m1","status":200,"data":{"n":1}}',
+            '*+ {"type":"RESPONSE","id":"m1","status":200,"data":{"n":2}}',
+        ]
+    )
 
 
 def test_the_extension_takes_whole_lines() -> None:
@@ -159,6 +167,8 @@ def test_the_extension_takes_whole_lines() -> None:
         extension.serialize("x\n")
     with pytest.raises(ValueError, match="whole lines"):
         extension.serialize(b"x")
+    diff = "\n".join(extension.diff_lines(b"a\n\xff\n", "a\nb\n"))
+    assert "+ \\xff" in re.sub(r"\x1b\[[0-9;]*m", "", diff)  # colours aside
 
 
 def test_an_unknown_name_of_the_testing_module() -> None:
