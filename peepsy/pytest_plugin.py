@@ -47,6 +47,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="more transcripts to run (a directory or a file); repeatable",
     )
+    group.addoption(
+        "--peepsy-no-builtin",
+        action="store_true",
+        help="run only the --peepsy-transcripts given, not the bundled checks",
+    )
     group.addoption("--peepsy-timeout-scale", type=float, help="multiply every check's budget")
     group.addoption("--peepsy-jobs", type=int, metavar="N", help="checks run at once")
     group.addoption(
@@ -65,6 +70,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("peepsy_mode", "sequential or concurrent (default: from READY)", "string")
     parser.addini("peepsy_transport", "stdio (default) or node-ipc", "string", "stdio")
     parser.addini("peepsy_transcripts", "more transcripts to run", "paths")
+    parser.addini("peepsy_builtin", "run the bundled checks (default true)", "bool", True)
     parser.addini("peepsy_timeout_scale", "multiply every check's budget", "string", "1")
     parser.addini("peepsy_expected_failures", "check ids expected to fail (a file)", "paths")
     parser.addini("peepsy_conformance", "collect the conformance items", "bool", True)
@@ -126,6 +132,7 @@ def _settings(config: pytest.Config) -> Settings | None:
         mode=mode,
         transport=transport,
         transcripts=tuple(Path(p) for p in transcripts),
+        builtin=not config.getoption("peepsy_no_builtin") and bool(config.getini("peepsy_builtin")),
         timeout_scale=scale,
         jobs=config.getoption("peepsy_jobs") or 0,
         expected_failures=listed,

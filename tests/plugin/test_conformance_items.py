@@ -353,3 +353,22 @@ def test_an_ini_value_given_with_o_runs_in_the_rootdir(pytester: pytest.Pytester
     result = pytester.runpytest(*plugin_args(), "-o", worker, "-k", "resp.unknown-action-text")
     assert outcomes(result) == {"resp.unknown-action-text": "passed"}
     result.stdout.fnmatch_lines([f"peepsy worker: * my_worker.py (in {pytester.path})"])
+
+
+def test_own_transcripts_alone(pytester: pytest.Pytester) -> None:
+    """--peepsy-transcripts with --peepsy-no-builtin: a project's own checks only (the
+    checks that watch every run come with them)."""
+    mine = ROOT / "conformance" / "transcripts" / "core" / "unknown-action.ndjson"
+    result = pytester.runpytest(
+        *plugin_args(),
+        "--peepsy-worker",
+        command(MUTANT),
+        "--peepsy-transcripts",
+        str(mine),
+        "--peepsy-no-builtin",
+        "--collect-only",
+        "-q",
+    )
+    listed = [line for line in result.outlines if line.startswith("peepsy-conformance::")]
+    assert listed[0] == "peepsy-conformance::resp.unknown-action"
+    assert len(listed) == 1 + len(GLOBAL_CHECKS)
