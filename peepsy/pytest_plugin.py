@@ -15,6 +15,7 @@ nothing here and starts nothing.
 # ruff: noqa: PLC0415 - every peepsy import is in the hook or fixture that needs it
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,8 +115,13 @@ def _settings(config: pytest.Config) -> Settings | None:
     try:
         scale = float(pick("timeout_scale"))
     except ValueError:
-        raise pytest.UsageError("peepsy_timeout_scale: not a number") from None
-    argv = Settings.split(command[0])
+        scale = math.nan
+    if not (math.isfinite(scale) and scale > 0):
+        raise pytest.UsageError("peepsy_timeout_scale: not a positive number")
+    try:
+        argv = Settings.split(command[0])
+    except ValueError as exc:  # an unclosed quote
+        raise pytest.UsageError(f"peepsy_worker: {exc}: {command[0]}") from None
     if not argv:
         raise pytest.UsageError("peepsy_worker: the worker command is empty")
     transcripts: Sequence[str | Path] = pick("transcripts")

@@ -1,9 +1,10 @@
 """The conformance suite as pytest items: one item per check, named by its id.
 
 The suite runs once per session, on the first conformance item pytest runs, for exactly
-the checks that survived selection (``-k``, ``--deselect``): the checks share a probe of
-the worker and run several at a time, which a run per item would lose (48 probes, one
-check at a time). Every item then reports its own check's verdict. The plugin module
+the checks that survived selection (``-k``, ``--deselect``): the checks share one probe
+of the worker and run several at a time, which a run per item would lose (a probe per
+check, one check at a time: minutes rather than seconds for the whole suite). Every
+item then reports its own check's verdict. The plugin module
 (``peepsy.pytest_plugin``) imports this module only when a worker is configured.
 """
 

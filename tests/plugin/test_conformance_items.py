@@ -220,7 +220,8 @@ def test_a_worker_that_dies_at_start_up_fails_with_its_stderr(pytester: pytest.P
         ("peepsy_level = highest", "*peepsy_level: 'highest' is not one of*"),
         ("peepsy_mode = parallel", "*peepsy_mode: 'parallel' is not sequential or concurrent*"),
         ("peepsy_transport = tcp", "*peepsy_transport: 'tcp' is not stdio or node-ipc*"),
-        ("peepsy_timeout_scale = slow", "*peepsy_timeout_scale: not a number*"),
+        ("peepsy_timeout_scale = slow", "*peepsy_timeout_scale: not a positive number*"),
+        ("peepsy_timeout_scale = -1", "*peepsy_timeout_scale: not a positive number*"),
     ],
 )
 def test_bad_settings_are_usage_errors(pytester: pytest.Pytester, ini: str, error: str) -> None:
@@ -230,10 +231,19 @@ def test_bad_settings_are_usage_errors(pytester: pytest.Pytester, ini: str, erro
     result.stderr.fnmatch_lines([error])
 
 
-def test_an_empty_worker_command_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest(*plugin_args(), "--peepsy-worker", " ")
+@pytest.mark.parametrize(
+    ("worker", "error"),
+    [
+        (" ", "*peepsy_worker: the worker command is empty*"),
+        ("node 'my worker.js", "*peepsy_worker: No closing quotation: node 'my worker.js"),
+    ],
+)
+def test_a_worker_command_that_is_no_command_is_a_usage_error(
+    pytester: pytest.Pytester, worker: str, error: str
+) -> None:
+    result = pytester.runpytest(*plugin_args(), "--peepsy-worker", worker)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*peepsy_worker: the worker command is empty*"])
+    result.stderr.fnmatch_lines([error])
 
 
 def test_an_invalid_extra_transcript_is_a_collection_error(pytester: pytest.Pytester) -> None:
