@@ -9,7 +9,7 @@ from typing import Any
 
 try:
     from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
-except ImportError as exc:  # pragma: no cover - the tests run with syrupy installed
+except ImportError as exc:
     raise ImportError(
         "peepsy.testing.WireSnapshotExtension needs syrupy: pip install syrupy"
     ) from exc

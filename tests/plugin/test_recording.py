@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from typing import Any
 
@@ -176,3 +177,23 @@ def test_an_unknown_name_of_the_testing_module() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         _ = peepsy.testing.nothing
+
+
+def test_without_syrupy_the_extension_says_what_to_install() -> None:
+    """syrupy is optional: recordings work without it, the extension says what is missing."""
+    code = (
+        "import sys; sys.modules['syrupy'] = None\n"
+        "from peepsy.testing import WireRecording\n"
+        "WireRecording([b'x\\n'])\n"
+        "try:\n"
+        "    from peepsy.testing import WireSnapshotExtension\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert (
+        run.stdout.strip()
+        == "peepsy.testing.WireSnapshotExtension needs syrupy: pip install syrupy"
+    )
