@@ -57,6 +57,14 @@ def test_the_examples_of_the_testing_page_run_as_shown(pytester: pytest.Pytester
     assert ran == 4
 
 
+def test_every_python_block_compiles() -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    python = [b["code"] for b in BLOCK.finditer(text) if b["lang"] == "python"]
+    assert len(python) >= 4
+    for code in python:
+        compile(code, str(PAGE), "exec")
+
+
 def test_the_conformance_guide_points_here() -> None:
     guide = (ROOT / "docs" / "conformance.md").read_text(encoding="utf-8")
     assert "(testing.md)" in guide
