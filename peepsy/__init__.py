@@ -18,26 +18,26 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from peepsy._errors import (
-    EncodeError,
-    HandlerError,
-    LocalProtocolError,
-    PeepsyCancelledError,
-    PeepsyError,
-    PeepsyNotFoundError,
-    PeepsyProcessError,
-    PeepsyShutdownError,
-    PeepsyTimeoutError,
-    PeepsyValidationError,
-    ProtocolError,
-    RemoteError,
-    RemoteProtocolError,
-    RemoteTraceback,
-)
-from peepsy.protocol import PROTOCOL_VERSION
-
+# Even the errors load on first use: the pytest plugin (peepsy.pytest_plugin) is imported
+# by every pytest run where peepsy is installed, and must not cost those runs pydantic.
 if TYPE_CHECKING:
     from peepsy._actions import Action
+    from peepsy._errors import (
+        EncodeError,
+        HandlerError,
+        LocalProtocolError,
+        PeepsyCancelledError,
+        PeepsyError,
+        PeepsyNotFoundError,
+        PeepsyProcessError,
+        PeepsyShutdownError,
+        PeepsyTimeoutError,
+        PeepsyValidationError,
+        ProtocolError,
+        RemoteError,
+        RemoteProtocolError,
+        RemoteTraceback,
+    )
     from peepsy._failures import error_from_wire, error_to_wire
     from peepsy.child import Child
     from peepsy.master import (
@@ -57,11 +57,27 @@ if TYPE_CHECKING:
         StalledEvent,
         StuckEvent,
     )
+    from peepsy.protocol import PROTOCOL_VERSION
     from peepsy.session._context import RequestContext, current_request
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "EncodeError": "peepsy._errors",
+    "HandlerError": "peepsy._errors",
+    "LocalProtocolError": "peepsy._errors",
+    "PeepsyCancelledError": "peepsy._errors",
+    "PeepsyError": "peepsy._errors",
+    "PeepsyNotFoundError": "peepsy._errors",
+    "PeepsyProcessError": "peepsy._errors",
+    "PeepsyShutdownError": "peepsy._errors",
+    "PeepsyTimeoutError": "peepsy._errors",
+    "PeepsyValidationError": "peepsy._errors",
+    "ProtocolError": "peepsy._errors",
+    "RemoteError": "peepsy._errors",
+    "RemoteProtocolError": "peepsy._errors",
+    "RemoteTraceback": "peepsy._errors",
+    "PROTOCOL_VERSION": "peepsy.protocol",
     "Action": "peepsy._actions",
     "error_from_wire": "peepsy._failures",
     "error_to_wire": "peepsy._failures",
