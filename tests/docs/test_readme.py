@@ -104,3 +104,18 @@ def test_the_package_urls_point_into_the_repository() -> None:
 def test_a_broken_repository_link_is_caught(url: str) -> None:
     with pytest.raises(AssertionError):
         repo_path(url)
+
+
+def test_the_guide_states_the_dependency_floors_that_pyproject_declares() -> None:
+    # Users of an existing application read the floors in the guide's install section;
+    # pyproject's comment says why each is what it is. Neither may drift from the other.
+    guide = (ROOT / "docs" / "guide.md").read_text(encoding="utf-8")
+    floors = {}
+    for dep in PROJECT["dependencies"]:
+        found = re.fullmatch(r"([a-z-]+)>=([0-9.]+)(?:,<\d+)?", dep)
+        assert found, dep
+        floors[found[1]] = found[2]
+    assert set(floors) == {"pydantic", "msgspec", "typing-extensions"}
+    stated = " ".join(guide.split("## Installing", 1)[1].split("\n## ", 1)[0].split())
+    for name, version in floors.items():
+        assert f"{name} {version}" in stated, (name, version)
