@@ -56,7 +56,9 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """``python -m build``, exactly as a release is made: the sdist, then the wheel built
     from the unpacked sdist, each in its own isolated build environment."""
     out = tmp_path_factory.mktemp("dist")
-    sh(PYTHON, "-m", "build", "--outdir", out, ROOT)
+    built = run(PYTHON, "-m", "build", "--outdir", out, ROOT)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "Building wheel from sdist" in built.stderr, built.stderr  # build's progress
     [sdist] = out.glob("peepsy-*.tar.gz")
     [wheel] = out.glob("peepsy-*.whl")
     return sdist, wheel
