@@ -32,6 +32,7 @@ from peepsy._errors import (
     ProtocolError,
     RemoteError,
     RemoteProtocolError,
+    RemoteTraceback,
 )
 from peepsy.protocol import PROTOCOL_VERSION
 
@@ -127,6 +128,7 @@ __all__ = [
     "RecoveredEvent",
     "RemoteError",
     "RemoteProtocolError",
+    "RemoteTraceback",
     "ReplacedEvent",
     "Reply",
     "RequestContext",
