@@ -95,7 +95,7 @@ def test_the_sdist_holds_the_sources_of_truth_and_no_symlink(dist: tuple[Path, P
     for folder in DATA:
         missing = source_files(folder) - names
         assert not missing, missing
-    assert {"pyproject.toml", "README.md", "LICENSE", "peepsy/py.typed"} <= names
+    assert {"pyproject.toml", "README.md", "LICENSE", "mkdocs.yml", "peepsy/py.typed"} <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
