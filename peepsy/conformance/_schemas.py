@@ -11,8 +11,26 @@ from typing import Any
 
 
 def data_dir() -> Path:
-    """schema/ and conformance/ as shipped (symlinked into the package in a checkout)."""
-    return Path(str(files("peepsy"))) / "_data"
+    """The folder that holds schema/ and conformance/: inside the package when installed
+    from a wheel, the repository's top otherwise (a checkout or an editable install)."""
+    return find_data_dir(Path(str(files("peepsy"))))
+
+
+def find_data_dir(package: Path) -> Path:
+    """Where schema/ and conformance/ are for the ``peepsy`` package at ``package``.
+
+    One rule for every way peepsy is installed: a wheel carries them in ``_data/``; a
+    source tree keeps them beside the package, where they are the source of truth (no
+    copy, no symlink to go stale). Neither is an install that lost its data, said plainly
+    rather than as a missing transcript deep in a run.
+    """
+    for candidate in (package / "_data", package.parent):
+        if (candidate / "schema").is_dir() and (candidate / "conformance").is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"peepsy's schemas and transcripts are missing: neither {package / '_data'} nor "
+        f"{package.parent} holds schema/ and conformance/; reinstall peepsy from a wheel"
+    )
 
 
 def builtin_transcripts() -> Path:

@@ -1,87 +1,190 @@
-"""The suite works from the installed wheel, in any directory: build the wheel, install
-it into a fresh virtual environment, and run the command line from elsewhere."""
+"""peepsy installs right however it is built: ``python -m build`` (the sdist, then the
+wheel from the sdist, as a package index gets them), ``pip install`` of the sdist, and an
+editable install all find the schemas and transcripts, and the suite runs from the
+installed package in a folder that has nothing to do with this checkout."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
-from tests.conformance._cli import PYTHON, ROOT, WORKER, run_cli
+import pytest
+
+from peepsy.conformance._schemas import data_dir, find_data_dir
+from tests.conformance._cli import PYTHON, ROOT
+
+#: The folders whose every file the wheel carries inside the package, as peepsy/_data/.
+DATA = ("schema", "conformance")
+#: A user's environment: nothing points at this checkout (a worktree run sets PYTHONPATH).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def run(*argv: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=ENV,
+        timeout=300,
+        check=False,
+    )
 
 
 def sh(*argv: str | Path, cwd: Path | None = None) -> str:
-    run = subprocess.run(
-        [str(a) for a in argv], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
-    )
-    assert run.returncode == 0, f"{argv}\n{run.stdout}\n{run.stderr}"
-    return run.stdout
+    done = run(*argv, cwd=cwd)
+    assert done.returncode == 0, f"{argv}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
 
 
-def test_the_installed_wheel_runs_the_suite_anywhere(tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
-    sh(PYTHON, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", dist, ROOT)
-    [wheel] = dist.glob("peepsy-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    for shipped in (
-        "peepsy/conformance/_record.py",
-        "peepsy/_data/conformance/transcript.schema.json",
-        "peepsy/_data/conformance/report.schema.json",
-        "peepsy/_data/conformance/transcripts/core/unicode.ndjson",
-        "peepsy/_data/conformance/transcripts/profile/echo.ndjson",
-        "peepsy/_data/schema/child-message.json",
-    ):
-        assert shipped in names, shipped
+def source_files(folder: str) -> set[str]:
+    """The files of a data folder, relative to the repository, as a build would see them."""
+    return {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / folder).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
 
-    venv = tmp_path / "venv"
-    sh(PYTHON, "-m", "venv", "--without-pip", venv)
-    python = venv / "bin" / "python"
-    sh(
-        PYTHON,
-        "-m",
-        "pip",
-        "--python",
-        python,
-        "install",
-        "--quiet",
-        "--no-deps",
-        "--no-index",
-        wheel,
-    )
-    # pydantic and jsonschema come from this environment, not peepsy: the .pth adds only
-    # our site-packages directory (whose own .pth files, the editable install's among
-    # them, are not read from there).
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``python -m build``, exactly as a release is made: the sdist, then the wheel built
+    from the unpacked sdist, each in its own isolated build environment."""
+    out = tmp_path_factory.mktemp("dist")
+    built = run(PYTHON, "-m", "build", "--outdir", out, ROOT)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "Building wheel from sdist" in built.stderr, built.stderr  # build's progress
+    [sdist] = out.glob("peepsy-*.tar.gz")
+    [wheel] = out.glob("peepsy-*.whl")
+    return sdist, wheel
+
+
+def fresh_venv(where: Path) -> tuple[Path, Path]:
+    """A virtual environment with no peepsy, whose dependencies (pydantic, jsonschema...)
+    come from this one: the .pth adds only our site-packages directory, whose own .pth
+    files (this checkout's editable install among them) are not read from there."""
+    sh(PYTHON, "-m", "venv", "--without-pip", where)
+    python = where / "bin" / "python"
     site = Path(sh(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").strip())
     (site / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n", encoding="utf-8")
+    return python, site
 
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    where = sh(python, "-c", "import peepsy; print(peepsy.__file__)", cwd=elsewhere)
-    assert where.startswith(str(site)), where
 
-    listing = run_cli("--list", cwd=elsewhere, python=str(python))
-    assert listing.returncode == 0, listing.stderr
-    ids = [line.split()[0] for line in listing.stdout.splitlines()]
-    assert "profile.echo" in ids
-    assert "frame.unicode" in ids
-    assert "stream.stdout-purity" in ids
+def pip_install(python: Path, *what: str | Path) -> None:
+    sh(PYTHON, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps", *what)
 
-    report = elsewhere / "report.json"
-    run = run_cli(
-        "--only",
-        "resp.*",
-        "--json",
-        str(report),
-        "--",
-        str(python),
-        str(WORKER),
-        cwd=elsewhere,
-        python=str(python),
+
+def elsewhere(tmp_path: Path) -> Path:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    return folder
+
+
+def test_the_sdist_holds_the_sources_of_truth_and_no_symlink(dist: tuple[Path, Path]) -> None:
+    sdist, _ = dist
+    with tarfile.open(sdist) as tar:
+        members = tar.getmembers()
+    top = f"{sdist.name.removesuffix('.tar.gz')}/"
+    names = {m.name.removeprefix(top) for m in members if m.isfile()}
+    assert not [m.name for m in members if m.issym() or m.islnk()]
+    for folder in DATA:
+        missing = source_files(folder) - names
+        assert not missing, missing
+    assert {"pyproject.toml", "README.md", "LICENSE", "mkdocs.yml", "peepsy/py.typed"} <= names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_the_wheel_built_from_the_sdist_carries_the_data_and_no_junk(
+    dist: tuple[Path, Path],
+) -> None:
+    _, wheel = dist
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for folder in DATA:
+        missing = {f"peepsy/_data/{n}" for n in source_files(folder)} - names
+        assert not missing, missing
+    assert "peepsy/conformance/_record.py" in names
+    assert "peepsy/py.typed" in names
+    tops = {n.split("/", 1)[0] for n in names}
+    assert tops == {"peepsy", wheel.name.split("-py3")[0] + ".dist-info"}, tops
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert not [n for n in names if n.startswith(("peepsy/tests/", "peepsy/_data/tests/"))]
+
+
+def test_the_installed_wheel_runs_the_suite_anywhere(
+    dist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, wheel = dist
+    python, site = fresh_venv(tmp_path / "venv")
+    pip_install(python, "--no-index", wheel)
+    cwd = elsewhere(tmp_path)
+    where = sh(
+        python, "-c", "from peepsy.conformance._schemas import data_dir; print(data_dir())", cwd=cwd
     )
-    assert run.returncode == 0, run.stdout + run.stderr
+    assert where.strip() == str(site / "peepsy" / "_data")
+
+    listing = sh(python, "-m", "peepsy.conformance", "--list", cwd=cwd)
+    ids = [line.split()[0] for line in listing.splitlines()]
+    assert {"profile.echo", "frame.unicode", "stream.stdout-purity"} <= set(ids)
+
+    # The example worker that ships in the wheel, run by the wheel's own suite.
+    worker = site / "peepsy" / "_data" / "conformance" / "workers" / "python_worker.py"
+    report = cwd / "report.json"
+    # What is tested is the package, not the machine's speed: generous budgets and two
+    # checks at a time keep a busy CI from failing a check (budgets bound waits only).
+    sh(
+        python, "-m", "peepsy.conformance", "--only", "resp.*", "--timeout-scale", "5",
+        "-j", "2", "--json", report, "--", python, worker, cwd=cwd,
+    )  # fmt: skip
     checks = {c["check"]: c for c in json.loads(report.read_text(encoding="utf-8"))["checks"]}
     assert {c["verdict"] for c in checks.values()} == {"pass"}
     assert "resp.unknown-action" in checks
     assert checks["resp.unknown-action"]["source"].startswith(str(site))
+
+
+def test_pip_install_of_the_sdist_gives_a_working_package(
+    dist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    sdist, _ = dist
+    python, site = fresh_venv(tmp_path / "venv")
+    pip_install(python, sdist)
+    cwd = elsewhere(tmp_path)
+    where = sh(python, "-c", "import peepsy; print(peepsy.__file__)", cwd=cwd)
+    assert where.startswith(str(site)), where
+    assert "profile.echo" in sh(python, "-m", "peepsy.conformance", "--list", cwd=cwd)
+
+
+def test_an_editable_install_reads_the_checkouts_own_folders(tmp_path: Path) -> None:
+    python, _ = fresh_venv(tmp_path / "venv")
+    pip_install(python, "--editable", ROOT)
+    where = sh(
+        python,
+        "-c",
+        "from peepsy.conformance._schemas import data_dir; print(data_dir())",
+        cwd=elsewhere(tmp_path),
+    )
+    assert where.strip() == str(ROOT)
+
+
+def test_a_checkout_reads_its_own_folders() -> None:
+    assert data_dir() == ROOT
+
+
+def test_the_wheel_layout_comes_first(tmp_path: Path) -> None:
+    for root in (tmp_path / "pkg" / "_data", tmp_path):
+        for folder in DATA:
+            (root / folder).mkdir(parents=True)
+    assert find_data_dir(tmp_path / "pkg") == tmp_path / "pkg" / "_data"
+
+
+@pytest.mark.parametrize("present", [(), ("schema",), ("conformance",)])
+def test_an_install_without_its_data_says_so(tmp_path: Path, present: tuple[str, ...]) -> None:
+    for folder in present:
+        (tmp_path / "pkg" / "_data" / folder).mkdir(parents=True)
+        (tmp_path / folder).mkdir()
+    with pytest.raises(FileNotFoundError, match="schemas and transcripts are missing"):
+        find_data_dir(tmp_path / "pkg")
