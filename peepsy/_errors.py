@@ -32,7 +32,7 @@ in brackets, the status answered when a handler raises it. Remote protocol error
 where (``line``, the JSON path of each of ``issues``) and, if the bad line names one, its
 ``request_id`` (to answer it, not leave its sender waiting) or ``response_id`` (to fail
 the request it answers at once). peepsy._failures turns exceptions into wire errors and
-back, and writes a :class:`RemoteError`'s text.
+back.
 """
 
 from __future__ import annotations
@@ -225,9 +225,21 @@ class RemoteError(PeepsyError):
         self.group = group
 
     def __str__(self) -> str:
-        from peepsy._failures import describe  # noqa: PLC0415 - it imports this module
-
-        return describe(self)
+        # The remote exception as Python prints one, then where it happened. A peer that
+        # sends no name (a Node child's legacy ``error``) gives its message alone.
+        head = f"{self.remote_name}: " if self.remote_name else ""
+        where = [f"action {self.action!r}"] if self.action is not None else []
+        if self.target is not None:
+            where.append(f"on {self.target!r}")
+        if self.group is not None and self.group != self.target:
+            where.append(f"in group {self.group!r}")
+        facts = [" ".join(where)] if where else []
+        facts.append(f"status {self.status}")
+        code = self.remote_code
+        # peepsy's own codes repeat the name; a code the handler chose says more.
+        if code and not code.startswith("PEEPSY_") and code != HandlerError.code:
+            facts.append(f"code {code!r}")
+        return f"{head}{self.message or 'no error message'} ({', '.join(facts)})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Exception's own reduce keeps neither its keyword arguments nor its cause.

@@ -172,28 +172,3 @@ def error_from_wire(
     if payload is not None and payload.stack:
         error.__cause__ = RemoteTraceback(payload.stack)
     return error
-
-
-#: Codes peepsy gives by itself: they repeat the name, so the text leaves them out.
-_OWN_CODE_PREFIX: Final = "PEEPSY_"
-
-
-def describe(error: RemoteError) -> str:
-    """A :class:`~peepsy.RemoteError`'s text: the remote exception as Python prints one,
-    then where it happened: ``ZeroDivisionError: division by zero (action 'div' on 'w1',
-    status 500)``. A peer that sends no name (a Node child's legacy ``error``) gives its
-    message alone; one that sends no message, "no error message"."""
-    message = error.message or "no error message"
-    name = error.remote_name
-    head = f"{name}: {message}" if name else message
-    where = [f"action {error.action!r}"] if error.action is not None else []
-    if error.target is not None:
-        where.append(f"on {error.target!r}")
-    if error.group is not None and error.group != error.target:
-        where.append(f"in group {error.group!r}")
-    facts = [" ".join(where)] if where else []
-    facts.append(f"status {error.status}")
-    code = error.remote_code
-    if code and not code.startswith(_OWN_CODE_PREFIX) and code != HandlerError.code:
-        facts.append(f"code {code!r}")
-    return f"{head} ({', '.join(facts)})"

@@ -15,7 +15,11 @@ import pytest
 from tests._paths import ROOT
 
 PACKAGE = ROOT / "peepsy"
-CORE_FILES = [*sorted((PACKAGE / "protocol").glob("*.py")), PACKAGE / "_errors.py"]
+CORE_FILES = [
+    *sorted((PACKAGE / "protocol").glob("*.py")),
+    PACKAGE / "_errors.py",
+    PACKAGE / "_protocol_errors.py",
+]
 
 # Modules the core may import: exact names, and packages whose submodules are allowed too.
 ALLOWED = frozenset(
@@ -34,6 +38,7 @@ ALLOWED = frozenset(
         "pydantic_core",
         "msgspec",  # the hot path's reader (_hot.py); a pure function, no I/O
         "peepsy._errors",
+        "peepsy._protocol_errors",
         "peepsy.protocol",
     }
 )
