@@ -31,6 +31,8 @@ _KEY: pytest.StashKey[ConformanceCollector] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Adds the ``--peepsy-*`` command-line options and their ini keys (``peepsy_worker``
+    and the rest, docs/testing.md)."""
     group = parser.getgroup("peepsy", "peepsy conformance suite (docs/testing.md)")
     group.addoption(
         "--peepsy-worker",
@@ -78,6 +80,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Declares the ``peepsy_conformance`` marker, which every conformance item carries
+    (``-m peepsy_conformance`` selects them, ``-m "not peepsy_conformance"`` leaves them)."""
     config.addinivalue_line(
         "markers", "peepsy_conformance: a check of the peepsy conformance suite"
     )
@@ -150,6 +154,8 @@ def _settings(config: pytest.Config) -> Settings | None:
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
+    """Adds one item per conformance check when a worker is configured (nothing is run or
+    imported otherwise); ``-k``, ``-m`` and ``--deselect`` then choose among them."""
     # tryfirst: the items are added before -k, -m and --deselect choose among them.
     wanted = not config.getoption("peepsy_no_conformance") and config.getini("peepsy_conformance")
     settings = _settings(config) if wanted else None
@@ -164,11 +170,13 @@ def pytest_collection_modifyitems(
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Names the configured worker command and the folder it runs in, if any."""
     command = _command(config)
     return [] if command is None else [f"peepsy worker: {command[0]} (in {command[1]})"]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """After a run that ran checks: the worker, its mode and the levels it reached."""
     collector = config.stash.get(_KEY, None)
     if collector is None or collector.run is None:
         return
