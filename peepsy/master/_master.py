@@ -27,6 +27,7 @@ from peepsy.master._events import (
     Emitter,
     Observable,
 )
+from peepsy.master._fanout import FanOut
 from peepsy.master._groups import STRATEGIES, Group
 from peepsy.master._introspection import process_stats
 from peepsy.master._lifecycle import Lifecycle
@@ -68,7 +69,7 @@ DEFAULT_STALL_GRACE: Final = 1000
 DEFAULT_STARTUP_GRACE: Final = 1000
 
 
-class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
+class Master(HandlerRegistry, Observable, Lifecycle, FanOut[ReqT, RespT], Generic[ReqT, RespT]):
     """Spawns and supervises children and exchanges requests with them.
 
     ::
@@ -81,6 +82,8 @@ class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
     The type parameters are the data types of requests and responses for actions named
     by string (``Master[Any, Any]`` by default); :class:`~peepsy.Action` declarations type
     each action on its own. Durations are integer milliseconds, as on the wire.
+    :meth:`map` and :meth:`as_completed` fan an iterable of requests out to a target
+    with bounded concurrency (docs/scripts.md).
     """
 
     def __init__(
