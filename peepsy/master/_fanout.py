@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from typing import Any, Final, Generic, Literal, cast, overload
 
 from typing_extensions import TypeVar
@@ -134,7 +134,7 @@ def _outcome(future: asyncio.Future[Any]) -> tuple[bool, Any]:
 
 async def completion_order(
     send: Send, items: Iterable[Any], concurrency: int, on_error: OnError
-) -> AsyncIterator[tuple[int, Any]]:
+) -> AsyncGenerator[tuple[int, Any], None]:
     """``(index, result)`` pairs in the order the answers come."""
     flight = _Flight(send)
     source: Iterator[Any] | None = iter(items)
@@ -165,7 +165,7 @@ async def completion_order(
 
 async def input_order(
     send: Send, items: Iterable[Any], concurrency: int, on_error: OnError
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """Results in input order."""
     flight = _Flight(send)
     source: Iterator[Any] | None = iter(items)
@@ -177,9 +177,7 @@ async def input_order(
     try:
         while True:
             while (
-                source is not None
-                and len(flight.running) < concurrency
-                and index - head < window
+                source is not None and len(flight.running) < concurrency and index - head < window
             ):
                 try:
                     item = next(source)
@@ -204,7 +202,7 @@ async def input_order(
                 # what runs after it, let what comes before it finish.
                 failed_at = done
                 source = None
-                await flight.withdraw(keep=lambda i: i < done)
+                await flight.withdraw(keep=done.__gt__)
                 for later in [i for i in results if i > done]:
                     del results[later]
     finally:
@@ -237,7 +235,7 @@ class FanOut(Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["raise"] = "raise",
-    ) -> AsyncIterator[Resp]: ...
+    ) -> AsyncGenerator[Resp, None]: ...
     @overload
     def map(
         self,
@@ -248,7 +246,7 @@ class FanOut(Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["return"],
-    ) -> AsyncIterator[Resp | Exception]: ...
+    ) -> AsyncGenerator[Resp | Exception, None]: ...
     @overload
     def map(
         self,
@@ -259,7 +257,7 @@ class FanOut(Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["raise"] = "raise",
-    ) -> AsyncIterator[Reply[RespT]]: ...
+    ) -> AsyncGenerator[Reply[RespT], None]: ...
     @overload
     def map(
         self,
@@ -270,7 +268,7 @@ class FanOut(Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["return"],
-    ) -> AsyncIterator[Reply[RespT] | Exception]: ...
+    ) -> AsyncGenerator[Reply[RespT] | Exception, None]: ...
     def map(
         self,
         action: str | ActionLike[Any, Any],
@@ -280,7 +278,7 @@ class FanOut(Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: OnError = "raise",
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Send ``action`` to ``target`` once per item; yield the results in input order.
 
         At most ``concurrency`` requests are in flight (by default what the target runs
@@ -310,7 +308,7 @@ class FanOut(Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["raise"] = "raise",
-    ) -> AsyncIterator[tuple[int, Resp]]: ...
+    ) -> AsyncGenerator[tuple[int, Resp], None]: ...
     @overload
     def as_completed(
         self,
@@ -321,7 +319,7 @@ class FanOut(Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["return"],
-    ) -> AsyncIterator[tuple[int, Resp | Exception]]: ...
+    ) -> AsyncGenerator[tuple[int, Resp | Exception], None]: ...
     @overload
     def as_completed(
         self,
@@ -332,7 +330,7 @@ class FanOut(Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["raise"] = "raise",
-    ) -> AsyncIterator[tuple[int, Reply[RespT]]]: ...
+    ) -> AsyncGenerator[tuple[int, Reply[RespT]], None]: ...
     @overload
     def as_completed(
         self,
@@ -343,7 +341,7 @@ class FanOut(Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["return"],
-    ) -> AsyncIterator[tuple[int, Reply[RespT] | Exception]]: ...
+    ) -> AsyncGenerator[tuple[int, Reply[RespT] | Exception], None]: ...
     def as_completed(
         self,
         action: str | ActionLike[Any, Any],
@@ -353,7 +351,7 @@ class FanOut(Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: OnError = "raise",
-    ) -> AsyncIterator[tuple[int, Any]]:
+    ) -> AsyncGenerator[tuple[int, Any], None]:
         """As :meth:`map`, but yield ``(index, result)`` pairs as the answers come;
         ``index`` is the item's position in ``items``. ``on_error="raise"`` raises the
         first failure to come and withdraws every other request in flight."""

@@ -18,7 +18,7 @@ from tests.master._support import Farm, Peer, hold, in_flight_is, run, until
 
 def jittered(peer: Peer, request: RequestReceived) -> None:
     """Answer with the data, after a random short delay: answers come out of order."""
-    delay = random.uniform(0, 0.01)  # noqa: S311 - test jitter
+    delay = random.uniform(0, 0.01)
     asyncio.get_running_loop().call_later(delay, peer.reply, request, 200, request.data)
 
 
@@ -194,9 +194,13 @@ def test_raise_yields_what_comes_before_the_failure_then_raises_and_withdraws() 
             await group_of(farm, master, 2)
             items = Counting(1000)
             seen: list[int] = []
-            with pytest.raises(RemoteError, match="item 3 failed"):
+
+            async def consume() -> None:
                 async for reply in master.map("echo", "pool", items):
                     seen.append(reply.data)
+
+            with pytest.raises(RemoteError, match="item 3 failed"):
+                await consume()
             assert seen == [0, 1, 2]
             assert items.taken < 10  # nothing more is sent after the failure
             assert master.active_requests == 0
@@ -258,9 +262,7 @@ def test_as_completed_raise_withdraws_everything_else_and_return_goes_on() -> No
             with pytest.raises(RemoteError):
                 [p async for p in master.as_completed("echo", "pool", range(100))]
             assert master.active_requests == 0
-            pairs = [
-                p async for p in master.as_completed("e", "pool", range(6), on_error="return")
-            ]
+            pairs = [p async for p in master.as_completed("e", "pool", range(6), on_error="return")]
         failed = [i for i, r in pairs if isinstance(r, RemoteError)]
         assert failed == [4]
         assert len(pairs) == 6
