@@ -1,0 +1,236 @@
+"""peepsy.sync with real processes: the blocking Master and the function Executor."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import peepsy.sync
+from peepsy import Action, RemoteError, Reply
+from tests.process._support import PYTHON, ROOT, WORKERS, peepsy_worker
+from tests.process.workers import functions
+
+LIMIT_S = 30.0
+
+
+def poll(predicate: Any, limit: float = LIMIT_S) -> None:
+    end = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.005)
+
+
+# --- the blocking Master ------------------------------------------------------------
+
+
+def test_request_map_and_as_completed_block_and_keep_their_types() -> None:
+    add = Action("add", dict[str, int], int)
+    spawned: list[tuple[str, str]] = []
+    with peepsy.sync.Master(timeout=10_000) as master:
+        master.on("spawn", lambda e: spawned.append((e.target, threading.current_thread().name)))
+        for name in ("a", "b"):
+            master.spawn_child(name, peepsy_worker("sequential"), group="g")
+        assert master.request(add, "a", {"a": 1, "b": 2}) == 3
+        reply = master.request("echo", "a", "hi")
+        assert isinstance(reply, Reply)
+        assert reply.data == "hi"
+        assert [r.data for r in master.map("echo", "g", range(50))] == list(range(50))
+        pairs = list(master.as_completed(add, "g", ({"a": i, "b": 1} for i in range(10))))
+        assert sorted(pairs) == [(i, i + 1) for i in range(10)]
+        assert sorted(master.get_group_stats("g").processes) == ["a", "b"]
+        assert master.get_stderr("a") == []
+        assert master.get_process_stats("a").status == "running"
+    # Event callbacks run on the loop's thread, not the caller's.
+    assert spawned == [("a", "peepsy.sync.Master"), ("b", "peepsy.sync.Master")]
+
+
+def test_heartbeats_go_on_between_calls_and_close_stops_the_children() -> None:
+    master: peepsy.sync.Master[Any, Any] = peepsy.sync.Master(heartbeat_interval=50)
+    try:
+        master.spawn_child("w", peepsy_worker("sequential"))
+        first = master.get_process_stats("w").last_heartbeat_at
+        poll(lambda: master.get_process_stats("w").last_heartbeat_at != first)
+    finally:
+        master.close()
+    master.close()  # twice: nothing more
+    assert not master.async_master.is_process_alive("w")
+
+
+def test_a_remote_failure_and_a_map_failure_raise_in_the_caller() -> None:
+    with peepsy.sync.Master() as master:
+        master.spawn_child("w", peepsy_worker("sequential"))
+        with pytest.raises(RemoteError):
+            master.request("no-such-action", "w")
+        results = master.map("no-such-action", "w", [1, 2], on_error="return")
+        assert all(isinstance(r, RemoteError) for r in results)
+        results = master.map("echo", "w", [1, 2, 3])
+        assert next(results).data == 1
+        results.close()  # leaving early withdraws the rest
+        poll(lambda: master.async_master.active_requests == 0)
+
+
+def test_ctrl_c_during_a_call_withdraws_the_request() -> None:
+    with peepsy.sync.Master(timeout=60_000) as master:
+        master.spawn_child("w", peepsy_worker("sequential"))
+        master.request("echo", "w", "warm")  # READY read: protocol 1.1, CANCEL understood
+        main = threading.main_thread().ident
+        assert main is not None and threading.current_thread().ident == main
+
+        def interrupt() -> None:
+            poll(lambda: master.async_master.active_requests == 1)
+            signal.pthread_kill(main, signal.SIGINT)
+
+        threading.Thread(target=interrupt, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            master.request("sleep", "w", 30_000)
+        poll(lambda: master.async_master.active_requests == 0)
+        # The child was sent CANCEL: its handler stops, and it serves the next at once.
+        assert master.request("echo", "w", 1, timeout=10_000).data == 1
+        assert master.get_process_stats("w").cancels_sent == 1
+
+
+def test_a_blocking_call_inside_a_running_loop_is_refused() -> None:
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="event loop"):
+            peepsy.sync.Master()
+        with pytest.raises(RuntimeError, match="event loop"):
+            peepsy.sync.Executor(max_workers=1)
+
+    asyncio.run(main())
+    master: peepsy.sync.Master[Any, Any] = peepsy.sync.Master()
+
+    async def inside() -> None:
+        with pytest.raises(RuntimeError, match="use the async"):
+            master.request("echo", "w", 1)
+        with pytest.raises(RuntimeError, match="use the async"):
+            master.map("echo", "w", [1])
+
+    try:
+        asyncio.run(inside())
+    finally:
+        master.close()
+
+
+def test_bad_options_fail_at_construction_and_stop_the_thread() -> None:
+    before = threading.active_count()
+    with pytest.raises(ValueError, match="request_shape"):
+        peepsy.sync.Master(request_shape="odd")
+    poll(lambda: threading.active_count() == before)
+
+
+def test_a_module_function_is_a_worker_without_a_script() -> None:
+    with peepsy.sync.Master() as master:
+        target = "tests.process.workers.functions:square"
+        master.spawn_child("sq", [PYTHON, "-m", "peepsy.child", target], cwd=str(ROOT))
+        assert master.request("square", "sq", 12).data == 144
+
+
+def test_the_module_runner_refuses_what_it_cannot_serve() -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PYTHON, "-m", "peepsy.child", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=LIMIT_S,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+
+    assert "is not a peepsy Child or a function" in run("tests.process.workers").stderr
+    assert "is required" in run().stderr
+    assert "takes no" in run("--functions", "x:y").stderr
+
+
+# --- the Executor ---------------------------------------------------------------------
+
+
+def test_executor_submit_and_map_in_order_with_and_without_chunks() -> None:
+    with peepsy.sync.Executor(max_workers=2) as pool:
+        assert pool.submit(functions.add, 2, b=3).result(LIMIT_S) == 5
+        assert pool.submit(functions.Box.double, 4).result(LIMIT_S) == 8
+        assert list(pool.map(functions.square, range(30))) == [i * i for i in range(30)]
+        assert list(pool.map(functions.add, range(250), range(250), chunksize=100)) == [
+            2 * i for i in range(250)
+        ]
+        assert list(pool.map(functions.square, [])) == []
+        pids = {pool.submit(functions.pid).result(LIMIT_S) for _ in range(20)}
+        assert os.getpid() not in pids
+
+
+def test_executor_errors_are_clear() -> None:
+    with peepsy.sync.Executor(max_workers=1) as pool:
+        with pytest.raises(RemoteError, match="no good"):
+            pool.submit(functions.fail, "no good").result(LIMIT_S)
+        with pytest.raises(TypeError, match="must be JSON"):
+            pool.submit(functions.square, {1, 2})
+        with pytest.raises(TypeError, match="must be JSON"):
+            list(pool.map(functions.square, [object()]))
+        with pytest.raises(TypeError, match="top level of a module"):
+            pool.submit(lambda x: x, 1)
+        with pytest.raises(RemoteError, match="boom"):
+            list(pool.map(functions.fail, ["boom", "later"]))
+        with pytest.raises(ValueError, match="chunksize"):
+            pool.map(functions.square, [1], chunksize=0)
+        with pytest.raises(TimeoutError):
+            list(pool.map(functions.sleep_ms, [300, 300, 300], timeout=0.1))
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(functions.square, 1)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.map(functions.square, [1])
+    pool.shutdown()  # twice: nothing more
+
+
+def test_executor_shutdown_can_cancel_what_has_not_finished() -> None:
+    pool = peepsy.sync.Executor(max_workers=1)
+    # A function running in a child cannot be stopped: shutdown waits for it (1 s).
+    running = pool.submit(functions.sleep_ms, 1000)
+    queued = pool.submit(functions.sleep_ms, 1000)
+    pool.shutdown(cancel_futures=True)
+    assert running.cancelled()
+    assert queued.cancelled()
+    no_wait = peepsy.sync.Executor(max_workers=1)
+    no_wait.shutdown(wait=False)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        no_wait.submit(functions.square, 1)
+
+
+def test_a_scripts_own_functions_run_without_rerunning_its_main_block() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [PYTHON, str(WORKERS / "executor_script.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=LIMIT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0, 1, 8, 27, 64]"
+
+
+def test_functions_a_child_cannot_import_are_refused_before_sending() -> None:
+    from peepsy.child._functions import function_ref, resolve
+
+    def nested(x: int) -> int:
+        return x
+
+    with pytest.raises(TypeError, match="top level"):
+        function_ref(nested)
+    with pytest.raises(TypeError, match="not a function"):
+        function_ref(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="MODULE:QUALNAME"):
+        resolve("no-colon")
+    with pytest.raises(TypeError, match="not callable"):
+        resolve("tests.process.workers.functions:__doc__")
+    assert resolve("tests.process.workers.functions:square") is functions.square
+    assert function_ref(functions.square) == "tests.process.workers.functions:square"
