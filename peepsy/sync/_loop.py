@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Generator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -53,7 +53,7 @@ class LoopThread:
         goes on."""
         return wait(self.submit(coro))
 
-    def iterate(self, source: AsyncIterator[T]) -> Iterator[T]:
+    def iterate(self, source: AsyncIterator[T]) -> Generator[T, None, None]:
         """A plain iterator over ``source``, which runs on the loop. The next item is
         already asked for while the caller handles this one, so the loop keeps working
         between two ``next()``; leaving the loop early closes ``source``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterable, Sequence
 from typing import Any, Generic, Literal, overload
 
 from typing_extensions import TypeVar
@@ -172,7 +172,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["raise"] = "raise",
-    ) -> Iterator[Resp]: ...
+    ) -> Generator[Resp, None, None]: ...
     @overload
     def map(
         self,
@@ -183,7 +183,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["return"],
-    ) -> Iterator[Resp | Exception]: ...
+    ) -> Generator[Resp | Exception, None, None]: ...
     @overload
     def map(
         self,
@@ -194,7 +194,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["raise"] = "raise",
-    ) -> Iterator[Reply[RespT]]: ...
+    ) -> Generator[Reply[RespT], None, None]: ...
     @overload
     def map(
         self,
@@ -205,7 +205,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["return"],
-    ) -> Iterator[Reply[RespT] | Exception]: ...
+    ) -> Generator[Reply[RespT] | Exception, None, None]: ...
     def map(
         self,
         action: str | ActionLike[Any, Any],
@@ -215,7 +215,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: OnError = "raise",
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         """See :meth:`peepsy.Master.map`. The requests start at once (before the first
         ``next()``); ``items`` is read on the loop's thread."""
         refuse_inside_a_loop("peepsy.sync.Master")
@@ -234,7 +234,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["raise"] = "raise",
-    ) -> Iterator[tuple[int, Resp]]: ...
+    ) -> Generator[tuple[int, Resp], None, None]: ...
     @overload
     def as_completed(
         self,
@@ -245,7 +245,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["return"],
-    ) -> Iterator[tuple[int, Resp | Exception]]: ...
+    ) -> Generator[tuple[int, Resp | Exception], None, None]: ...
     @overload
     def as_completed(
         self,
@@ -256,7 +256,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["raise"] = "raise",
-    ) -> Iterator[tuple[int, Reply[RespT]]]: ...
+    ) -> Generator[tuple[int, Reply[RespT]], None, None]: ...
     @overload
     def as_completed(
         self,
@@ -267,7 +267,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: Literal["return"],
-    ) -> Iterator[tuple[int, Reply[RespT] | Exception]]: ...
+    ) -> Generator[tuple[int, Reply[RespT] | Exception], None, None]: ...
     def as_completed(
         self,
         action: str | ActionLike[Any, Any],
@@ -277,7 +277,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         concurrency: int | None = None,
         timeout: int | None = None,
         on_error: OnError = "raise",
-    ) -> Iterator[tuple[int, Any]]:
+    ) -> Generator[tuple[int, Any], None, None]:
         """See :meth:`peepsy.Master.as_completed`: ``(index, result)`` pairs as they come."""
         refuse_inside_a_loop("peepsy.sync.Master")
         source = self._master.as_completed(

@@ -82,7 +82,8 @@ def test_ctrl_c_during_a_call_withdraws_the_request() -> None:
         master.spawn_child("w", peepsy_worker("sequential"))
         master.request("echo", "w", "warm")  # READY read: protocol 1.1, CANCEL understood
         main = threading.main_thread().ident
-        assert main is not None and threading.current_thread().ident == main
+        assert main is not None
+        assert threading.current_thread().ident == main
 
         def interrupt() -> None:
             poll(lambda: master.async_master.active_requests == 1)
@@ -171,7 +172,7 @@ def test_executor_errors_are_clear() -> None:
         with pytest.raises(RemoteError, match="no good"):
             pool.submit(functions.fail, "no good").result(LIMIT_S)
         with pytest.raises(TypeError, match="must be JSON"):
-            pool.submit(functions.square, {1, 2})
+            pool.submit(functions.square, {1, 2})  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="must be JSON"):
             list(pool.map(functions.square, [object()]))
         with pytest.raises(TypeError, match="top level of a module"):
