@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, Final, ParamSpec, TypeVar
 
 from peepsy._checks import check_int
@@ -124,7 +124,7 @@ class Executor(concurrent.futures.Executor):
         source = self._master.map(
             CALL_MANY, GROUP, payloads, concurrency=2 * self._max_workers, timeout=self._timeout
         )
-        return _flatten(self._thread.iterate(source), deadline)
+        return _flatten(self._thread.iterate(source, deadline))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the children (gracefully: running calls finish) and the loop's thread.
@@ -152,16 +152,12 @@ class Executor(concurrent.futures.Executor):
 _wait = wait
 
 
-def _flatten(replies: Iterator[Any], deadline: float | None) -> Iterator[Any]:
+def _flatten(replies: Generator[Any, None, None]) -> Iterator[Any]:
     try:
         for reply in replies:
             yield from reply.data
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError("Executor.map: timeout")
     finally:
-        close = getattr(replies, "close", None)
-        if close is not None:
-            close()
+        replies.close()
 
 
 async def _start(

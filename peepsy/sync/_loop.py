@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
+import time
 from collections.abc import AsyncIterator, Coroutine, Generator
 from typing import Any, TypeVar
 
@@ -53,15 +54,18 @@ class LoopThread:
         goes on."""
         return wait(self.submit(coro))
 
-    def iterate(self, source: AsyncIterator[T]) -> Generator[T, None, None]:
+    def iterate(
+        self, source: AsyncIterator[T], deadline: float | None = None
+    ) -> Generator[T, None, None]:
         """A plain iterator over ``source``, which runs on the loop. The next item is
         already asked for while the caller handles this one, so the loop keeps working
-        between two ``next()``; leaving the loop early closes ``source``."""
+        between two ``next()``; leaving the loop early closes ``source``. Past
+        ``deadline`` (``time.monotonic()``), waiting for an item raises TimeoutError."""
         running: list[asyncio.Task[Any]] = []
         pending = self.submit(_anext(source, running))
         try:
             while True:
-                done, item = wait(pending)
+                done, item = wait(pending, deadline)
                 if done:
                     return
                 pending = self.submit(_anext(source, running))
@@ -76,9 +80,13 @@ class LoopThread:
             self._thread.join()
 
 
-def wait(future: concurrent.futures.Future[T]) -> T:
+def wait(future: concurrent.futures.Future[T], deadline: float | None = None) -> T:
+    """``future``'s result; Ctrl-C cancels it. Past ``deadline`` (``time.monotonic()``)
+    TimeoutError, the future left to whoever closes what it belongs to."""
     try:
-        return future.result()
+        if deadline is None:
+            return future.result()
+        return future.result(max(deadline - time.monotonic(), 0))
     except KeyboardInterrupt:
         future.cancel()
         raise

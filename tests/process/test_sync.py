@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import peepsy.sync
-from peepsy import Action, RemoteError, Reply
+from peepsy import Action, PeepsyProcessError, RemoteError, Reply
 from tests.process._support import PYTHON, ROOT, WORKERS, peepsy_worker
 from tests.process.workers import functions
 
@@ -36,6 +36,7 @@ def test_request_map_and_as_completed_block_and_keep_their_types() -> None:
     spawned: list[tuple[str, str]] = []
     with peepsy.sync.Master(timeout=10_000) as master:
         master.on("spawn", lambda e: spawned.append((e.target, threading.current_thread().name)))
+        master.configure_group("g", strategy="least-busy")
         for name in ("a", "b"):
             master.spawn_child(name, peepsy_worker("sequential"), group="g")
         assert master.request(add, "a", {"a": 1, "b": 2}) == 3
@@ -47,6 +48,8 @@ def test_request_map_and_as_completed_block_and_keep_their_types() -> None:
         assert sorted(pairs) == [(i, i + 1) for i in range(10)]
         assert sorted(master.get_group_stats("g").processes) == ["a", "b"]
         assert master.get_stderr("a") == []
+        assert master.restart_child("b") == []
+        assert master.shutdown_child("b") == 0
         assert master.get_process_stats("a").status == "running"
     # Event callbacks run on the loop's thread, not the caller's.
     assert spawned == [("a", "peepsy.sync.Master"), ("b", "peepsy.sync.Master")]
@@ -78,7 +81,9 @@ def test_a_remote_failure_and_a_map_failure_raise_in_the_caller() -> None:
 
 
 def test_ctrl_c_during_a_call_withdraws_the_request() -> None:
-    with peepsy.sync.Master(timeout=60_000) as master:
+    # A generous cancel_grace: on a loaded machine the 499 may be slow to come, and the
+    # worker must not be judged stuck and replaced under the next request.
+    with peepsy.sync.Master(timeout=60_000, cancel_grace=20_000) as master:
         master.spawn_child("w", peepsy_worker("sequential"))
         master.request("echo", "w", "warm")  # READY read: protocol 1.1, CANCEL understood
         main = threading.main_thread().ident
@@ -181,13 +186,28 @@ def test_executor_errors_are_clear() -> None:
             list(pool.map(functions.fail, ["boom", "later"]))
         with pytest.raises(ValueError, match="chunksize"):
             pool.map(functions.square, [1], chunksize=0)
+        # As in concurrent.futures: seconds from the call to map, while waiting.
+        started = time.monotonic()
         with pytest.raises(TimeoutError):
-            list(pool.map(functions.sleep_ms, [300, 300, 300], timeout=0.1))
+            list(pool.map(functions.sleep_ms, [1500], timeout=0.2))
+        assert time.monotonic() - started < 1.4
     with pytest.raises(RuntimeError, match="after shutdown"):
         pool.submit(functions.square, 1)
     with pytest.raises(RuntimeError, match="after shutdown"):
         pool.map(functions.square, [1])
     pool.shutdown()  # twice: nothing more
+
+
+def test_executor_defaults_to_a_worker_per_cpu_and_fails_whole_when_it_cannot_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    with peepsy.sync.Executor() as pool:
+        assert pool.submit(functions.square, 3).result(LIMIT_S) == 9
+    before = threading.active_count()
+    with pytest.raises(PeepsyProcessError):
+        peepsy.sync.Executor(max_workers=2, python="/nonexistent/python")
+    poll(lambda: threading.active_count() == before)
 
 
 def test_executor_shutdown_can_cancel_what_has_not_finished() -> None:
