@@ -65,8 +65,9 @@ def resolve(ref: str) -> Callable[..., Any]:
         module = sys.modules.get(SCRIPT_MODULE)
         if module is None or getattr(module, "__file__", None) != where:
             spec = importlib.util.spec_from_file_location(SCRIPT_MODULE, where)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot import {where}")
+            # A path ending in .py always has a spec and a source loader.
+            assert spec is not None
+            assert spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             sys.modules[SCRIPT_MODULE] = module
             sys.path.insert(0, os.path.dirname(where))

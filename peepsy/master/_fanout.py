@@ -193,7 +193,9 @@ async def input_order(
                 head += 1
                 yield value
             if not flight.running:
-                return
+                if source is None:
+                    return
+                continue  # the window was full of finished results: refill it
             done, future = await flight.next_finished()
             outcome = _outcome(future)
             results[done] = outcome

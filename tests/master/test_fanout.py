@@ -66,6 +66,44 @@ def test_map_keeps_input_order_and_never_exceeds_the_groups_capacity() -> None:
     run(main())
 
 
+def test_a_window_full_of_finished_results_is_refilled_once_they_are_yielded() -> None:
+    # The first item is held while the next ones finish: map holds MAP_WINDOW x
+    # concurrency items started and not yet yielded, then waits for the first.
+    async def main() -> None:
+        farm = Farm(hold)
+        async with farm.master() as master:
+            peers = await group_of(farm, master, 2)
+            items = Counting(20)
+            results = master.map("echo", "pool", items)
+            first = asyncio.ensure_future(anext(results))
+            held = None
+            while items.taken < 8:
+                await until(lambda: farm.in_flight == 2)
+                for peer in peers:
+                    for request in list(peer.unanswered.values()):
+                        if request.data == 0:
+                            held = (peer, request)
+                        else:
+                            peer.reply(request, data=request.data)
+                await until(lambda: farm.in_flight == 1 or items.taken == 8)
+            await until(lambda: farm.in_flight == 1)
+            assert items.taken == 8  # the window: 2 in flight x 4
+            assert held is not None
+            held[0].reply(held[1], data=0)
+            assert (await first).data == 0
+            farm.auto = echo_auto
+            for peer in peers:
+                peer.auto = echo_auto
+            rest = [r.data async for r in results]
+            assert rest == list(range(1, 20))
+
+    run(main())
+
+
+def echo_auto(peer: Peer, request: RequestReceived) -> None:
+    peer.reply(request, data=request.data)
+
+
 def test_explicit_concurrency_wins_over_capacity() -> None:
     async def main() -> None:
         farm = Farm(jittered)
