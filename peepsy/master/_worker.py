@@ -212,6 +212,7 @@ class Worker:
         self.replacing = False
         self._cancel_ready_timer()
         self.ready = not restart
+        self.stated_concurrency = None  # until this process's READY says
 
     def attach(self, transport: ChildTransport) -> None:
         """The new process is up."""
