@@ -46,6 +46,7 @@ Send = Callable[[Any], Any]
 
 
 def worker_capacity(worker: Worker) -> int:
+    """Requests one child runs at once: 1 when sequential, else its stated cap."""
     if worker.mode != "concurrent":
         return 1
     stated = worker.stated_concurrency
@@ -70,6 +71,7 @@ def capacity(workers: dict[str, Worker], groups: dict[str, Group], target: str) 
 
 
 def check_options(concurrency: int | None, on_error: str) -> None:
+    """Refuse bad ``map``/``as_completed`` options at the call, not at the first item."""
     if concurrency is not None:
         check_int("concurrency", concurrency, 1)
     if on_error not in ("raise", "return"):
@@ -87,8 +89,13 @@ class _Flight:
         self._wake: asyncio.Future[None] | None = None
 
     def start(self, index: int, item: Any) -> None:
-        answer = self._send(item)
-        future = answer if isinstance(answer, asyncio.Future) else asyncio.ensure_future(answer)
+        try:
+            answer = self._send(item)
+        except Exception as error:  # refused before sending: the item's outcome all the same
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            future.set_exception(error)
+        else:
+            future = answer if isinstance(answer, asyncio.Future) else asyncio.ensure_future(answer)
         self.running[index] = future
         future.add_done_callback(lambda _: self._done(index))
 

@@ -308,6 +308,27 @@ def test_as_completed_raise_withdraws_everything_else_and_return_goes_on() -> No
     run(main())
 
 
+def test_an_item_refused_before_sending_is_that_items_failure() -> None:
+    # A request() that raises at the call, not when awaited, fails its item alone.
+    async def main() -> None:
+        farm = Farm()
+        async with farm.master() as master:
+            await farm.spawn(master, "w")
+            send = master.request
+
+            def refusing(action: str, target: str, data: Any, **options: Any) -> Any:
+                if data == 2:
+                    raise TypeError("refused 2")
+                return send(action, target, data, **options)
+
+            master.request = refusing  # type: ignore[method-assign,assignment]
+            out = [r async for r in master.map("echo", "w", [1, 2, 3], on_error="return")]
+        assert [r.data for r in out if isinstance(r, Reply)] == [1, 3]
+        assert isinstance(out[1], TypeError)
+
+    run(main())
+
+
 def test_an_empty_iterable_yields_nothing_and_sends_nothing() -> None:
     async def main() -> None:
         farm = Farm()
@@ -348,3 +369,49 @@ def test_bad_options_are_refused_at_the_call(options: dict[str, Any], error: typ
         master.map("echo", "w", [1], **options)
     with pytest.raises(error):
         master.as_completed("echo", "w", [1], **options)
+
+
+def test_results_after_a_failure_are_dropped_even_when_already_in() -> None:
+    async def main() -> None:
+        farm = Farm(hold, protocol="1.1")
+        async with farm.master() as master:
+            peers = await group_of(farm, master, 4)
+            results = master.map("echo", "pool", range(4))
+            first = asyncio.ensure_future(anext(results))
+            await until(in_flight_is(farm, 4))
+            by_data = {r.data: (p, r) for p in peers for r in p.unanswered.values()}
+            by_data[3][0].reply(by_data[3][1], data=3)  # in, waiting for its turn
+            await until(in_flight_is(farm, 3))
+            # A failure and a success after it, in the same loop pass.
+            by_data[1][0].reply(by_data[1][1], 500, error="boom")
+            by_data[2][0].reply(by_data[2][1], data=2)
+            by_data[0][0].reply(by_data[0][1], data=0)
+            assert (await first).data == 0
+            with pytest.raises(RemoteError, match="boom"):
+                await anext(results)
+
+    run(main())
+
+
+def test_a_request_cancelled_elsewhere_is_a_failure_and_an_interrupt_goes_through() -> None:
+    async def main() -> None:
+        farm = Farm()
+        async with farm.master() as master:
+            await farm.spawn(master, "w")
+            loop = asyncio.get_running_loop()
+
+            def settled(action: str, target: str, data: Any, **options: Any) -> Any:
+                future: asyncio.Future[Any] = loop.create_future()
+                if data == "cancelled":
+                    future.cancel()
+                else:
+                    future.set_exception(KeyboardInterrupt())
+                return future
+
+            master.request = settled  # type: ignore[method-assign,assignment]
+            out = [r async for r in master.map("x", "w", ["cancelled"], on_error="return")]
+            assert isinstance(out[0], asyncio.CancelledError)
+            with pytest.raises(KeyboardInterrupt):
+                [r async for r in master.map("x", "w", ["interrupt"], on_error="return")]
+
+    run(main())
