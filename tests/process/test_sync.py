@@ -174,7 +174,7 @@ def test_executor_submit_and_map_in_order_with_and_without_chunks() -> None:
 
 
 def test_executor_errors_are_clear() -> None:
-    with peepsy.sync.Executor(max_workers=1) as pool:
+    with peepsy.sync.Executor(max_workers=1, per_worker=1) as pool:
         with pytest.raises(RemoteError, match="no good"):
             pool.submit(functions.fail, "no good").result(LIMIT_S)
         with pytest.raises(TypeError, match="must be JSON"):
@@ -205,6 +205,8 @@ def test_executor_defaults_to_a_worker_per_cpu_and_fails_whole_when_it_cannot_st
     monkeypatch.setattr(os, "cpu_count", lambda: None)
     with peepsy.sync.Executor() as pool:
         assert pool.submit(functions.square, 3).result(LIMIT_S) == 9
+    with pytest.raises(ValueError, match="per_worker"):
+        peepsy.sync.Executor(max_workers=1, per_worker=0)
     before = threading.active_count()
     with pytest.raises(PeepsyProcessError):
         peepsy.sync.Executor(max_workers=2, python="/nonexistent/python")
