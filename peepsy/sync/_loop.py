@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine, Generator
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Coroutine, Generator
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -55,24 +56,22 @@ class LoopThread:
         return wait(self.submit(coro))
 
     def iterate(
-        self, source: AsyncIterator[T], deadline: float | None = None
+        self, source: AsyncGenerator[T, None], deadline: float | None = None
     ) -> Generator[T, None, None]:
-        """A plain iterator over ``source``, which runs on the loop. The next item is
-        already asked for while the caller handles this one, so the loop keeps working
-        between two ``next()``; leaving the loop early closes ``source``. Past
-        ``deadline`` (``time.monotonic()``), waiting for an item raises TimeoutError."""
-        running: list[asyncio.Task[Any]] = []
-        pending = self.submit(_anext(source, running))
+        """A plain iterator over ``source``, which runs on the loop from now on, up to
+        :data:`AHEAD` items ahead of the caller: the loop keeps working between two
+        ``next()``, and the caller takes what is ready in one hop between threads, not
+        one per item. Leaving the loop early closes ``source``. Past ``deadline``
+        (``time.monotonic()``), waiting for an item raises TimeoutError."""
+        pump: _Pump[T] = _Pump(source)
+        self.submit(pump.run())
         try:
-            while True:
-                done, item = wait(pending, deadline)
-                if done:
-                    return
-                pending = self.submit(_anext(source, running))
-                yield item
+            while batch := pump.take(deadline):
+                self.loop.call_soon_threadsafe(pump.free, len(batch))
+                yield from batch
         finally:
             if self.running:
-                wait(self.submit(_aclose(source, running)))
+                wait(self.submit(pump.close()))
 
     def stop(self) -> None:
         if self.running:
@@ -80,36 +79,78 @@ class LoopThread:
             self._thread.join()
 
 
-def wait(future: concurrent.futures.Future[T], deadline: float | None = None) -> T:
-    """``future``'s result; Ctrl-C cancels it. Past ``deadline`` (``time.monotonic()``)
-    TimeoutError, the future left to whoever closes what it belongs to."""
+def wait(future: concurrent.futures.Future[T]) -> T:
+    """``future``'s result; Ctrl-C cancels it (so the coroutine behind it) and goes on."""
     try:
-        if deadline is None:
-            return future.result()
-        return future.result(max(deadline - time.monotonic(), 0))
+        return future.result()
     except KeyboardInterrupt:
         future.cancel()
         raise
 
 
-async def _anext(source: AsyncIterator[T], running: list[asyncio.Task[Any]]) -> tuple[bool, Any]:
-    task = asyncio.current_task()
-    assert task is not None
-    running[:] = [task]
-    try:
-        return False, await anext(source)
-    except StopAsyncIteration:
-        return True, None
+#: How many items :meth:`LoopThread.iterate` reads ahead of its caller.
+AHEAD = 256
 
 
-async def _aclose(source: AsyncIterator[Any], running: list[asyncio.Task[Any]]) -> None:
-    # The prefetch may still run: end it first, as a generator cannot be closed while
-    # it runs (its cancellation withdraws what it has in flight).
-    for task in running:
-        if not task.done():
+class _Pump(Generic[T]):
+    """Moves items from an async iterator on the loop to a thread that takes them."""
+
+    def __init__(self, source: AsyncGenerator[T, None]) -> None:
+        self._source = source
+        self._ready: collections.deque[T] = collections.deque()
+        self._changed = threading.Condition()
+        self._ended = False
+        self._error: BaseException | None = None
+        self._room: asyncio.Semaphore | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        self._task = asyncio.current_task()
+        self._room = room = asyncio.Semaphore(AHEAD)
+        try:
+            async for item in self._source:
+                with self._changed:
+                    self._ready.append(item)
+                    self._changed.notify()
+                await room.acquire()
+        except BaseException as error:
+            self._error = error
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            with self._changed:
+                self._ended = True
+                self._changed.notify()
+
+    def free(self, count: int) -> None:
+        """On the loop: the caller took ``count`` items."""
+        room = self._room
+        assert room is not None  # set before the first item was handed over
+        for _ in range(count):
+            room.release()
+
+    def take(self, deadline: float | None) -> list[T]:
+        """Every item ready, waiting for at least one; [] at the end of the source, or
+        its exception once the items before it are taken."""
+        with self._changed:
+            while not self._ready and not self._ended:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError("no result within the timeout")
+                self._changed.wait(left)
+            batch = list(self._ready)
+            self._ready.clear()
+        if not batch and self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return batch
+
+    async def close(self) -> None:
+        """On the loop: stop reading (what the source has in flight is withdrawn by its
+        own cancellation) and close the source."""
+        task = self._task
+        if task is not None and not task.done():
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-    aclose = getattr(source, "aclose", None)
-    if aclose is not None:
-        await aclose()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._source.aclose()

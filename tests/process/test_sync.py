@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -131,6 +132,22 @@ def test_bad_options_fail_at_construction_and_stop_the_thread() -> None:
     with pytest.raises(ValueError, match="request_shape"):
         peepsy.sync.Master(request_shape="odd")
     poll(lambda: threading.active_count() == before)
+
+
+def test_the_loop_thread_stops_once_and_an_iterator_outliving_it_closes_quietly() -> None:
+    from peepsy.sync._loop import LoopThread
+
+    async def numbers() -> AsyncGenerator[int, None]:
+        for i in range(3):
+            yield i
+
+    thread = LoopThread("test")
+    items = thread.iterate(numbers())
+    assert next(items) == 0
+    thread.stop()
+    thread.stop()
+    items.close()  # its loop is gone: nothing left to close there
+    assert not thread.running
 
 
 def test_a_module_function_is_a_worker_without_a_script() -> None:
