@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Generator, Iterable, Sequence
+from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
 from typing import Any, Generic, Literal, overload
 
 from typing_extensions import TypeVar
@@ -13,6 +13,7 @@ from peepsy.master import Master as AsyncMaster
 from peepsy.master._events import Observable
 from peepsy.master._fanout import OnError
 from peepsy.sync._loop import LoopThread, refuse_inside_a_loop
+from peepsy.transport import StderrMode
 
 ReqT = TypeVar("ReqT", default=Any)
 RespT = TypeVar("RespT", default=Any)
@@ -31,18 +32,35 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
             for reply in master.map("add", "w1", ({"a": i, "b": i} for i in range(100))):
                 ...
 
-    It takes the options of :class:`peepsy.Master` and runs one on an event loop of its
-    own thread, so heartbeats, supervision and restarts go on between calls. Typed as
-    the async master: an :class:`~peepsy.Action` gives its response type, a string
-    action a :class:`~peepsy.Reply`. Ctrl-C during a call withdraws its request (CANCEL
-    to the child) and raises KeyboardInterrupt. Event callbacks (:meth:`on`) and the
-    master's handlers run on the loop's thread. Calling it from a thread that runs an
-    event loop raises RuntimeError: use the async master there. Leaving the ``with``
-    block (or :meth:`close`) shuts the children down gracefully and ends the thread.
+    It takes the options of :class:`peepsy.Master` (the common ones typed here, the others
+    passed on as they are) and runs one on an event loop of its own thread, so heartbeats,
+    supervision and restarts go on between calls. Typed as the async master: an
+    :class:`~peepsy.Action` gives its response type, a string action a
+    :class:`~peepsy.Reply`. Ctrl-C during a call withdraws its request (CANCEL to the child)
+    and raises KeyboardInterrupt. Event callbacks (:meth:`on`) and the master's handlers run
+    on the loop's thread. Calling it from a thread that runs an event loop raises
+    RuntimeError: use the async master there. Leaving the ``with`` block (or :meth:`close`)
+    shuts the children down gracefully and ends the thread.
     """
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: int = 5000,
+        max_retries: int = 0,
+        retry_delay: int = 1000,
+        heartbeat_interval: int = 2000,
+        include_stack: bool = False,
+        **options: Any,
+    ) -> None:
         refuse_inside_a_loop("peepsy.sync.Master")
+        options.update(
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            heartbeat_interval=heartbeat_interval,
+            include_stack=include_stack,
+        )
         self._thread = LoopThread("peepsy.sync.Master")
         try:
             self._master: AsyncMaster[ReqT, RespT] = self._thread.call(_make(options))
@@ -89,9 +107,15 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         command: str | Sequence[str],
         mode: Literal["sequential", "concurrent"] = "sequential",
         group: str | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        stderr: StderrMode = "inherit",
+        auto_restart: bool = True,
         **options: Any,
     ) -> ProcessStats:
         """See :meth:`peepsy.Master.spawn_child`; the options are the same."""
+        options.update(env=env, cwd=cwd, stderr=stderr, auto_restart=auto_restart)
         return self._call(self._master.spawn_child(target, command, mode, group, **options))  # type: ignore[no-any-return]
 
     def configure_group(self, group: str, **options: Any) -> None:
