@@ -8,8 +8,11 @@ import concurrent.futures
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, Coroutine, Generator
 from typing import Any, Generic, TypeVar
+
+from peepsy._errors import PeepsyShutdownError
 
 T = TypeVar("T")
 
@@ -31,6 +34,7 @@ class LoopThread:
     """Runs an event loop on a daemon thread until :meth:`stop`."""
 
     def __init__(self, name: str) -> None:
+        self._pumps: weakref.WeakSet[_Pump[Any]] = weakref.WeakSet()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -41,6 +45,9 @@ class LoopThread:
             self.loop.run_forever()
         finally:
             self.loop.close()
+            # An iterator still open would wait for a loop that is gone.
+            for pump in list(self._pumps):
+                pump.abandon()
 
     @property
     def running(self) -> bool:
@@ -58,13 +65,18 @@ class LoopThread:
     def iterate(
         self, source: AsyncGenerator[T, None], deadline: float | None = None
     ) -> Generator[T, None, None]:
-        """A plain iterator over ``source``, which runs on the loop from now on, up to
-        :data:`AHEAD` items ahead of the caller: the loop keeps working between two
-        ``next()``, and the caller takes what is ready in one hop between threads, not
-        one per item. Leaving the loop early closes ``source``. Past ``deadline``
-        (``time.monotonic()``), waiting for an item raises TimeoutError."""
+        """A plain iterator over ``source``, which runs on the loop from now on (not
+        from the first ``next()``), up to :data:`AHEAD` items ahead of the caller: the
+        loop keeps working between two ``next()``, and the caller takes what is ready in
+        one hop between threads, not one per item. Leaving the loop early closes
+        ``source``. Past ``deadline`` (``time.monotonic()``), waiting for an item raises
+        TimeoutError."""
         pump: _Pump[T] = _Pump(source)
-        self.submit(pump.run())
+        self._pumps.add(pump)
+        self.submit(pump.started)
+        return self._drain(pump, deadline)
+
+    def _drain(self, pump: _Pump[T], deadline: float | None) -> Generator[T, None, None]:
         try:
             while batch := pump.take(deadline):
                 self.loop.call_soon_threadsafe(pump.free, len(batch))
@@ -103,6 +115,8 @@ class _Pump(Generic[T]):
         self._error: BaseException | None = None
         self._room: asyncio.Semaphore | None = None
         self._task: asyncio.Task[None] | None = None
+        #: What the loop runs (kept to be closed if the loop stops before it starts).
+        self.started = self.run()
 
     async def run(self) -> None:
         self._task = asyncio.current_task()
@@ -120,6 +134,16 @@ class _Pump(Generic[T]):
         finally:
             with self._changed:
                 self._ended = True
+                self._changed.notify()
+
+    def abandon(self) -> None:
+        """The loop stopped: the caller gets the items ready, then an error."""
+        if self._task is None:
+            self.started.close()  # never started: nothing to unwind
+        with self._changed:
+            if not self._ended:
+                self._ended = True
+                self._error = PeepsyShutdownError("closed while an iterator was open")
                 self._changed.notify()
 
     def free(self, count: int) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, overload
 from typing_extensions import TypeVar
 
 from peepsy._actions import ActionLike, HandlerRegistry
+from peepsy._errors import PeepsyShutdownError
 from peepsy.master import GroupStats, ProcessStats, Reply
 from peepsy.master import Master as AsyncMaster
 from peepsy.master._events import Observable
@@ -93,10 +94,15 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         finally:
             self._thread.stop()
 
+    def _check_open(self) -> None:
+        if not self._thread.running:
+            raise PeepsyShutdownError("the master is closed")
+        refuse_inside_a_loop("peepsy.sync.Master")
+
     def _call(self, coro: Any) -> Any:
         try:
-            refuse_inside_a_loop("peepsy.sync.Master")
-        except RuntimeError:
+            self._check_open()
+        except (RuntimeError, PeepsyShutdownError):
             coro.close()
             raise
         return self._thread.call(coro)
@@ -242,7 +248,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
     ) -> Generator[Any, None, None]:
         """See :meth:`peepsy.Master.map`. The requests start at once (before the first
         ``next()``); ``items`` is read on the loop's thread."""
-        refuse_inside_a_loop("peepsy.sync.Master")
+        self._check_open()
         source = self._master.map(
             action, target, items, concurrency=concurrency, timeout=timeout, on_error=on_error
         )
@@ -303,7 +309,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         on_error: OnError = "raise",
     ) -> Generator[tuple[int, Any], None, None]:
         """See :meth:`peepsy.Master.as_completed`: ``(index, result)`` pairs as they come."""
-        refuse_inside_a_loop("peepsy.sync.Master")
+        self._check_open()
         source = self._master.as_completed(
             action, target, items, concurrency=concurrency, timeout=timeout, on_error=on_error
         )

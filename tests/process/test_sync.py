@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import peepsy.sync
-from peepsy import Action, PeepsyProcessError, RemoteError, Reply
+from peepsy import Action, PeepsyError, PeepsyProcessError, PeepsyShutdownError, RemoteError, Reply
 from tests.process._support import PYTHON, ROOT, WORKERS, peepsy_worker
 from tests.process.workers import functions
 
@@ -67,6 +67,19 @@ def test_heartbeats_go_on_between_calls_and_close_stops_the_children() -> None:
         master.close()
     master.close()  # twice: nothing more
     assert not master.async_master.is_process_alive("w")
+    with pytest.raises(PeepsyShutdownError, match="closed"):
+        master.request("echo", "w", 1)
+    with pytest.raises(PeepsyShutdownError, match="closed"):
+        master.map("echo", "w", [1])
+
+
+def test_an_iterator_left_open_at_close_ends_with_an_error_not_a_hang() -> None:
+    master: peepsy.sync.Master[Any, Any] = peepsy.sync.Master(timeout=20_000)
+    master.spawn_child("w", peepsy_worker("sequential"))
+    results = master.map("sleep", "w", [10_000, 10_000])
+    master.close(timeout=100)  # the children are stopped under their requests
+    with pytest.raises(PeepsyError):
+        list(results)
 
 
 def test_a_remote_failure_and_a_map_failure_raise_in_the_caller() -> None:
@@ -148,6 +161,20 @@ def test_the_loop_thread_stops_once_and_an_iterator_outliving_it_closes_quietly(
     thread.stop()
     items.close()  # its loop is gone: nothing left to close there
     assert not thread.running
+
+
+def test_an_iterator_whose_loop_stopped_ends_with_an_error() -> None:
+    from peepsy.sync._loop import LoopThread
+
+    async def never() -> AsyncGenerator[int, None]:
+        await asyncio.Event().wait()
+        yield 0
+
+    thread = LoopThread("test")
+    items = thread.iterate(never())
+    thread.stop()
+    with pytest.raises(PeepsyShutdownError, match="closed while an iterator was open"):
+        next(items)
 
 
 def test_a_module_function_is_a_worker_without_a_script() -> None:
