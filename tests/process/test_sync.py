@@ -90,6 +90,8 @@ def test_a_remote_failure_and_a_map_failure_raise_in_the_caller() -> None:
         results = master.map("no-such-action", "w", [1, 2], on_error="return")
         assert all(isinstance(r, RemoteError) for r in results)
         results = master.map("echo", "w", [1, 2, 3])
+        # Sent at the call, before the first next(), as ProcessPoolExecutor.map does.
+        poll(lambda: master.get_process_stats("w").requests_handled >= 1)
         assert next(results).data == 1
         results.close()  # leaving early withdraws the rest
         poll(lambda: master.async_master.active_requests == 0)
