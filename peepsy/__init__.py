@@ -33,6 +33,7 @@ from peepsy._errors import (
     ProtocolError,
     RemoteError,
     RemoteProtocolError,
+    RemoteTraceback,
 )
 from peepsy.protocol import PROTOCOL_VERSION
 
@@ -128,6 +129,7 @@ __all__ = [
     "RecoveredEvent",
     "RemoteError",
     "RemoteProtocolError",
+    "RemoteTraceback",
     "ReplacedEvent",
     "Reply",
     "RequestContext",

@@ -73,18 +73,35 @@ class Action(Generic[Req, Resp]):
         return f"Action({self.name!r}, {req}, {resp})"
 
     def dump_request(self, value: Req) -> Any:
+        """The request data as JSON-ready Python (dicts, lists, str, ...), by alias.
+
+        Raises:
+            EncodeError: ``value`` cannot be written as the request type (a value of the
+                wrong type inside a model, say).
+        """
         try:
             return self._request_adapter.dump_python(value, mode="json", by_alias=True)
         except PydanticSerializationError as exc:
             raise EncodeError(f"cannot write the request data of {self.name!r}: {exc}") from exc
 
     def dump_response(self, value: Resp) -> Any:
+        """The response data as JSON-ready Python (dicts, lists, str, ...), by alias.
+
+        Raises:
+            EncodeError: ``value`` cannot be written as the response type.
+        """
         try:
             return self._response_adapter.dump_python(value, mode="json", by_alias=True)
         except PydanticSerializationError as exc:
             raise EncodeError(f"cannot write the response data of {self.name!r}: {exc}") from exc
 
     def parse_request(self, data: Any) -> Req:
+        """Validate request data as it came off the wire into the request type.
+
+        Raises:
+            PeepsyValidationError: ``data`` does not fit the request type; its ``issues``
+                name each problem by JSON path.
+        """
         try:
             return self._request_adapter.validate_python(data)
         except ValidationError as exc:
@@ -93,6 +110,12 @@ class Action(Generic[Req, Resp]):
             ) from None
 
     def parse_response(self, data: Any) -> Resp:
+        """Validate response data as it came off the wire into the response type.
+
+        Raises:
+            PeepsyValidationError: ``data`` does not fit the response type; its ``issues``
+                name each problem by JSON path.
+        """
         try:
             return self._response_adapter.validate_python(data)
         except ValidationError as exc:
@@ -238,6 +261,8 @@ class HandlerRegistry:
         return decorate
 
     def unregister_handler(self, action: str | Action[Any, Any]) -> bool:
+        """Remove the handler of ``action`` (a name or an :class:`Action`); requests for it are
+        then answered 404. Returns whether there was one."""
         return self._handlers.remove(action.name if isinstance(action, Action) else action)
 
     @property
@@ -250,9 +275,13 @@ class TypedDecorator(Protocol[Req, Resp]):
     """What ``@handler(action)`` returns for a typed action: the decorated function keeps
     its sync or async signature."""
 
+    # Sync first, as in register_handler: mypy reports a function that fits neither
+    # against the first overload, and a wrong plain function must not be told that it
+    # should return an Awaitable. (A wrong coroutine function is then shown against the
+    # plain signature, with its Coroutine[..., WrongType] next to the expected type.)
+    @overload
+    def __call__(self, fn: Callable[[Req], Resp]) -> Callable[[Req], Resp]: ...
     @overload
     def __call__(
         self, fn: Callable[[Req], Awaitable[Resp]]
     ) -> Callable[[Req], Awaitable[Resp]]: ...
-    @overload
-    def __call__(self, fn: Callable[[Req], Resp]) -> Callable[[Req], Resp]: ...

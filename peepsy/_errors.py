@@ -28,18 +28,16 @@ tests/test_errors_tree.py holds both drawings to the classes below::
             └── InvalidResponse        PEEPSY_INVALID_RESPONSE   a bad answer to our request
 
 The middle column is the stable ``code`` (a :class:`HandlerError` may be given its own);
-a number in brackets is the status of the failure answer when a handler raises one. Remote
-protocol errors say where (``line`` number, JSON path of each ``issues`` entry) and, when
-the bad line still names one, the ``request_id`` it belonged to, so the receiver can
-answer it instead of leaving the sender waiting; a bad RESPONSE line's string id is kept
-as ``response_id``, so the request it answers can fail at once.
-
-How an exception becomes a wire error and back is peepsy._failures' business.
+in brackets, the status answered when a handler raises it. Remote protocol errors say
+where (``line``, the JSON path of each of ``issues``) and, if the bad line names one, its
+``request_id`` (to answer it, not leave its sender waiting) or ``response_id`` (to fail
+the request it answers at once). peepsy._failures turns exceptions into wire errors and
+back, and writes a :class:`RemoteError`'s text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pydantic import MISSING
@@ -125,6 +123,8 @@ class PeepsyValidationError(PeepsyError):
     def from_pydantic(
         cls, exc: ValidationError, *, action: str, what: str
     ) -> PeepsyValidationError:
+        """The error for pydantic's ``exc`` about ``what`` (``"request data"``, say) of
+        ``action``, with one :class:`Issue` per problem, each at its JSON path."""
         # Not at the top: peepsy.protocol imports this module.
         from peepsy.protocol._codec import json_path  # noqa: PLC0415
 
@@ -198,11 +198,11 @@ class HandlerError(PeepsyError):
 
 
 class RemoteError(PeepsyError):
-    """The peer answered a request with a failure status (>= 400).
-
-    ``status``, ``message`` and, when the peer sent one, the structured ``payload``
-    (name, code, details, stack) come from the RESPONSE.
-    """
+    """The peer answered a request with a failure status (>= 400): ``status``,
+    ``message`` (the peer's text) and any ``payload`` (name, code, details, stack) come
+    from the RESPONSE; ``action``, ``target`` (who answered) and ``group`` say which
+    request failed. ``str()`` reads ``ZeroDivisionError: division by zero (action 'div' on
+    'w1', status 500)``; a stack sent is its ``__cause__``, a :class:`RemoteTraceback`."""
 
     code = "PEEPSY_REMOTE"
 
@@ -214,6 +214,7 @@ class RemoteError(PeepsyError):
         payload: ErrorPayload | None = None,
         action: str | None = None,
         target: str | None = None,
+        group: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -221,161 +222,93 @@ class RemoteError(PeepsyError):
         self.payload = payload
         self.action = action
         self.target = target
+        self.group = group
+
+    def __str__(self) -> str:
+        from peepsy._failures import describe  # noqa: PLC0415 - it imports this module
+
+        return describe(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce keeps neither its keyword arguments nor its cause.
+        kept = {k: getattr(self, k) for k in ("status", "payload", "action", "target", "group")}
+        return (partial(type(self), self.message, **kept), (), {"__cause__": self.__cause__})
 
     @property
     def remote_name(self) -> str | None:
+        """The peer's name for its error (``errorPayload.name``, e.g. ``"ValueError"``), if it
+        sent one."""
         return None if self.payload is None else self.payload.name
 
     @property
     def remote_code(self) -> str | None:
+        """The peer's code for its error (``errorPayload.code``), if it sent one."""
         if self.payload is None or self.payload.code is MISSING:
             return None
         return self.payload.code
 
     @property
     def details(self) -> Any:
+        """The peer's structured details about its error (``errorPayload.details``), if any."""
         if self.payload is None or self.payload.details is MISSING:
             return None
         return self.payload.details
 
 
-# --- protocol errors ---------------------------------------------------------------------
-
-
-class ProtocolError(PeepsyError):
-    """A message broke the protocol (docs/protocol.md)."""
-
-    code = "PEEPSY_PROTOCOL"
-
-
-class LocalProtocolError(ProtocolError):
-    """This side tried to send something the protocol does not allow."""
-
-    code = "PEEPSY_LOCAL_PROTOCOL"
-
-
-class EncodeError(LocalProtocolError):
-    """A value handed to peepsy cannot be written as JSON."""
-
-    code = "PEEPSY_ENCODE"
-
-
-class NestingTooDeepForPeer(EncodeError):
-    """A value would be inside more than ``limit`` containers, deeper than peepsy writes
-    (and so than a receiver is known to read, FRAME-13). It was not sent."""
-
-    code = "PEEPSY_NESTING_TOO_DEEP"
-
-    def __init__(self, message: str, *, limit: int) -> None:
-        super().__init__(message)
-        self.limit = limit
-
-
-class NumberTooLongForPeer(EncodeError):
-    """A message would hold an integer of more than ``limit`` digits, which a receiver
-    does not read (FRAME-3). It was not sent."""
-
-    code = "PEEPSY_NUMBER_TOO_LONG"
-
-    def __init__(self, message: str, *, limit: int) -> None:
-        super().__init__(message)
-        self.limit = limit
-
-
-class LineTooLongForPeer(LocalProtocolError):
-    """A REQUEST would be longer than the line limit the peer stated (FRAME-11); it was
-    not sent."""
-
-    code = "PEEPSY_LINE_TOO_LONG"
-
-    def __init__(self, message: str, *, size: int, limit: int) -> None:
-        super().__init__(message)
-        self.size = size
-        self.limit = limit
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """One thing wrong with a received message: where (a JSON path such as ``$.request.id``)
-    and what."""
-
-    path: str
-    message: str
+class RemoteTraceback(Exception):
+    """The ``__cause__`` of a :class:`RemoteError` whose peer sent its stack: its text is
+    the remote traceback, so the caller's traceback shows it first. Never raised."""
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        return f'"""\n{str(self.args[0]).rstrip()}\n"""'
 
 
-class RemoteProtocolError(ProtocolError):
-    """The peer sent something the protocol does not allow."""
+# The protocol errors live in their own module (this one would pass 400 lines); they are
+# imported last, as they derive from PeepsyError above.
+from peepsy._protocol_errors import (  # noqa: E402
+    DuplicateRequestId,
+    EncodeError,
+    InvalidJson,
+    InvalidMessage,
+    InvalidResponse,
+    Issue,
+    LineTooLong,
+    LineTooLongForPeer,
+    LocalProtocolError,
+    NestingTooDeepForPeer,
+    NumberTooLongForPeer,
+    ProtocolError,
+    RemoteProtocolError,
+    TruncatedLine,
+    UnexpectedMessage,
+    UnknownMessageType,
+)
 
-    code = "PEEPSY_REMOTE_PROTOCOL"
-    #: The requirement of docs/protocol.md that the input broke.
-    rule: str = "MSG-1"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        line: int | None = None,
-        request_id: str | None = None,
-        response_id: str | None = None,
-        issues: tuple[Issue, ...] = (),
-    ) -> None:
-        where = f"line {line}: " if line is not None else ""
-        super().__init__(where + message)
-        self.reason = message
-        self.line = line
-        self.request_id = request_id
-        self.response_id = response_id
-        self.issues = issues
-
-
-class LineTooLong(RemoteProtocolError):
-    """A line over the receiver's limit, dropped whole. ``head`` holds its first bytes,
-    from which the id of an over-long REQUEST may still be read (FRAME-12)."""
-
-    code = "PEEPSY_LINE_TOO_LONG"
-    rule = "FRAME-6"
-
-    def __init__(self, message: str, *, line: int | None = None, head: bytes = b"") -> None:
-        super().__init__(message, line=line)
-        self.head = head
-
-
-class TruncatedLine(RemoteProtocolError):
-    code = "PEEPSY_TRUNCATED_LINE"
-    rule = "FRAME-2"
-
-
-class InvalidJson(RemoteProtocolError):
-    code = "PEEPSY_INVALID_JSON"
-    rule = "FRAME-3"
-
-
-class InvalidMessage(RemoteProtocolError):
-    code = "PEEPSY_INVALID_MESSAGE"
-    rule = "MSG-2"
-
-
-class UnknownMessageType(InvalidMessage):
-    code = "PEEPSY_UNKNOWN_TYPE"
-    rule = "MSG-5"
-
-
-class UnexpectedMessage(RemoteProtocolError):
-    code = "PEEPSY_UNEXPECTED_MESSAGE"
-    rule = "MSG-6"
-
-
-class DuplicateRequestId(RemoteProtocolError):
-    code = "PEEPSY_DUPLICATE_ID"
-    rule = "ID-2"
-
-
-class InvalidResponse(RemoteProtocolError):
-    """The peer answered one of our requests with an invalid RESPONSE; the request fails
-    at once instead of waiting for its timeout (MSG-9). ``issues`` say what was wrong."""
-
-    code = "PEEPSY_INVALID_RESPONSE"
-    rule = "MSG-9"
+__all__ = [
+    "DuplicateRequestId",
+    "EncodeError",
+    "HandlerError",
+    "InvalidJson",
+    "InvalidMessage",
+    "InvalidResponse",
+    "Issue",
+    "LineTooLong",
+    "LineTooLongForPeer",
+    "LocalProtocolError",
+    "NestingTooDeepForPeer",
+    "NumberTooLongForPeer",
+    "PeepsyCancelledError",
+    "PeepsyError",
+    "PeepsyNotFoundError",
+    "PeepsyProcessError",
+    "PeepsyShutdownError",
+    "PeepsyTimeoutError",
+    "PeepsyValidationError",
+    "ProtocolError",
+    "RemoteError",
+    "RemoteProtocolError",
+    "RemoteTraceback",
+    "TruncatedLine",
+    "UnexpectedMessage",
+    "UnknownMessageType",
+]

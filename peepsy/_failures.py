@@ -7,7 +7,12 @@ The exception classes themselves, and their tree, are in peepsy._errors.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import os
 import traceback
+from pathlib import Path
+from types import TracebackType
 from typing import Any, Final
 
 from pydantic import MISSING
@@ -23,6 +28,7 @@ from peepsy._errors import (
     PeepsyValidationError,
     RemoteError,
     RemoteProtocolError,
+    RemoteTraceback,
 )
 from peepsy.protocol import ErrorPayload, Response
 from peepsy.protocol._codec import printable
@@ -33,6 +39,13 @@ NOT_RUN_STATUSES: Final = frozenset({408, 503})
 #: The answer to a request its sender cancelled (CANCEL-3/4): never sent again, as the
 #: sender gave it up.
 CANCELLED_STATUS: Final = 499
+
+#: Where the frames that run a handler live (peepsy's serving, asyncio, the executor's
+#: thread): a handler's traceback starts after them.
+_RUNNER_DIRS: Final = tuple(
+    str(Path(path).parent) + os.sep
+    for path in (asyncio.__file__, concurrent.futures.__file__, __file__)
+)
 
 _BY_CLASS: Final[dict[type[BaseException], tuple[int, str, str]]] = {
     PeepsyTimeoutError: (408, "PeepsyTimeoutError", "PEEPSY_TIMEOUT"),
@@ -58,7 +71,9 @@ def error_to_wire(
     message = printable(str(exc)) or type(exc).__name__
     extra: dict[str, Any] = {}
     if isinstance(exc, RemoteError):
-        # Relaying a failure from further away keeps its status and identity.
+        # Relaying a failure from further away keeps its status, identity and own text
+        # (its name travels in the payload: str() would repeat it).
+        message = printable(exc.message) or f"request failed with status {exc.status}"
         status = exc.status
         if exc.payload is not None:
             extra = exc.payload.model_dump(exclude={"stack"})
@@ -102,8 +117,18 @@ def error_to_wire(
     if len(str(extra.get("name", ""))) > 256:
         extra["name"] = str(extra["name"])[:256]
     if include_stack and exc.__traceback__ is not None:
-        extra["stack"] = "".join(traceback.format_exception(exc))
+        extra["stack"] = "".join(traceback.format_exception(type(exc), exc, handler_frames(exc)))
     return status, ErrorPayload(message=message, **extra)
+
+
+def handler_frames(exc: BaseException) -> TracebackType | None:
+    """``exc``'s traceback from the first frame that is not peepsy's, asyncio's or the
+    executor's own: what a handler's author wants to read. All of it when every frame
+    is theirs (a failure inside peepsy, shown whole)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_RUNNER_DIRS):
+        tb = tb.tb_next
+    return tb or exc.__traceback__
 
 
 def bare_payload(payload: ErrorPayload) -> ErrorPayload:
@@ -114,10 +139,16 @@ def bare_payload(payload: ErrorPayload) -> ErrorPayload:
 
 
 def error_from_wire(
-    response: Response, *, action: str | None = None, target: str | None = None
+    response: Response,
+    *,
+    action: str | None = None,
+    target: str | None = None,
+    group: str | None = None,
 ) -> RemoteError:
-    """The exception for a failed RESPONSE. Its message is ``error``, else
-    ``errorPayload.message``, else a generic text naming the status (RESP-3)."""
+    """The exception for a failed RESPONSE. Its ``message`` is ``error``, else
+    ``errorPayload.message``, else empty (RESP-3); a ``stack`` sent becomes its
+    ``__cause__``, a :class:`~peepsy.RemoteTraceback`, so that it prints like a chained
+    local exception."""
     payload = None if response.error_payload is MISSING else response.error_payload
     if payload is not None and payload.stack is MISSING:
         # MISSING is truthy: `if err.payload.stack:` must not take an absent stack for one.
@@ -129,7 +160,40 @@ def error_from_wire(
     elif payload is not None and payload.message:
         message = payload.message
     else:
-        message = f"request failed with status {response.status}"
-    return RemoteError(
-        message, status=response.status, payload=payload, action=action, target=target
+        message = ""
+    error = RemoteError(
+        message,
+        status=response.status,
+        payload=payload,
+        action=action,
+        target=target,
+        group=group,
     )
+    if payload is not None and payload.stack:
+        error.__cause__ = RemoteTraceback(payload.stack)
+    return error
+
+
+#: Codes peepsy gives by itself: they repeat the name, so the text leaves them out.
+_OWN_CODE_PREFIX: Final = "PEEPSY_"
+
+
+def describe(error: RemoteError) -> str:
+    """A :class:`~peepsy.RemoteError`'s text: the remote exception as Python prints one,
+    then where it happened: ``ZeroDivisionError: division by zero (action 'div' on 'w1',
+    status 500)``. A peer that sends no name (a Node child's legacy ``error``) gives its
+    message alone; one that sends no message, "no error message"."""
+    message = error.message or "no error message"
+    name = error.remote_name
+    head = f"{name}: {message}" if name else message
+    where = [f"action {error.action!r}"] if error.action is not None else []
+    if error.target is not None:
+        where.append(f"on {error.target!r}")
+    if error.group is not None and error.group != error.target:
+        where.append(f"in group {error.group!r}")
+    facts = [" ".join(where)] if where else []
+    facts.append(f"status {error.status}")
+    code = error.remote_code
+    if code and not code.startswith(_OWN_CODE_PREFIX) and code != HandlerError.code:
+        facts.append(f"code {code!r}")
+    return f"{head} ({', '.join(facts)})"

@@ -271,22 +271,24 @@ def test_the_message_is_error_first() -> None:
         response(status=500, error="from error", errorPayload=payload), action="a", target="t"
     )
     assert isinstance(exc, RemoteError)
-    assert (str(exc), exc.message, exc.status) == ("from error", "from error", 500)
+    assert (exc.message, exc.status) == ("from error", 500)
+    assert str(exc) == "E: from error (action 'a' on 't', status 500)"
     assert (exc.action, exc.target) == ("a", "t")
     assert exc.remote_name == "E"
 
 
-def test_the_message_falls_back_to_the_payload_then_to_the_status() -> None:
+def test_the_message_falls_back_to_the_payload_then_to_nothing() -> None:
     payload = {"name": "E", "message": "from payload"}
-    assert str(error_from_wire(response(status=500, errorPayload=payload))) == "from payload"
-    assert str(error_from_wire(response(status=500, error="", errorPayload=payload))) == (
+    assert error_from_wire(response(status=500, errorPayload=payload)).message == "from payload"
+    assert error_from_wire(response(status=500, error="", errorPayload=payload)).message == (
         "from payload"
     )
     generic = error_from_wire(response(status=503))
-    assert str(generic) == "request failed with status 503"
+    assert generic.message == ""
+    assert str(generic) == "no error message (status 503)"
     assert generic.payload is None
     empty = error_from_wire(response(status=418, errorPayload={"name": "E", "message": ""}))
-    assert str(empty) == "request failed with status 418"
+    assert str(empty) == "E: no error message (status 418)"
     assert (error_from_wire(response(status=404)).action, generic.target) == (None, None)
 
 
@@ -324,7 +326,7 @@ def test_an_error_survives_the_round_trip() -> None:
             type="RESPONSE", id="m1", status=status, error=payload.message, error_payload=payload
         )
     )
-    assert (back.status, str(back), back.remote_name, back.remote_code, back.details) == (
+    assert (back.status, back.message, back.remote_name, back.remote_code, back.details) == (
         404,
         "no user",
         "HandlerError",

@@ -141,6 +141,7 @@ class Child(CallsMaster, HandlerRegistry):
 
     @property
     def mode(self) -> Mode:
+        """``"sequential"`` or ``"concurrent"``: as constructed, or as the master's INIT set it."""
         return self._mode
 
     @property
@@ -150,10 +151,12 @@ class Child(CallsMaster, HandlerRegistry):
 
     @property
     def requests_in_progress(self) -> int:
+        """Requests whose handler is running now (0 when not serving)."""
         return self._session.server.running if self._session is not None else 0
 
     @property
     def queue_size(self) -> int:
+        """Requests waiting for a free handler slot (0 when not serving)."""
         return self._session.server.queued if self._session is not None else 0
 
     @property
@@ -162,9 +165,11 @@ class Child(CallsMaster, HandlerRegistry):
         return self._channel is not None and not self._stopping
 
     def get_requests_handled(self) -> int:
+        """Node peepsy's spelling of :attr:`requests_handled`."""
         return self.requests_handled
 
     def get_queue_size(self) -> int:
+        """Node peepsy's spelling of :attr:`queue_size`."""
         return self.queue_size
 
     # --- running ------------------------------------------------------------------------
@@ -253,6 +258,7 @@ class Child(CallsMaster, HandlerRegistry):
             self._loop,
             capacity=self._capacity,
             executor=self._executor,
+            name=lambda: self.target,
         )
         server.on_idle = self._stopped_serving
         return server

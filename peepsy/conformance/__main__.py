@@ -41,8 +41,8 @@ from peepsy.conformance._cli_record import _generalize, _record
 from peepsy.conformance._fuzz_command import fuzz_command
 from peepsy.conformance._report import (
     exit_code,
+    format_progress,
     listing,
-    progress_line,
     read_expectations,
     summary,
     to_json,
@@ -58,6 +58,7 @@ from peepsy.conformance._suite import (
     run_suite,
     selected,
 )
+from peepsy.conformance._terminal import LiveLine, Painter, wants_colour, wants_live_line
 from peepsy.conformance._transcript import Outcome, TranscriptError
 
 # The parsers moved to _cli_args.py; they stay importable from here, as before the split,
@@ -210,16 +211,22 @@ def _main_body(argv: list[str] | None) -> int:
         jobs=args.jobs,
     )
 
+    painter = Painter(wants_colour(sys.stdout, args.color))
+    live = LiveLine(sys.stdout, painter, live=wants_live_line(sys.stdout))
+
     def progress(outcome: Outcome, index: int, total: int) -> None:
-        _Stdout.guard(lambda: progress_line(outcome, index, total))
+        text = format_progress(outcome, index, total, painter)
+        _Stdout.guard(lambda: live.result(text, outcome.verdict, index, total))
 
     try:
         result = asyncio.run(_run(options, None if args.quiet else progress))
     except Interrupted as stop:
         result = stop.result
+    finally:
+        _Stdout.guard(live.close)
     # From here on a SIGINT (noted) only makes the exit status 130: the reports get written.
     if not result.interrupted:
-        _Stdout.guard(lambda: summary(result, expectations, args.trace))
+        _Stdout.guard(lambda: summary(result, expectations, args.trace, painter=painter))
     try:
         if args.json:
             args.json.write_text(

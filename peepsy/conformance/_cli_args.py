@@ -103,6 +103,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the output: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR"
+        " forces it), always or never",
+    )
+    p.add_argument(
         "-j",
         "--jobs",
         type=int,

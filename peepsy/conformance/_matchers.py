@@ -40,6 +40,9 @@ SchemaCheck = Callable[[str, Any], list[str]]
 
 @dataclass(frozen=True, slots=True)
 class Mismatch:
+    """One difference between an expected and an actual message: where (a JSON path such as
+    ``$.data.id``), what the transcript wanted, and what came."""
+
     path: str
     expected: str
     actual: str

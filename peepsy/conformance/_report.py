@@ -15,6 +15,7 @@ from xml.etree import ElementTree as ET
 
 from peepsy.conformance._levels import level_states, levels_line
 from peepsy.conformance._suite import SuiteResult
+from peepsy.conformance._terminal import PLAIN, Painter
 from peepsy.conformance._transcript import Outcome
 from peepsy.protocol import PROTOCOL_VERSION
 
@@ -76,11 +77,16 @@ def exit_code(result: SuiteResult, expectations: Expectations) -> int:
     return 0
 
 
-def progress_line(outcome: Outcome, index: int, total: int, out: TextIO = sys.stdout) -> None:
+def format_progress(outcome: Outcome, index: int, total: int, painter: Painter = PLAIN) -> str:
+    """One finished check as the progress line shows it (no newline)."""
     reqs = ",".join(outcome.requirement)
     took = f"{outcome.duration_ms:6.0f} ms" if outcome.duration_ms else " " * 9
-    line = f"[{index:3}/{total}] {MARKS[outcome.verdict]}  {outcome.check:<40} {reqs:<18} {took}"
-    out.write(line.rstrip() + "\n")
+    mark = painter.paint(MARKS[outcome.verdict], outcome.verdict)
+    return f"[{index:3}/{total}] {mark}  {outcome.check:<40} {reqs:<18} {took}".rstrip()
+
+
+def progress_line(outcome: Outcome, index: int, total: int, out: TextIO = sys.stdout) -> None:
+    out.write(format_progress(outcome, index, total) + "\n")
     out.flush()
 
 
@@ -102,16 +108,21 @@ def side_by_side(expected: Any, actual: Any, width: int) -> list[str]:
 
 
 def summary(
-    result: SuiteResult, expectations: Expectations, trace: bool, out: TextIO = sys.stdout
+    result: SuiteResult,
+    expectations: Expectations,
+    trace: bool,
+    out: TextIO = sys.stdout,
+    painter: Painter = PLAIN,
 ) -> None:
     width = min(shutil.get_terminal_size((120, 20)).columns, 160)
     problems = [o for o in result.outcomes if o.verdict in ("fail", "error", "timeout", "warn")]
     for outcome in problems:
         status = expectations.judge(outcome)
         tag = " (expected failure)" if status == "expected" else ""
-        out.write(
-            f"\n=== {MARKS[outcome.verdict].strip()} {outcome.check}{tag}: {outcome.description}\n"
+        head = painter.paint(
+            f"=== {MARKS[outcome.verdict].strip()} {outcome.check}", outcome.verdict
         )
+        out.write(f"\n{head}{tag}: {outcome.description}\n")
         out.write(
             f"    requirement {', '.join(outcome.requirement)} ({outcome.severity});"
             f" {outcome.source}\n"
@@ -159,13 +170,17 @@ def summary(
     out.write(f"levels: {levels}\n")
     out.write("+------------+-------+\n| verdict    | count |\n+------------+-------+\n")
     for verdict in VERDICTS:
-        out.write(f"| {verdict:<10} | {counts[verdict]:5} |\n")
+        cell = f"{verdict:<10}"
+        if counts[verdict]:
+            cell = painter.paint(cell, verdict)
+        out.write(f"| {cell} | {counts[verdict]:5} |\n")
     out.write("+------------+-------+\n")
     judged = ("pass", "fail", "warn", "timeout", "error")
     if not result.startup_problem and not any(o.verdict in judged for o in result.outcomes):
         out.write("warning: no check ran: look at the levels line and --only/--skip\n")
     code = exit_code(result, expectations)
-    out.write("result: " + ("FAILED" if code else "PASSED") + "\n")
+    verdict = painter.paint("FAILED", "fail") if code else painter.paint("PASSED", "pass")
+    out.write(f"result: {verdict}\n")
 
 
 def report_summary(result: SuiteResult, expectations: Expectations) -> dict[str, Any]:

@@ -50,6 +50,14 @@ def selected(check: str, only: Sequence[str], skip: Sequence[str]) -> bool:
 
 @dataclass(slots=True)
 class Options:
+    """What :func:`run_suite` runs, and how: the same choices as the command line.
+
+    ``argv`` is the worker's command; ``mode`` (``"sequential"``, ``"concurrent"``, or
+    ``None`` to take it from the worker's READY); ``only`` and ``skip`` are globs on
+    check ids; ``transcript_dirs`` adds transcripts of your own (``builtin=False`` runs
+    only those); ``timeout_scale`` multiplies each case's budget; ``env`` and ``cwd`` are
+    the worker's; ``transport`` is ``"stdio"`` or ``"node-ipc"``."""
+
     argv: Sequence[str]
     mode: str | None = None
     #: ``auto`` (each level as the probe finds), or the highest level to run: that one
@@ -69,6 +77,10 @@ class Options:
 
 @dataclass(slots=True)
 class SuiteResult:
+    """What a run of the suite came to: one :class:`Outcome` per check, in the stable order
+    of ``--list``, and what the suite learnt about the worker (its mode, the levels it
+    reached and why not, the protocol it stated)."""
+
     outcomes: list[Outcome] = field(default_factory=list)
     mode: str = "sequential"
     mode_source: str = "INIT (assumed)"

@@ -48,6 +48,10 @@ class TranscriptError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
+    """One check, as loaded from its ``.ndjson`` file: its id, the requirements it enforces,
+    its level and severity, and the steps to play against the worker
+    (conformance/README.md describes the format)."""
+
     check: str
     requirement: tuple[str, ...]
     level: Level
@@ -89,6 +93,7 @@ class Outcome:
 
     @property
     def failed(self) -> bool:
+        """Whether the verdict fails the run: ``fail``, ``error`` or ``timeout``."""
         return self.verdict in ("fail", "error", "timeout")
 
 

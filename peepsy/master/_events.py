@@ -14,6 +14,9 @@ log = logging.getLogger("peepsy.master")
 
 @dataclass(frozen=True, slots=True)
 class SpawnEvent:
+    """A child was started (``restart``: as an automatic restart of a child that ended).
+    ``pid`` is ``None`` for an in-memory child."""
+
     target: str
     pid: int | None
     group: str | None
@@ -34,6 +37,9 @@ class ExitEvent:
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatMissedEvent:
+    """A child sent no HEARTBEAT for longer than the master allows; it is marked unhealthy
+    (and taken out of its group's rotation) until one comes."""
+
     target: str
     timestamp: int
     """Wall-clock ms when the miss was noticed."""
@@ -43,6 +49,9 @@ class HeartbeatMissedEvent:
 
 @dataclass(frozen=True, slots=True)
 class AutoRestartEvent:
+    """A child that ended on its own is being restarted (``auto_restart``); ``code`` and
+    ``signal`` say how it ended."""
+
     target: str
     code: int | None
     signal: int | None

@@ -32,6 +32,7 @@ class Slot:
         self._group: Group | None = group
 
     def release(self) -> None:
+        """Give the unit back to its group (again: a no-op), which may start a queued request."""
         group, self._group = self._group, None
         if group is not None:
             group._returned()

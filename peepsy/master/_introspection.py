@@ -21,9 +21,19 @@ class Introspection:
         return worker
 
     def get_process_stats(self, target: str) -> ProcessStats:
+        """A snapshot of one child's state and counters.
+
+        Raises:
+            PeepsyNotFoundError: no child has this target.
+        """
         return process_stats(self._worker(target))
 
     def get_group_stats(self, group: str) -> GroupStats:
+        """A snapshot of a group: its policy, its load and each member's stats.
+
+        Raises:
+            PeepsyNotFoundError: no group has this name.
+        """
         g = self._groups.get(group)
         if g is None:
             raise PeepsyNotFoundError(f"No process found for target or group: {group}")
@@ -40,21 +50,27 @@ class Introspection:
         )
 
     def get_unhealthy_processes(self) -> list[str]:
+        """The targets of the children judged unhealthy (heartbeats missed, or stuck)."""
         return [t for t, w in self._workers.items() if w.status == "unhealthy"]
 
     def is_process_alive(self, target: str) -> bool:
+        """Whether ``target`` names a child whose process is running (``False`` for an unknown
+        target, never an error)."""
         worker = self._workers.get(target)
         return worker is not None and worker.alive
 
     def get_active_requests_count(self) -> int:
+        """Requests sent to children and not yet settled, over all children."""
         return sum(w.in_flight for w in self._workers.values())
 
     @property
     def active_requests(self) -> int:
+        """Requests sent to children and not yet settled, over all children."""
         return self.get_active_requests_count()
 
     @property
     def targets(self) -> list[str]:
+        """The targets of every child, in the order they were spawned."""
         return list(self._workers)
 
     def get_stderr(self, target: str) -> list[str]:

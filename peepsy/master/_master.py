@@ -36,6 +36,7 @@ from peepsy.master._spawner import Spawner
 from peepsy.master._stats import ProcessStats, Reply, Strategy
 from peepsy.master._stuck import DEFAULT_CANCEL_GRACE, OnStuck, StuckPolicy, check_on_stuck
 from peepsy.master._supervisor import Supervisor
+from peepsy.master._typed import UNRESOLVED, TypedData, checked_request, typed_data
 from peepsy.master._worker import Worker, WorkerHooks
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
@@ -81,7 +82,12 @@ class Master(HandlerRegistry, Observable, Lifecycle, FanOut[ReqT, RespT], Generi
 
     The type parameters are the data types of requests and responses for actions named
     by string (``Master[Any, Any]`` by default); :class:`~peepsy.Action` declarations type
-    each action on its own. Durations are integer milliseconds, as on the wire.
+    each action on its own. A subscripted master, ``Master[AddParams, AddResult]()``,
+    holds to them at run time: the data it sends is validated against the first (a model
+    is written as its JSON fields), the data of its replies against the second (a
+    :class:`~peepsy.PeepsyValidationError` when it does not fit, the parsed value when it
+    does); ``validate_types=False`` trusts both sides instead, for a hot path. Durations
+    are integer milliseconds, as on the wire.
     :meth:`map` and :meth:`as_completed` fan an iterable of requests out to a target
     with bounded concurrency (docs/scripts.md).
     """
@@ -107,8 +113,11 @@ class Master(HandlerRegistry, Observable, Lifecycle, FanOut[ReqT, RespT], Generi
         cancel_grace: int = DEFAULT_CANCEL_GRACE,
         on_stuck: OnStuck = "replace",
         judge_uncancellable: bool = False,
+        validate_types: bool = True,
     ) -> None:
         check_ms("timeout", timeout)
+        check_bool("validate_types", validate_types)
+        self._typed: TypedData | None = UNRESOLVED if validate_types else None
         check_bool("judge_uncancellable", judge_uncancellable)
         check_ms("cancel_grace", cancel_grace)
         check_on_stuck(on_stuck)
@@ -347,6 +356,8 @@ class Master(HandlerRegistry, Observable, Lifecycle, FanOut[ReqT, RespT], Generi
         :class:`~peepsy.PeepsyProcessError` when the child dies with the request in
         flight or is stopped or failed (for a group: every member is),
         :class:`TypeError` for an argument of the wrong type,
+        :class:`~peepsy.PeepsyValidationError` when a subscripted master's data (before
+        sending) or reply does not fit its type arguments,
         :class:`~peepsy.PeepsyNotFoundError` for an
         unknown target, :class:`~peepsy.protocol.InvalidResponse` at once when the
         child's answer is invalid (MSG-9), :class:`~peepsy.protocol.LineTooLongForPeer`
@@ -358,7 +369,13 @@ class Master(HandlerRegistry, Observable, Lifecycle, FanOut[ReqT, RespT], Generi
         listed in ``retry_statuses``.
         """
         # A plain method handing back the router's coroutine: the caller awaits one
-        # coroutine per request, not two.
-        return self._router.request(
-            action, target, data, timeout, retries, priority, retry_statuses
-        )
+        # coroutine per request, not two. An unsubscripted master pays one test for its
+        # type arguments (found at its first request: Python records them after __init__).
+        if self._typed is None:
+            return self._router.request(
+                action, target, data, timeout, retries, priority, retry_statuses
+            )
+        if self._typed is UNRESOLVED:
+            self._typed = typed_data(self, Master)
+        args = (timeout, retries, priority, retry_statuses)
+        return checked_request(self._typed, self._router.request, action, target, data, *args)

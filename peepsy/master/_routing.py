@@ -8,7 +8,7 @@ to the chosen worker's session. One attempt; retries wrap it (``RetryPolicy.run`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 from pydantic import MISSING
@@ -21,6 +21,7 @@ from peepsy._errors import (
     PeepsyProcessError,
     PeepsyShutdownError,
     PeepsyTimeoutError,
+    RemoteError,
 )
 from peepsy._failures import error_from_wire
 from peepsy.master._groups import Group
@@ -31,6 +32,48 @@ from peepsy.session import Call, RetryPolicy, Session, answer_of
 
 #: The longest timeout a REQUEST may state (schema: TimeoutMs).
 MAX_TIMEOUT_MS = 300_000
+
+
+class _ReplyCall(Call[Reply[Any]]):
+    """A call sent at once by :meth:`Router.request`, and what the caller awaits: it
+    settles with the caller's ``Reply``, or with the failure as an exception. It is
+    also a coroutine (``send``, ``throw``, ``close``), so that ``create_task`` and
+    ``asyncio.run`` take it as they take any ``request()``; awaiting it costs the
+    caller no coroutine of its own (a frame and about 200 bytes per request)."""
+
+    __slots__ = ()
+
+    def settle(self, event: ResponseReceived) -> None:
+        target = self.session.peer
+        if event.status >= 400:
+            error = error_from_wire(
+                event.response, action=self.action, target=target, group=_group_of(self.session)
+            )
+            self.set_exception(error)
+        else:
+            data = event.data
+            status, rid, action = event.status, event.id, self.action
+            self.set_result(Reply(status, None if data is MISSING else data, rid, target, action))
+
+    # A Task drives a coroutine by send(None) until StopIteration: here, by yielding
+    # the call itself (a future the task then waits on) until it is done.
+    def send(self, value: None) -> _ReplyCall:
+        if self.done():
+            raise StopIteration(self.result())
+        self._asyncio_future_blocking = True
+        return self
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> _ReplyCall:
+        self.cancel()  # what a task throws in is its cancellation
+        if val is None:
+            val = typ() if isinstance(typ, type) else typ
+        raise val if tb is None else val.with_traceback(tb)
+
+    def close(self) -> None:
+        pass
+
+
+Coroutine.register(_ReplyCall)
 
 
 class Router:
@@ -112,12 +155,14 @@ class Router:
         retries: int | None,
         priority: int | None,
         retry_statuses: Collection[int],
+        kind: type[_ReplyCall] = _ReplyCall,
     ) -> Coroutine[Any, Any, Any]:
         """See :meth:`Master.request`. The common case (a string action, without retries,
         to a running child by name or to a group with room) is sent here and now, and the
         caller awaits a small coroutine for its answer: one small frame per request.
         Anything else, and anything that fails, takes :meth:`_request`, so that every
-        error is raised where the caller awaits, as from any coroutine."""
+        error is raised where the caller awaits, as from any coroutine. ``kind`` is the
+        call sent at once (a typed master's checks its reply: :func:`checked_reply_call`)."""
         if (
             type(action) is str
             and retries is None
@@ -129,7 +174,7 @@ class Router:
                 timeout = self._timeout
             if type(timeout) is int and 0 < timeout <= MAX_TIMEOUT_MS:
                 try:
-                    call = self._send_now(action, target, data, timeout, priority)
+                    call = self._send_now(action, target, data, timeout, priority, kind)
                 except TypeError:  # an unhashable target: the slow path says which
                     call = None
                 if call is not None:
@@ -137,7 +182,13 @@ class Router:
         return self._request(action, target, data, timeout, retries, priority, retry_statuses)
 
     def _send_now(
-        self, action: str, target: str, data: Any, timeout: int, priority: int | None
+        self,
+        action: str,
+        target: str,
+        data: Any,
+        timeout: int,
+        priority: int | None,
+        kind: type[_ReplyCall],
     ) -> _ReplyCall | None:
         """The call, sent, when it can go at once: to a running child outside any group,
         or to a group with a free slot and a running member. None otherwise, and when
@@ -155,7 +206,12 @@ class Router:
         if session is not None:
             try:
                 return session.call(
-                    action, data, timeout=timeout, priority=priority, slot=slot, kind=_ReplyCall
+                    action,
+                    data,
+                    timeout=timeout,
+                    priority=priority,
+                    slot=slot,
+                    kind=kind,
                 )
             except PeepsyError:
                 pass
@@ -229,7 +285,11 @@ class Router:
             worker, call = await self._attempt_in_group(
                 action, target, worker, data, timeout, priority
             )
-        return await answer_of(call), worker
+        try:
+            return await answer_of(call), worker
+        except RemoteError as error:
+            error.group = worker.group
+            raise
 
     async def _attempt_in_group(
         self,
@@ -286,46 +346,41 @@ class Router:
         return worker
 
 
+def _group_of(session: Session) -> str | None:
+    """The group of the member behind ``session``: its Worker listens to it. Asked only
+    when a request failed, so a request costs nothing more."""
+    listener = session._listener
+    assert isinstance(listener, Worker)  # as every session the master makes
+    return listener.group
+
+
 def _wake(futures: list[asyncio.Future[None]]) -> None:
     for future in futures:
         if not future.done():
             future.set_result(None)
 
 
-class _ReplyCall(Call[Reply[Any]]):
-    """A call sent at once by :meth:`Router.request`, and what the caller awaits: it
-    settles with the caller's ``Reply``, or with the failure as an exception. It is
-    also a coroutine (``send``, ``throw``, ``close``), so that ``create_task`` and
-    ``asyncio.run`` take it as they take any ``request()``; awaiting it costs the
-    caller no coroutine of its own (a frame and about 200 bytes per request)."""
+def checked_reply_call(check: Callable[[Reply[Any]], Reply[Any]]) -> type[_ReplyCall]:
+    """A :class:`_ReplyCall` whose successful reply passes through ``check`` (which may
+    replace it, or raise for the caller) as it settles:
+    a typed master's checked request costs no coroutine of its own either."""
 
-    __slots__ = ()
+    class _CheckedReplyCall(_ReplyCall):
+        __slots__ = ()
 
-    def settle(self, event: ResponseReceived) -> None:
-        target = self.session.peer
-        if event.status >= 400:
-            self.set_exception(error_from_wire(event.response, action=self.action, target=target))
-        else:
-            data = event.data
-            status, rid, action = event.status, event.id, self.action
-            self.set_result(Reply(status, None if data is MISSING else data, rid, target, action))
+        def settle(self, event: ResponseReceived) -> None:
+            if event.status >= 400:
+                super().settle(event)
+                return
+            data = None if event.data is MISSING else event.data
+            reply = Reply(event.status, data, event.id, self.session.peer, self.action)
+            try:
+                checked = check(reply)
+            except Exception as exc:  # a model's own validator may raise anything
+                # The caller's, not the session's: whatever the check raises fails only
+                # this request, where it is awaited.
+                self.set_exception(exc)
+            else:
+                self.set_result(checked)
 
-    # A Task drives a coroutine by send(None) until StopIteration: here, by yielding
-    # the call itself (a future the task then waits on) until it is done.
-    def send(self, value: None) -> _ReplyCall:
-        if self.done():
-            raise StopIteration(self.result())
-        self._asyncio_future_blocking = True
-        return self
-
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> _ReplyCall:
-        self.cancel()  # what a task throws in is its cancellation
-        if val is None:
-            val = typ() if isinstance(typ, type) else typ
-        raise val if tb is None else val.with_traceback(tb)
-
-    def close(self) -> None:
-        pass
-
-
-Coroutine.register(_ReplyCall)
+    return _CheckedReplyCall

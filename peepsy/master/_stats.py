@@ -15,6 +15,9 @@ Strategy = Literal["round-robin", "random", "least-busy"]
 
 @dataclass(frozen=True, slots=True)
 class ProcessStats:
+    """A snapshot of one child (:meth:`Master.get_process_stats`): who it is, its state and
+    its counters. Times are wall-clock milliseconds, durations milliseconds."""
+
     target: str
     group: str | None
     mode: str
@@ -65,6 +68,10 @@ class ProcessStats:
 
 @dataclass(frozen=True, slots=True)
 class GroupStats:
+    """A snapshot of one group (:meth:`Master.get_group_stats`): its policy, its load
+    (requests running and waiting for a free slot) and each member's
+    :class:`ProcessStats` by target."""
+
     group: str
     strategy: Strategy
     max_concurrency: int | None

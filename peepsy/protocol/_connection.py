@@ -96,6 +96,7 @@ class Connection(Receiving):
 
     @property
     def their_role(self) -> Role:
+        """The peer's role: the opposite of ``our_role``."""
         return self.our_role.peer
 
     @property
@@ -115,10 +116,12 @@ class Connection(Receiving):
 
     @property
     def ended(self) -> bool:
+        """Whether the peer's stream has ended (``receive_data(b"")`` was called)."""
         return self._ended
 
     @property
     def lines_received(self) -> int:
+        """How many whole lines have been received so far."""
         return self._framer.line_number
 
     # --- sending ----------------------------------------------------------------------

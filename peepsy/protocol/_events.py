@@ -27,11 +27,14 @@ from peepsy.protocol._generated import (
 
 
 class Role(enum.Enum):
+    """Which end of a channel: the master, which starts children, or a child."""
+
     MASTER = "master"
     CHILD = "child"
 
     @property
     def peer(self) -> Role:
+        """The other role."""
         return Role.CHILD if self is Role.MASTER else Role.MASTER
 
 
@@ -84,10 +87,12 @@ class ResponseReceived:
 
     @property
     def ok(self) -> bool:
+        """Whether the status is a success (below 400)."""
         return self.status < 400
 
     @property
     def response(self) -> Response:
+        """The RESPONSE as a model, built on first access (the hot path never needs it)."""
         model = self._model
         if model is None:
             model = self._model = _success_model(self.id, self.status, self.data)
@@ -146,21 +151,29 @@ class CancelReceived:
 
 @dataclass(frozen=True, slots=True)
 class InitReceived:
+    """The master's INIT came (a child receives it)."""
+
     message: Init
 
 
 @dataclass(frozen=True, slots=True)
 class ReadyReceived:
+    """The child's READY came, answering INIT (a master receives it)."""
+
     message: Ready
 
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatReceived:
+    """A HEARTBEAT came from the child."""
+
     message: Heartbeat
 
 
 @dataclass(frozen=True, slots=True)
 class ShutdownReceived:
+    """The master's SHUTDOWN came: finish, or abandon, the work in progress and exit."""
+
     message: Shutdown
 
 

@@ -49,6 +49,7 @@ class LineFramer:
 
     @property
     def max_line_bytes(self) -> int:
+        """The longest line accepted, in bytes, its newline included (FRAME-4)."""
         return self._max
 
     @property
@@ -62,6 +63,12 @@ class LineFramer:
         return self._held
 
     def feed(self, data: bytes) -> list[tuple[int, bytes] | LineTooLong]:
+        """Split ``data`` into lines, keeping an unfinished one for the next call.
+
+        Returns ``(line number, line)`` for each complete line, without its newline or a
+        CR before it (blank lines are skipped, FRAME-5; a UTF-8 BOM opening the stream is
+        dropped), and a :class:`LineTooLong` in place of a line over
+        :attr:`max_line_bytes`, whose rest is then skipped."""
         out: list[tuple[int, bytes] | LineTooLong] = []
         if self._at_start:
             if self._parts:

@@ -95,6 +95,16 @@ class Receiving:
     _prefix: str
 
     def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the peer; get the events they complete, in order.
+
+        ``data`` may hold any part of a line or many lines; ``b""`` means the stream
+        ended (a final unfinished line is then a :class:`TruncatedLine`). Garbage from
+        the peer becomes a :class:`MessageRejected` event (and the answer owed, if any),
+        never an exception.
+
+        Raises:
+            LocalProtocolError: called again after the end of the stream.
+        """
         if self._ended:
             raise LocalProtocolError("receive_data() after the end of the stream")
         events: list[Event | None] = []

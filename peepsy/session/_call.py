@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 class Slot(Protocol):
     """Something a call holds until it is settled (a group's capacity)."""
 
-    def release(self) -> None: ...
+    def release(self) -> None:
+        """Give the unit back; called once, when the call is settled."""
 
 
 R = TypeVar("R")

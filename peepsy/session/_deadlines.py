@@ -68,6 +68,7 @@ class Deadlines(Generic[T]):
         item.wheel = bucket
 
     def discard(self, item: T) -> None:
+        """Forget ``item``: it will not expire (a no-op when it is not scheduled)."""
         bucket = item.wheel
         if bucket is not None:
             item.wheel = None

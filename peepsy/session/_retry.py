@@ -37,6 +37,7 @@ class RetryPolicy:
     statuses: Collection[int] = ()
 
     def allows(self, exc: PeepsyError) -> bool:
+        """Whether a request that failed with ``exc`` may be tried again under this policy."""
         if isinstance(exc, RemoteError):
             status = exc.status
             if status == CANCELLED_STATUS:

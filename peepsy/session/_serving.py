@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from typing import Any, Final
@@ -24,12 +25,14 @@ from peepsy._actions import HandlerEntry, Handlers
 from peepsy._eager import resume, start_eagerly
 from peepsy._errors import (
     EncodeError,
+    HandlerError,
     PeepsyCancelledError,
     PeepsyNotFoundError,
     PeepsyShutdownError,
     PeepsyTimeoutError,
+    PeepsyValidationError,
 )
-from peepsy._failures import NOT_FOUND_TEMPLATE
+from peepsy._failures import NOT_FOUND_TEMPLATE, handler_frames
 from peepsy.protocol import RequestReceived
 from peepsy.protocol._codec import printable
 from peepsy.session._context import CURRENT, Contexts, cancelled_error, context_of
@@ -70,8 +73,13 @@ class Server:
     """Runs the handlers of ``handlers`` for one channel's received requests.
 
     ``capacity()`` says how many may run at once (``None``: no cap); ``executor()``
-    gives the threads for sync handlers (``None``: the loop's default). ``on_idle`` is
-    called each time the last running handler finishes while closing.
+    gives the threads for sync handlers (``None``: the loop's default); ``name()`` the
+    name this side serves under, if known, for its log lines. ``on_idle`` is
+    called each time the last running handler finishes while closing. A handler's
+    exception is logged on ``peepsy.child`` (``peepsy.master`` when ``who`` is the
+    master): at ERROR with its traceback, but a :class:`HandlerError` at INFO (4xx) or
+    WARNING (5xx) and data that does not fit a typed action at WARNING, both without
+    one; a cancellation not at all.
     """
 
     __slots__ = (
@@ -80,7 +88,9 @@ class Server:
         "_draining",
         "_executor",
         "_handlers",
+        "_log",
         "_loop",
+        "_name",
         "_queue",
         "_respond",
         "_seq",
@@ -102,6 +112,7 @@ class Server:
         capacity: Callable[[], int | None],
         executor: Callable[[], Executor | None] = lambda: None,
         who: str = "the child",
+        name: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._handlers = handlers
         self._respond = respond
@@ -109,6 +120,10 @@ class Server:
         self._capacity = capacity
         self._executor = executor
         self._who = who  # for the 503 text: "the child is shutting down"
+        # A handler's failure is logged by the side that ran it: peepsy.child, or
+        # peepsy.master for the master's own handlers.
+        self._log = logging.getLogger("peepsy." + who.rsplit(" ", 1)[-1])
+        self._name = name  # in those log lines: which worker, among several on one stderr
         self._queue: list[tuple[int, int, _Queued]] = []
         self._seq = itertools.count()
         self._draining = False
@@ -129,6 +144,8 @@ class Server:
         return cap is None or self.running < cap
 
     def accept(self, event: RequestReceived) -> None:
+        """Take a received request: run it, queue it, or answer it at once (404 for an
+        unknown action, 503 while shutting down, ...)."""
         if self.closing:
             self._respond(event.id, None, self._refusal(), False)
             return
@@ -181,10 +198,10 @@ class Server:
                     coro = entry.fn(event.data)
                     yielded = coro.send(None)
                 except StopIteration as stop:
-                    self._done(event.id, stop.value, None)
+                    self._done(event, stop.value, None)
                     return
                 except Exception as exc:
-                    self._done(event.id, None, exc)
+                    self._done(event, None, exc)
                     return
                 task: asyncio.Task[None] | None = self._loop.create_task(
                     self._resume(event, coro, yielded)
@@ -221,9 +238,9 @@ class Server:
             if not self._stopped(event):
                 raise
         except Exception as exc:
-            self._done(event.id, None, exc)
+            self._done(event, None, exc)
         else:
-            self._done(event.id, result, None)
+            self._done(event, result, None)
 
     async def _resume(
         self, event: RequestReceived, coro: Coroutine[Any, Any, Any], yielded: Any
@@ -234,9 +251,9 @@ class Server:
             if not self._stopped(event):
                 raise
         except Exception as exc:
-            self._done(event.id, None, exc)
+            self._done(event, None, exc)
         else:
-            self._done(event.id, result, None)
+            self._done(event, result, None)
 
     def _stopped(self, event: RequestReceived) -> bool:
         """A handler's task was cancelled: by a CANCEL, it is answered 499 (CANCEL-4)
@@ -244,22 +261,30 @@ class Server:
         the cancellation goes on (the channel is going)."""
         context = self._contexts.get(event.id)
         if context is not None and context.cancelled:
-            self._done(event.id, None, cancelled_error(context))
+            self._done(event, None, cancelled_error(context))
             return True
         self._contexts.pop(event.id, None)
         self._release()
         return False
 
-    def _done(self, request_id: str, result: Any, error: Exception | None) -> None:
+    def _done(self, event: RequestReceived, result: Any, error: Exception | None) -> None:
         """A handler finished: answer with its result or its error, free its slot."""
         self.handled += 1
+        request_id = event.id
         try:
             if error is None:
                 try:
                     self._respond(request_id, result, None, True)
                 except EncodeError as exc:
+                    self._log.error(
+                        "handler for %r (request %r) returned what cannot be sent: %s",
+                        printable(event.action),
+                        request_id,
+                        exc,
+                    )
                     self._respond(request_id, None, exc, True)
             else:
+                _log_failure(self._log, event, error, self._name())
                 self._respond(request_id, None, error, True)
         finally:
             if self._contexts:  # only a request asked about, or cancelled, has one
@@ -321,3 +346,25 @@ class Server:
         """Cancel the handlers still running (async ones stop at their next await)."""
         for task in list(self._tasks):
             task.cancel()
+
+
+def _log_failure(
+    log: logging.Logger, event: RequestReceived, error: Exception, name: str | None
+) -> None:
+    """Say on this side why a request failed, as only its text crosses the wire (and its
+    stack only when asked). What a handler chose to answer (a :class:`HandlerError`) or
+    data that does not fit a typed action (the error names each field) is not a crash:
+    no traceback. A
+    cancellation is the sender's own doing, not a failure."""
+    if isinstance(error, PeepsyCancelledError):
+        return
+    where = "" if name is None else f" on {name!r}"
+    what = f"handler for {printable(event.action)!r}{where} (request {event.id!r})"
+    if isinstance(error, HandlerError):
+        level = logging.INFO if error.status < 500 else logging.WARNING
+        log.log(level, "%s answered %d: %s", what, error.status, error)
+    elif isinstance(error, PeepsyValidationError):
+        log.warning("%s: %s", what, error)
+    else:
+        exc_info = (type(error), error, handler_frames(error))
+        log.error("%s raised %s: %s", what, type(error).__name__, error, exc_info=exc_info)

@@ -141,6 +141,7 @@ class Session:
             write(b"".join(held))
 
     def write(self, line: bytes) -> None:
+        """Send one encoded line, batched with the others of the current batch if one is open."""
         batch = self._batch
         if batch is not None:
             batch.append(line)

@@ -41,15 +41,25 @@ class SpawnSpec:
 class TransportListener(Protocol):
     """What a transport reports to the master's side of one child."""
 
-    def data_received(self, data: bytes) -> None: ...
-    def stderr_received(self, data: bytes) -> None: ...
-    def eof_received(self) -> None: ...
+    def data_received(self, data: bytes) -> None:
+        """Bytes read from the child's protocol stream (stdout, or its Node IPC channel),
+        as they came: not split into lines."""
+
+    def stderr_received(self, data: bytes) -> None:
+        """Bytes the child wrote to stderr, when the spec's ``stderr`` mode is ``"log"`` or
+        ``"capture"`` (and, for ``node-ipc``, its stdout too)."""
+
+    def eof_received(self) -> None:
+        """The child closed its protocol stream: no more data will come."""
+
     def channel_broken(self, reason: str) -> None:
         """The channel to the child is gone while its process still runs: it closed
         its protocol stream and did not exit, or a write to it failed. ``reason``
         completes "<target> ...", e.g. "closed its protocol stream"."""
 
-    def process_exited(self, returncode: int | None) -> None: ...
+    def process_exited(self, returncode: int | None) -> None:
+        """The child's process has exited, with ``returncode`` (negative: killed by that signal;
+        ``None`` when unknown), and its output has been drained."""
 
 
 class BatchingWriter:
@@ -68,6 +78,8 @@ class BatchingWriter:
         self._scheduled = False
 
     def write(self, data: bytes) -> None:
+        """Send ``data`` (whole lines) to the peer: at once when it is the first write of this
+        loop iteration, otherwise with the iteration's other writes when it ends."""
         if self._scheduled:
             self._pending.append(data)
             return
@@ -76,6 +88,8 @@ class BatchingWriter:
         self._send(data)
 
     def flush(self) -> None:
+        """Send the lines batched in this loop iteration now (called by the loop when the
+        iteration ends; call it yourself before closing)."""
         self._scheduled = False
         if self._pending:
             data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
@@ -93,7 +107,8 @@ class ChildTransport(BatchingWriter, ABC):
 
     @property
     @abstractmethod
-    def pid(self) -> int | None: ...
+    def pid(self) -> int | None:
+        """The child's process id, or ``None`` when it has none (an in-memory child)."""
 
     @property
     @abstractmethod
@@ -105,10 +120,12 @@ class ChildTransport(BatchingWriter, ABC):
         """Close the child's standard input; the child sees end of file."""
 
     @abstractmethod
-    def terminate(self) -> None: ...
+    def terminate(self) -> None:
+        """Ask the child to stop (SIGTERM for a process); a child already gone is not an error."""
 
     @abstractmethod
-    def kill(self) -> None: ...
+    def kill(self) -> None:
+        """Stop the child at once (SIGKILL for a process); a child already gone is not an error."""
 
     @abstractmethod
     async def wait(self) -> int | None:
@@ -120,21 +137,31 @@ class Launcher(ABC):
     :class:`~peepsy.transport.MemoryLauncher` runs Python children in this process."""
 
     @abstractmethod
-    async def spawn(self, spec: SpawnSpec, listener: TransportListener) -> ChildTransport: ...
+    async def spawn(self, spec: SpawnSpec, listener: TransportListener) -> ChildTransport:
+        """Start the child ``spec`` describes and report what it sends to ``listener``.
+
+        Raises:
+            PeepsyProcessError: the child could not be started (no such program, no
+                permission, ...).
+        """
 
 
 class ChannelListener(Protocol):
     """What a channel reports to a child."""
 
-    def data_received(self, data: bytes) -> None: ...
-    def eof_received(self) -> None: ...
+    def data_received(self, data: bytes) -> None:
+        """Bytes read from the master, as they came: not split into lines."""
+
+    def eof_received(self) -> None:
+        """The master closed its end: no more data will come (the child then shuts down)."""
 
 
 class MasterChannel(ABC):
     """A child's link to its master."""
 
     @abstractmethod
-    def start(self, listener: ChannelListener) -> None: ...
+    def start(self, listener: ChannelListener) -> None:
+        """Start reading from the master on the running loop and report to ``listener``."""
 
     @abstractmethod
     def write(self, data: bytes) -> None:
@@ -146,7 +173,8 @@ class MasterChannel(ABC):
         with other lines."""
 
     @abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Stop reading and writing; lines written after this are dropped."""
 
 
 class LockedChannel(MasterChannel):
@@ -177,6 +205,7 @@ class LockedChannel(MasterChannel):
         self.write_now(data)
 
     def flush(self) -> None:
+        """Write the lines batched in this loop iteration now, as one locked write."""
         self._scheduled = False
         if self._pending:
             data = b"".join(self._pending)

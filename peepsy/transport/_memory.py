@@ -104,6 +104,7 @@ class MemoryTransport(ChildTransport):
         return self._returncode
 
     def run(self, child: Servable) -> None:
+        """Serve ``child`` on this transport's channel, as a task of the running loop."""
         self._task = self._loop.create_task(child.serve(self.channel))
         self._task.add_done_callback(self._finished)
 

@@ -164,6 +164,8 @@ class NodeIpcTransport(SubprocessChildTransport):
             self._channel = None
 
     def release(self) -> None:
+        """Close the IPC channel and asyncio's transport once the process has exited and been
+        drained."""
         if self._channel is not None:
             self._channel.close()
             self._channel = None

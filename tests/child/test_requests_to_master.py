@@ -55,7 +55,10 @@ def test_a_failure_answer_raises_remote_error() -> None:
             with pytest.raises(RemoteError) as info:
                 await call
             error = info.value
-            assert (str(error), error.status) == ("no key 1", 404)
+            assert (error.message, error.status) == ("no key 1", 404)
+            assert str(error) == (
+                "KeyError: no key 1 (action 'lookup' on 'master', status 404, code 'E_KEY')"
+            )
             assert (error.action, error.target) == ("lookup", "master")
             assert (error.remote_name, error.remote_code) == ("KeyError", "E_KEY")
 

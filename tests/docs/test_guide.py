@@ -7,6 +7,8 @@ A fenced block may carry a marker, an HTML comment on the line just before it:
 - ``<!-- run: requires PROGRAM -->``: the same, skipped when PROGRAM is not on the PATH.
 - ``<!-- file: NAME -->``: a block (any language) that is written to NAME in that
   directory, for the examples that start real processes (``worker.py``, ...).
+- ``<!-- sample: NAME -->``: output of a real run, held true by tools/samples.py
+  (tests/docs/test_samples.py).
 
 Every ```python block, marked or not, must at least compile (top-level ``await`` is
 allowed in fragments).
@@ -34,7 +36,9 @@ BLOCK = re.compile(
     r"^(?:<!-- (?P<marker>[^\n]*?) -->\n)?```(?P<lang>[\w-]*)\n(?P<code>.*?)^```$",
     re.DOTALL | re.MULTILINE,
 )
-MARKER = re.compile(r"^(?:run(?:: requires (?P<requires>[\w.-]+))?|file: (?P<file>[\w./-]+))$")
+MARKER = re.compile(
+    r"^(?:run(?:: requires (?P<requires>[\w.-]+))?|file: (?P<file>[\w./-]+)|sample: [\w.-]+)$"
+)
 #: An example that hangs fails the run (with every thread's traceback) after this long.
 HANG_LIMIT_S = 120
 #: peepsy's ProcessTransport never closes asyncio's subprocess transport (a known bug,

@@ -4,6 +4,7 @@ Node defect 8)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -113,6 +114,28 @@ def test_failing_handler_sends_its_stack_only_when_configured() -> None:
             assert "bad value" in payload["stack"]
 
     run(main())
+
+
+def test_a_masters_failing_handler_is_logged_by_the_master(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="peepsy.master")
+
+    async def main() -> None:
+        farm = Farm()
+        async with farm.master() as master:
+
+            @master.handler("boom")
+            async def boom(data: Any) -> Any:
+                raise ValueError("bad value")
+
+            assert (await ask(master, farm, "boom")).status == 500
+
+    run(main())
+    [record] = [r for r in caplog.records if "handler for 'boom'" in r.getMessage()]
+    assert (record.name, record.levelno) == ("peepsy.master", logging.ERROR)
+    assert record.getMessage().endswith("raised ValueError: bad value")
+    assert record.exc_info is not None
 
 
 def test_a_handler_that_raised_a_shutdown_error_is_answered_500_not_503() -> None:

@@ -172,8 +172,12 @@ def test_a_failure_answer_raises_remote_error() -> None:
             with pytest.raises(RemoteError) as info:
                 await master.request("lookup", "w1", "k")
             error = info.value
-            assert str(error) == "no such key"
+            assert error.message == "no such key"
+            assert str(error) == (
+                "KeyError: no such key (action 'lookup' on 'w1', status 500, code 'E_KEY')"
+            )
             assert (error.status, error.action, error.target) == (500, "lookup", "w1")
+            assert error.group is None
             assert (error.remote_name, error.remote_code, error.details) == (
                 "KeyError",
                 "E_KEY",
@@ -181,6 +185,36 @@ def test_a_failure_answer_raises_remote_error() -> None:
             )
             stats = master.get_process_stats("w1")
             assert (stats.requests_handled, stats.errors) == (1, 1)
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("target", "options"),
+    [
+        ("pool", {}),  # sent at once through the group
+        ("pool", {"retries": 1}),  # the general path
+        ("w2", {}),  # a member asked by name
+    ],
+)
+def test_a_group_member_failure_names_the_group_and_the_member(
+    target: str, options: dict[str, Any]
+) -> None:
+    async def main() -> None:
+        farm = Farm(
+            auto=lambda peer, request: peer.reply(
+                request, 500, error_payload=ErrorPayload(name="ValueError", message="bad")
+            )
+        )
+        async with farm.master() as master:
+            await farm.spawn(master, "w2", group="pool")
+            with pytest.raises(RemoteError) as info:
+                await master.request("parse", target, "x", **options)
+            error = info.value
+            assert (error.target, error.group) == ("w2", "pool")
+            assert str(error) == (
+                "ValueError: bad (action 'parse' on 'w2' in group 'pool', status 500)"
+            )
 
     run(main())
 

@@ -71,11 +71,15 @@ def test_python_master_serves_requests_with_an_unmodified_node_worker() -> None:
             with pytest.raises(RemoteError) as nope:
                 await master.request("nope", "n1")
             assert nope.value.status == 404
-            assert str(nope.value) == "No handler registered for action: nope"
+            assert nope.value.message == "No handler registered for action: nope"
+            assert str(nope.value) == (
+                "No handler registered for action: nope (action 'nope' on 'n1', status 404)"
+            )
             assert nope.value.payload is None  # Node children send only the error string
             with pytest.raises(RemoteError) as boom:
                 await master.request("fail", "n1", "bad input")
-            assert (boom.value.status, str(boom.value)) == (500, "bad input")
+            assert (boom.value.status, boom.value.message) == (500, "bad input")
+            assert str(boom.value) == "bad input (action 'fail' on 'n1', status 500)"
             # Bidirectional: the worker's own request reaches the master's handler.
             relayed = await master.request(
                 "callMaster", "n1", {"action": "getMasterInfo", "data": 7}

@@ -708,7 +708,7 @@ def test_cancelled_maps_to_499_and_is_never_retried() -> None:
     )
     response = Response(type="RESPONSE", id="m1", status=499, error_payload=payload)
     back = error_from_wire(response)
-    assert (back.status, back.remote_code, str(back)) == (
+    assert (back.status, back.remote_code, back.message) == (
         499,
         "PEEPSY_CANCELLED",
         "the request was cancelled",

@@ -276,6 +276,9 @@ untyped = Master()
 assert_type(untyped, Master[Any, Any])
 typed = Master[int, str](timeout=2000)
 assert_type(typed, Master[int, str])
+# The run-time checks of a subscripted master can be turned off; the types stay.
+trusting = Master[AddParams, AddResult](validate_types=False)
+assert_type(trusting, Master[AddParams, AddResult])
 
 
 async def use_untyped(master: Master[Any, Any]) -> None:
@@ -296,6 +299,14 @@ async def use_typed_master(master: Master[int, str]) -> None:
     # A typed Action is typed on its own, whatever the master's parameters.
     result = await master.request(add, "w1", AddParams(a=1, b=2))
     assert_type(result, AddResult)
+
+
+async def use_model_typed_master(master: Master[AddParams, AddResult]) -> int:
+    # At run time too, reply.data is an AddResult (validated as the reply lands).
+    reply = await master.request("add", "w1", AddParams(a=1, b=2))
+    assert_type(reply, Reply[AddResult])
+    assert_type(reply.data, AddResult)
+    return reply.data.sum
 
 
 async def requests(master: Master[Any, Any]) -> int:
@@ -407,6 +418,10 @@ async def drive(launcher: Launcher) -> dict[str, object]:
     async with typed_master:
         await typed_master.spawn_child("w1", ["worker"])
         out["typed_reply"] = await typed_master.request("describe", "w1", 1)
+    async with Master[AddParams, AddResult](launcher=launcher) as model_master:
+        await model_master.spawn_child("w1", ["worker"])
+        out["typed_model"] = await use_model_typed_master(model_master)
+        out["typed_model_reply"] = await model_master.request("add", "w1", AddParams(a=2, b=5))
     wire_errors()
     out["events"] = seen
     return out

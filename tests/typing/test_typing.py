@@ -4,7 +4,8 @@
   ``assert_type`` calls pin what each call returns.
 - ``fail/*.py`` are mistakes, one per file, that mypy must reject. Each offending line
   carries a marker comment, ``# E: CODE`` or ``# E: CODE "part of the message"``
-  (several separated by commas). mypy must report exactly the marked errors: each
+  (or ``'part "of" the message'``, which may hold double quotes and commas; several
+  separated by commas). mypy must report exactly the marked errors: each
   marked code on its line, and nothing anywhere else.
 - ``regressions/*.py`` are correct user code that mypy once rejected because of a typing
   bug in peepsy's API (each file says which). They must type-check without errors.
@@ -39,7 +40,12 @@ FAIL_FILES = sorted((HERE / "fail").glob("*.py"))
 BUG_FILES = sorted((HERE / "regressions").glob("*.py"))
 
 MARKER = re.compile(r"#\s*E:\s*(?P<items>.*)$")
-MARKER_ITEM = re.compile(r'^(?P<code>[a-z][a-z-]*)(?:\s+"(?P<text>[^"]+)")?$')
+MARKER_ITEM = re.compile(
+    r"""^(?P<code>[a-z][a-z-]*)(?:\s+(?:"(?P<text>[^"]+)"|'(?P<quoted>[^']+)'))?$"""
+)
+#: One item of a marker: a code, then its text in double or single quotes (the single
+#: quoted form may hold double quotes and commas, as mypy's messages do).
+MARKER_SPLIT = re.compile(r"""\s*,\s*(?=(?:[^'"]|'[^']*'|"[^"]*")*$)""")
 ERROR_LINE = re.compile(
     r"^(?P<path>.+?):(?P<line>\d+): error: (?P<message>.*?)(?:  \[(?P<code>[a-z-]+)\])?$"
 )
@@ -69,11 +75,12 @@ def expected_errors(path: Path) -> list[Expected]:
         marker = MARKER.search(line)
         if marker is None:
             continue
-        for item in marker.group("items").split(","):
-            parsed = MARKER_ITEM.match(item.strip())
+        for item in MARKER_SPLIT.split(marker.group("items").strip()):
+            parsed = MARKER_ITEM.match(item)
             if parsed is None:
-                raise ValueError(f"{path.name}:{number}: bad marker {item.strip()!r}")
-            found.append(Expected(number, parsed.group("code"), parsed.group("text")))
+                raise ValueError(f"{path.name}:{number}: bad marker {item!r}")
+            text = parsed.group("text") or parsed.group("quoted")
+            found.append(Expected(number, parsed.group("code"), text))
     return found
 
 
@@ -175,6 +182,13 @@ def test_marker_parsing(tmp_path: Path) -> None:
         Expected(3, "name-defined", "f"),
         Expected(3, "misc"),
     ]
+    sample.write_text(
+        """f(1)  # E: arg-type 'expected "Callable[[A], B]"', misc "x"\n""", encoding="utf-8"
+    )
+    assert expected_errors(sample) == [
+        Expected(1, "arg-type", 'expected "Callable[[A], B]"'),
+        Expected(1, "misc", "x"),
+    ]
     sample.write_text("x = 1  # E: Not A Code\n", encoding="utf-8")
     with pytest.raises(ValueError, match="bad marker"):
         expected_errors(sample)
@@ -202,6 +216,12 @@ def test_pass_api_runs_against_in_memory_children() -> None:
     typed_reply = out["typed_reply"]
     assert isinstance(typed_reply, Reply)
     assert typed_reply.data == "number 1"
+    # Master[AddParams, AddResult] holds an AddResult at run time, as mypy believes.
+    assert out["typed_model"] == 3
+    model_reply = out["typed_model_reply"]
+    assert isinstance(model_reply, Reply)
+    assert type(model_reply.data) is AddResult
+    assert model_reply.data == AddResult(sum=7)
     events = out["events"]
     assert isinstance(events, list)
     assert [type(e).__name__ for e in events] == ["SpawnEvent"] * 3
