@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
-from typing import Any, Generic, Literal, overload
+from typing import Any, Generic, Literal, get_args, overload
 
 from typing_extensions import TypeVar
 
@@ -71,6 +71,7 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         self._handlers = self._master._handlers
         self._emitter = self._master._emitter
         self._closed = False
+        self._typed = False
 
     @property
     def async_master(self) -> AsyncMaster[ReqT, RespT]:
@@ -98,6 +99,13 @@ class Master(HandlerRegistry, Observable, Generic[ReqT, RespT]):
         if not self._thread.running:
             raise PeepsyShutdownError("the master is closed")
         refuse_inside_a_loop("peepsy.sync.Master")
+        if not self._typed:
+            # Python records ``Master[ReqT, RespT]`` on the instance only after __init__:
+            # handed on before the first call, so the async master checks the same types.
+            self._typed = True
+            subscripted = getattr(self, "__orig_class__", None)
+            if subscripted is not None:
+                self._master.__orig_class__ = AsyncMaster[get_args(subscripted)]  # type: ignore[attr-defined,misc]
 
     def _call(self, coro: Any) -> Any:
         try:

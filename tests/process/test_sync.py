@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 
 import peepsy.sync
-from peepsy import Action, PeepsyError, PeepsyProcessError, PeepsyShutdownError, RemoteError, Reply
+from peepsy import (
+    Action,
+    PeepsyError,
+    PeepsyProcessError,
+    PeepsyShutdownError,
+    PeepsyValidationError,
+    RemoteError,
+    Reply,
+)
 from tests.process._support import PYTHON, ROOT, WORKERS, peepsy_worker
 from tests.process.workers import functions
 
@@ -55,6 +63,18 @@ def test_request_map_and_as_completed_block_and_keep_their_types() -> None:
         assert master.get_process_stats("a").status == "running"
     # Event callbacks run on the loop's thread, not the caller's.
     assert spawned == [("a", "peepsy.sync.Master"), ("b", "peepsy.sync.Master")]
+
+
+def test_a_subscripted_blocking_master_checks_its_types_at_run_time() -> None:
+    with peepsy.sync.Master[str, int]() as master:
+        master.spawn_child("w", peepsy_worker("sequential"))
+        with pytest.raises(PeepsyValidationError):
+            master.request("echo", "w", "not an int")
+        # map goes through the same checks: a reply is parsed, or its item's failure.
+        first, second = master.map("echo", "w", ["1", "x"], on_error="return")
+        assert isinstance(first, Reply)
+        assert first.data == 1
+        assert isinstance(second, PeepsyValidationError)
 
 
 def test_heartbeats_go_on_between_calls_and_close_stops_the_children() -> None:
