@@ -34,6 +34,8 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 OnError = Literal["raise", "return"]
+"""What ``map`` and ``as_completed`` do with a failed item: ``raise`` it (and withdraw
+what is in flight after it) or ``return`` the exception in its place."""
 
 #: Requests in flight for a concurrent child that states no cap of its own.
 UNSTATED_CHILD_CAPACITY: Final = 16
