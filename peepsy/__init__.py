@@ -7,7 +7,8 @@ is a worker, :class:`Action` types an action's request and response, and
 ``peepsy.protocol`` is the protocol itself, without I/O.
 
 Names are imported on first use, so ``import peepsy.protocol`` alone loads no event
-loop, process or thread machinery.
+loop, process or thread machinery. ``peepsy.sync`` is the blocking API for scripts: a
+``Master`` that needs no event loop, and an ``Executor`` that runs plain functions.
 
 Every error derives from :class:`PeepsyError` and has a stable ``code``; the tree is drawn
 in peepsy._errors' docstring and in docs/guide.md ("Errors").

@@ -88,6 +88,14 @@ def _benchmark_table() -> str:
     return report.table(result)
 
 
+def _fanout_table() -> str:
+    # As for the benchmark: rendered again from the run's JSON by the benchmark's code.
+    from benchmarks import fanout  # noqa: PLC0415  (only this sample needs it)
+
+    run = json.loads((ROOT / "docs" / "performance-fanout.json").read_text(encoding="utf-8"))
+    return fanout.table(run)
+
+
 CONFORMANCE = ("python", "-m", "peepsy.conformance")
 DEAD = 'import sys; print("starting"); sys.exit("fatal: no config file at /etc/w.conf")'
 NO_400 = ("conformance/mutants/mutant.py", "--mutation", "no-400")
@@ -166,6 +174,7 @@ SAMPLES: tuple[Sample, ...] = (
         files=(("examples/worker.py", "worker.py"),),
     ),
     Sample("benchmark", "docs/performance.md", render=_benchmark_table),
+    Sample("fanout-benchmark", "docs/performance.md", render=_fanout_table),
 )
 
 

@@ -14,6 +14,7 @@ from peepsy.master._events import (
     StalledEvent,
     StuckEvent,
 )
+from peepsy.master._fanout import OnError
 from peepsy.master._master import Master, Mode, RequestShape
 from peepsy.master._stats import GroupStats, ProcessStats, ProcessStatus, Reply, Strategy
 from peepsy.master._stuck import OnStuck
@@ -27,6 +28,7 @@ __all__ = [
     "HeartbeatMissedEvent",
     "Master",
     "Mode",
+    "OnError",
     "OnStuck",
     "ProcessStats",
     "ProcessStatus",

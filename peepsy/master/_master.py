@@ -27,6 +27,7 @@ from peepsy.master._events import (
     Emitter,
     Observable,
 )
+from peepsy.master._fanout import FanOut
 from peepsy.master._groups import STRATEGIES, Group
 from peepsy.master._introspection import process_stats
 from peepsy.master._lifecycle import Lifecycle
@@ -69,7 +70,7 @@ DEFAULT_STALL_GRACE: Final = 1000
 DEFAULT_STARTUP_GRACE: Final = 1000
 
 
-class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
+class Master(HandlerRegistry, Observable, Lifecycle, FanOut[ReqT, RespT], Generic[ReqT, RespT]):
     """Spawns and supervises children and exchanges requests with them.
 
     ::
@@ -87,6 +88,8 @@ class Master(HandlerRegistry, Observable, Lifecycle, Generic[ReqT, RespT]):
     :class:`~peepsy.PeepsyValidationError` when it does not fit, the parsed value when it
     does); ``validate_types=False`` trusts both sides instead, for a hot path. Durations
     are integer milliseconds, as on the wire.
+    :meth:`map` and :meth:`as_completed` fan an iterable of requests out to a target
+    with bounded concurrency (docs/scripts.md).
     """
 
     def __init__(

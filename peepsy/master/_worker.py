@@ -136,6 +136,8 @@ class Worker:
         self.late_responses = 0
         self.failed_early = 0  # failed when its channel broke, told with its exit
         self.actions: tuple[str, ...] | None = None
+        #: The concurrency cap its READY stated (None: none stated).
+        self.stated_concurrency: int | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._stderr_partial = b""
         # rotation (issue 10): readiness after a restart, and stalls
@@ -210,6 +212,7 @@ class Worker:
         self.replacing = False
         self._cancel_ready_timer()
         self.ready = not restart
+        self.stated_concurrency = None  # until this process's READY says
 
     def attach(self, transport: ChildTransport) -> None:
         """The new process is up."""
@@ -379,6 +382,8 @@ class Worker:
         elif isinstance(event, ReadyReceived):
             actions = event.message.actions
             self.actions = None if actions is MISSING else tuple(actions)
+            cap = event.message.max_concurrency
+            self.stated_concurrency = None if cap is MISSING else cap
             if not self.ready:
                 self._become_ready()
         # The core rejects INIT and SHUTDOWN from a child (MSG-6); the end of its
