@@ -33,6 +33,11 @@ NOT_OUTPUT = {
     # The outputs of scripts run from the page's own files, compared there.
     ("docs/scripts.md", "3"): "held by tests/docs/test_scripts_doc.py",
     ("docs/scripts.md", "144"): "held by tests/docs/test_scripts_doc.py",
+    # pytest runs on the page's own files (<!-- output --> blocks), compared there.
+    ("docs/testing.md", "peepsy worker: python my_worker.py"): (
+        "held by tests/plugin/test_testing_doc.py"
+    ),
+    ("docs/testing.md", '{"type":"READY"'): "held by tests/plugin/test_testing_doc.py",
 }
 
 
