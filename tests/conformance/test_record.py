@@ -56,6 +56,14 @@ async def master_session(output: Path, *tap_options: str) -> list[Any]:
     return replies
 
 
+def timeless(step: dict[str, Any]) -> dict[str, Any]:
+    """A transcript step without the budgets taken from the delays seen in its run."""
+    out = {k: v for k, v in step.items() if k != "within"}
+    if "expect_exit" in out:
+        out["expect_exit"] = {k: v for k, v in out["expect_exit"].items() if k != "within"}
+    return out
+
+
 def test_master_tap_worker_recorded_generalized_and_replayed(tmp_path: Path) -> None:
     raw, direct = tmp_path / "session.raw.jsonl", tmp_path / "direct.ndjson"
     replies = asyncio.run(master_session(raw, "--raw"))
@@ -96,7 +104,12 @@ def test_master_tap_worker_recorded_generalized_and_replayed(tmp_path: Path) -> 
             "timeout": 5000,
         }
     }
-    assert steps[1] == {
+    # A step gets a "within" only when the answer took long enough that the default
+    # budget might not cover it (five times the delay seen): on a busy machine the first
+    # answer can; the rule itself is tested in test_generalize*.
+    within = steps[1].get("within")
+    assert within is None or (isinstance(within, int) and within > 2000), within
+    assert timeless(steps[1]) == {
         "expect": {
             "type": "RESPONSE",
             "id": "m1",
@@ -112,12 +125,13 @@ def test_master_tap_worker_recorded_generalized_and_replayed(tmp_path: Path) -> 
     [unordered] = [s for s in steps if "expect_unordered" in s]
     assert [e["data"] for e in unordered["expect_unordered"]] == [200, "B", "A"]
     assert steps[-2] == {"send": {"type": "SHUTDOWN", "timeout": 30000}}
-    assert steps[-1] == {"expect_exit": {"code": 0, "within": 5000}}
+    assert steps[-1]["expect_exit"]["within"] >= 5000  # more if the exit was slow to come
+    assert timeless(steps[-1]) == {"expect_exit": {"code": 0}}
 
     # The tap's own transcript says the same as the generalized raw recording.
     direct_records = lines_of(direct)
     assert direct_records[0]["check"] == "tests.direct"
-    assert direct_records[1:] == steps
+    assert [timeless(r) for r in direct_records[1:]] == [timeless(s) for s in steps]
 
     # And the transcripts pass against the worker they were recorded from.
     for path in (made, direct):
