@@ -5,7 +5,7 @@ tests/test_errors_tree.py holds both drawings to the classes below::
     PeepsyError                        PEEPSY_ERROR              base of every peepsy error
     ├── PeepsyTimeoutError             PEEPSY_TIMEOUT            no answer in time (408)
     ├── PeepsyProcessError             PEEPSY_PROCESS            a child died/is not running (503)
-    │   └── PeepsySshError             PEEPSY_SSH                ssh could not reach the child's host
+    │   └── PeepsySshError             PEEPSY_SSH                its host out of reach over ssh
     ├── PeepsyNotFoundError            PEEPSY_NOT_FOUND          no such target/group/action (404)
     ├── PeepsyValidationError          PEEPSY_VALIDATION         data does not fit an Action (422)
     ├── PeepsyShutdownError            PEEPSY_SHUTTING_DOWN      refused while stopping (503)

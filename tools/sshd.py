@@ -159,9 +159,10 @@ class Sshd:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sshd exited ({self.proc.returncode}): {self.log.read_text()}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=1.0
-            ) as conn:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as conn,
+            ):
                 conn.settimeout(1.0)
                 if conn.recv(4).startswith(b"SSH-"):  # the banner: sshd is serving
                     return

@@ -76,8 +76,9 @@ class SshHost:
             raise ValueError("SshHost needs a destination (host, user@host or an alias)")
         if self.destination.startswith("-") or any(c.isspace() for c in self.destination):
             raise ValueError(f"not an ssh destination: {self.destination!r}")
-        if self.port is not None and (
-            isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536
+        port = self.port
+        if port is not None and (
+            isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
         ):
             raise ValueError(f"port is 1..65535, not {self.port!r}")
         for name in ("connect_timeout", "control_persist"):
@@ -280,13 +281,12 @@ class SshLauncher:
             # A shared connection that hangs would hang the next child too.
             await self._exit_control(host)
             raise PeepsySshError(
-                f"{host.destination}: no worker running after "
-                f"{2 * host.connect_timeout} ms",
+                f"{host.destination}: no worker running after {2 * host.connect_timeout} ms",
                 host=host.destination,
                 ssh_message=watch.message.decode(errors="replace").strip(),
             ) from None
         if started:
-            log.debug("spawned %s on %s as pid %s", list(spec.argv), host.destination, proc.get_pid())
+            log.debug("spawned %s on %s (pid %s)", spec.argv, host.destination, proc.get_pid())
             return transport
         proc.close()
         code = proc.get_returncode()
