@@ -197,7 +197,8 @@ class Sshd:
         self.stop()
 
 
-def _parent(pid: int) -> int | None:
+def parent(pid: int) -> int | None:
+    """``pid``'s parent process, or None when it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -210,13 +211,13 @@ def descendants(pid: int) -> list[int]:
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            parent = _parent(int(entry.name))
-            if parent is not None:
-                parents[int(entry.name)] = parent
+            up = parent(int(entry.name))
+            if up is not None:
+                parents[int(entry.name)] = up
     found: list[int] = []
     frontier = [pid]
     while frontier:
-        children = [p for p, parent in parents.items() if parent in frontier]
+        children = [p for p, up in parents.items() if up in frontier]
         found += children
         frontier = children
     return found
