@@ -64,7 +64,8 @@ def connection_of(sshd: Sshd, pid: int) -> int:
     assert sshd.proc is not None
     while True:
         up = parent(pid)
-        assert up is not None and up > 1, f"{pid} does not run under sshd"
+        assert up is not None, f"{pid} does not run under sshd"
+        assert up > 1, f"{pid} does not run under sshd"
         if up == sshd.proc.pid:
             return pid
         pid = up
