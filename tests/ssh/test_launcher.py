@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from peepsy import Master, PeepsyProcessError, PeepsySshError, SshHost
 from peepsy.transport import SpawnSpec, SshLauncher
 from peepsy.transport._ssh import _SshWatch, as_host, remote_command, ssh_options
 from tests.process._support import ROOT, Events, eventually, peepsy_worker, run
+from tests.ssh._support import kill
 
 FAKE = str(Path(__file__).resolve().parent / "fake_ssh.py")
 ENV = {"PYTHONPATH": str(ROOT)}
@@ -195,7 +195,7 @@ def test_a_failed_restart_is_retried_with_backoff_then_succeeds(tmp_path: Path) 
             stats = await master.spawn_child("w", peepsy_worker(), host=host, env=ENV)
             down.touch()
             assert stats.pid is not None
-            subprocess.run(["kill", "-9", str(stats.pid)], check=True)
+            kill(stats.pid)
             await eventually(lambda: len(events.auto_restart) == 2, "a failed restart")
             assert isinstance(events.error[-1].error, PeepsySshError)
             assert master.get_process_stats("w").status == "restarting"
@@ -215,7 +215,7 @@ def test_shutdown_during_the_backoff_ends_it(tmp_path: Path) -> None:
         stats = await master.spawn_child("w", peepsy_worker(), host=fake(down_if=down), env=ENV)
         down.touch()
         assert stats.pid is not None
-        subprocess.run(["kill", "-9", str(stats.pid)], check=True)
+        kill(stats.pid)
         await eventually(lambda: len(events.auto_restart) == 2, "in its backoff")
         await master.graceful_shutdown()
         assert not events.respawned("w")
