@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import peepsy.transport._ssh as ssh_module
 from peepsy import Master, PeepsyProcessError, PeepsySshError, SshHost
 from peepsy.transport import SpawnSpec, SshLauncher
 from peepsy.transport._ssh import _SshWatch, as_host, remote_command, ssh_options
@@ -270,6 +271,32 @@ def test_an_exit_read_before_the_hello_is_held_back_then_told() -> None:
         watch.pipe_connection_lost(1, None)
         await asyncio.wait_for(watch.done, 5)
         assert listener.seen == [("stderr", b"note\n"), b"line\n", "eof", ("exit", None)]
+
+    run(go())
+
+
+@pytest.mark.parametrize("closes", [True, False])
+def test_ssh_s_message_read_after_its_exit_is_kept(
+    closes: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ssh's stderr may be read after its exit and its stdout's end: the spawn waits
+    for its end (or a grace, when something holds it open) before it fails."""
+    monkeypatch.setattr(ssh_module, "STDERR_GRACE_S", 0.01)
+
+    class Listener:
+        def stderr_received(self, data: bytes) -> None:
+            pass
+
+    async def go() -> None:
+        watch = _SshWatch(Listener(), "log")  # type: ignore[arg-type]
+        watch.process_exited()
+        watch.pipe_connection_lost(1, None)
+        assert not watch.started.done()
+        watch.pipe_data_received(2, b"ssh: Connection refused\n")
+        if closes:
+            watch.pipe_connection_lost(2, None)
+        assert await asyncio.wait_for(watch.started, 5) is False
+        assert bytes(watch.message) == b"ssh: Connection refused\n"
 
     run(go())
 
