@@ -242,14 +242,13 @@ class _SshWatch(_StdioWatch):
             return
         if self._stderr_eof:
             self._fail()
-        elif self._stderr_grace is None:
+        else:  # (called again only by the end of stderr, which settles it)
             self._stderr_grace = asyncio.get_running_loop().call_later(STDERR_GRACE_S, self._fail)
 
     def _fail(self) -> None:
         if self._stderr_grace is not None:
-            self._stderr_grace.cancel()
-        if not self.started.done():
-            self.started.set_result(False)
+            self._stderr_grace.cancel()  # stderr ended within its grace
+        self.started.set_result(False)
 
 
 class SshLauncher:
@@ -327,8 +326,9 @@ class SshLauncher:
 
     async def _exit_control(self, host: SshHost) -> None:
         """Tell ``host``'s shared connection, if any, to end."""
-        if not host.control_persist or self._dir is None:
+        if not host.control_persist:
             return
+        assert self._dir is not None  # made by the spawn that shared the connection
         argv = [*host.ssh, *ssh_options(host, self._dir), "-O", "exit", "--", host.destination]
         try:
             proc = await asyncio.create_subprocess_exec(

@@ -176,11 +176,14 @@ def test_ssh_exiting_255_first_is_a_ssh_error(destination: str, message: str) ->
     run(go())
 
 
-def test_a_host_that_never_runs_the_worker_is_given_up() -> None:
+@pytest.mark.parametrize("shared", [60, 0])
+def test_a_host_that_never_runs_the_worker_is_given_up(shared: int) -> None:
+    host = fake("hang", connect_timeout=100, control_persist=shared)
+
     async def go() -> None:
         async with Master() as master:
             with pytest.raises(PeepsySshError, match="no worker running after 200 ms"):
-                await master.spawn_child("w", ["w"], host=fake("hang", connect_timeout=100))
+                await master.spawn_child("w", ["w"], host=host)
             assert "w" not in master.targets
 
     run(go())
