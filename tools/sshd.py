@@ -176,6 +176,9 @@ class Sshd:
         proc, self.proc = self.proc, None
         if proc is None:
             return
+        # The per-connection processes outlive the listener, and once it is gone they
+        # are no longer its children: find them first.
+        connections = connection_pids(proc.pid)
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -183,8 +186,7 @@ class Sshd:
             except subprocess.TimeoutExpired:  # pragma: no cover - sshd ends on SIGTERM
                 proc.kill()
                 proc.wait()
-        # The per-connection processes outlive the listener: end them too.
-        for pid in connection_pids(proc.pid):
+        for pid in connections:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
