@@ -5,6 +5,7 @@ process left on the remote side once the master is gone."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -186,6 +187,9 @@ def test_no_remote_process_outlives_a_killed_master_or_ssh_client(sshd: Sshd, vi
     }
     env = remote_env(mark)
     argv = [sys.executable, "-c", MASTER_SCRIPT, json.dumps(spec), json.dumps(worker())]
+    # A killed master cannot remove its control directory (its connection ends by
+    # itself, control_persist seconds later): the test does.
+    dirs = set(Path("/tmp").glob("peepsy-ssh-*"))
     proc = subprocess.Popen(
         [*argv, json.dumps(env)],
         stdout=subprocess.PIPE,
@@ -216,3 +220,5 @@ def test_no_remote_process_outlives_a_killed_master_or_ssh_client(sshd: Sshd, vi
         if proc.stdout is not None:
             proc.stdout.close()
     run(eventually(lambda: not marked(mark), "no remote worker left", 15))
+    for left in set(Path("/tmp").glob("peepsy-ssh-*")) - dirs:
+        shutil.rmtree(left, ignore_errors=True)
