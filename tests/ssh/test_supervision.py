@@ -5,6 +5,7 @@ restart intensity gives up), and a group mixes local and remote members."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections import Counter
 from pathlib import Path
@@ -25,7 +26,23 @@ async def _in_flight(master: Master[Any, Any], target: str) -> asyncio.Task[Any]
     return task
 
 
-@pytest.mark.parametrize("victim", ["ssh client", "remote worker", "sshd connection"])
+def _shared_connection(client: int) -> int:
+    """The local ssh process that holds the shared connection ``client`` talks through
+    (ssh names it "ssh: CONTROL_PATH [mux]")."""
+    argv = Path(f"/proc/{client}/cmdline").read_bytes().split(b"\0")
+    path = next(a for a in argv if a.startswith(b"ControlPath=")).removeprefix(b"ControlPath=")
+    title = b"ssh: " + path.rsplit(b"/", 1)[0] + b"/"
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "cmdline").read_bytes().startswith(title):
+                    return int(entry.name)
+    raise AssertionError("no shared connection found")
+
+
+@pytest.mark.parametrize(
+    "victim", ["ssh client", "ssh connection", "remote worker", "sshd connection"]
+)
 def test_a_lost_link_or_worker_fails_in_flight_requests_and_restarts(
     sshd: Sshd, victim: str
 ) -> None:
@@ -36,13 +53,17 @@ def test_a_lost_link_or_worker_fails_in_flight_requests_and_restarts(
             events = Events(master)
             stats = await master.spawn_child("w", worker(), host=sshd.host, env=remote_env(mark))
             remote = (await master.request("info", "w", None)).data["pid"]
+            client = stats.pid
+            assert client is not None
+            if victim == "ssh client":
+                pid = client
+            elif victim == "ssh connection":
+                pid = _shared_connection(client)
+            elif victim == "remote worker":
+                pid = remote
+            else:
+                pid = connection_of(sshd, remote)
             held = await _in_flight(master, "w")
-            pid = {
-                "ssh client": stats.pid,
-                "remote worker": remote,
-                "sshd connection": connection_of(sshd, remote),
-            }[victim]
-            assert pid is not None
             kill(pid)
             with pytest.raises(PeepsyProcessError):
                 await held
