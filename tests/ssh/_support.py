@@ -69,3 +69,30 @@ def connection_of(sshd: Sshd, pid: int) -> int:
         if up == sshd.proc.pid:
             return pid
         pid = up
+
+
+def control_dir(client: int) -> Path:
+    """The directory of the control socket the ssh client ``client`` was given."""
+    argv = Path(f"/proc/{client}/cmdline").read_bytes().split(b"\0")
+    path = next(a for a in argv if a.startswith(b"ControlPath=")).removeprefix(b"ControlPath=")
+    return Path(path.decode()).parent
+
+
+def shared_connections(directory: Path) -> list[int]:
+    """The local ssh processes holding a shared connection with a socket in
+    ``directory`` (ssh names them "ssh: CONTROL_PATH [mux]")."""
+    title = f"ssh: {directory}/".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "cmdline").read_bytes().startswith(title):
+                    found.append(int(entry.name))
+    return found
+
+
+def shared_connection(client: int) -> int:
+    """The local ssh process that holds the shared connection ``client`` talks through."""
+    found = shared_connections(control_dir(client))
+    assert len(found) == 1, f"one shared connection, not {found}"
+    return found[0]

@@ -16,7 +16,16 @@ import pytest
 
 from peepsy import Master, PeepsyProcessError, PeepsySshError, SshHost
 from tests.process._support import Events, eventually, run
-from tests.ssh._support import connection_of, kill, marked, new_mark, remote_env, worker
+from tests.ssh._support import (
+    connection_of,
+    control_dir,
+    kill,
+    marked,
+    new_mark,
+    remote_env,
+    shared_connections,
+    worker,
+)
 from tools.sshd import Sshd
 
 
@@ -44,7 +53,13 @@ def test_requests_both_ways_with_env_and_cwd(sshd: Sshd, tmp_path: Path) -> None
             assert where["cwd"] == str(here)
             # The child's pid is the local ssh client's; the worker runs under sshd.
             assert marked(mark) == [where["pid"]] != [stats.pid]
+            assert stats.pid is not None
+            control = control_dir(stats.pid)
+            assert shared_connections(control)
         await eventually(lambda: not marked(mark), "no remote worker left after the master")
+        # Its shutdown ended the shared connection and removed the control directory.
+        assert not control.exists()
+        await eventually(lambda: not shared_connections(control), "the connection ended")
 
     run(go())
 

@@ -5,7 +5,6 @@ restart intensity gives up), and a group mixes local and remote members."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from collections import Counter
 from pathlib import Path
@@ -15,7 +14,15 @@ import pytest
 
 from peepsy import Master, PeepsyProcessError, PeepsySshError, Reply
 from tests.process._support import Events, eventually, run
-from tests.ssh._support import connection_of, kill, marked, new_mark, remote_env, worker
+from tests.ssh._support import (
+    connection_of,
+    kill,
+    marked,
+    new_mark,
+    remote_env,
+    shared_connection,
+    worker,
+)
 from tools.sshd import Sshd
 
 
@@ -24,20 +31,6 @@ async def _in_flight(master: Master[Any, Any], target: str) -> asyncio.Task[Any]
     task = asyncio.ensure_future(master.request("sleep", target, 60_000, timeout=60_000))
     await eventually(lambda: master.get_process_stats(target).requests_active == 1, "in flight")
     return task
-
-
-def _shared_connection(client: int) -> int:
-    """The local ssh process that holds the shared connection ``client`` talks through
-    (ssh names it "ssh: CONTROL_PATH [mux]")."""
-    argv = Path(f"/proc/{client}/cmdline").read_bytes().split(b"\0")
-    path = next(a for a in argv if a.startswith(b"ControlPath=")).removeprefix(b"ControlPath=")
-    title = b"ssh: " + path.rsplit(b"/", 1)[0] + b"/"
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "cmdline").read_bytes().startswith(title):
-                    return int(entry.name)
-    raise AssertionError("no shared connection found")
 
 
 @pytest.mark.parametrize(
@@ -58,7 +51,7 @@ def test_a_lost_link_or_worker_fails_in_flight_requests_and_restarts(
             if victim == "ssh client":
                 pid = client
             elif victim == "ssh connection":
-                pid = _shared_connection(client)
+                pid = shared_connection(client)
             elif victim == "remote worker":
                 pid = remote
             else:
