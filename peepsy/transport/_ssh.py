@@ -307,6 +307,9 @@ class SshLauncher:
                 host=host.destination,
                 ssh_message=watch.message.decode(errors="replace").strip(),
             ) from None
+        except asyncio.CancelledError:  # the spawn was given up: so is its ssh
+            proc.close()  # (kills a process still running)
+            raise
         if started:
             log.debug("spawned %s on %s (pid %s)", spec.argv, host.destination, proc.get_pid())
             return transport

@@ -15,7 +15,15 @@ import peepsy.transport._ssh as ssh_module
 from peepsy import Master, PeepsyProcessError, PeepsySshError, SshHost
 from peepsy.transport import SpawnSpec, SshLauncher
 from peepsy.transport._ssh import _SshWatch, as_host, remote_command, ssh_options
-from tests.process._support import ROOT, Events, eventually, peepsy_worker, run
+from tests.process._support import (
+    ROOT,
+    Events,
+    eventually,
+    live_children,
+    peepsy_worker,
+    pid_running,
+    run,
+)
 from tests.ssh._support import kill
 
 FAKE = str(Path(__file__).resolve().parent / "fake_ssh.py")
@@ -185,6 +193,22 @@ def test_a_host_that_never_runs_the_worker_is_given_up(shared: int) -> None:
             with pytest.raises(PeepsySshError, match="no worker running after 200 ms"):
                 await master.spawn_child("w", ["w"], host=host)
             assert "w" not in master.targets
+
+    run(go())
+
+
+def test_a_spawn_given_up_while_connecting_leaves_no_ssh() -> None:
+    async def go() -> None:
+        async with Master() as master:
+            spawning = asyncio.ensure_future(
+                master.spawn_child("w", ["w"], host=fake("hang"), stderr="discard")
+            )
+            await eventually(lambda: bool(live_children()), "ssh started")
+            (ssh,) = live_children()
+            spawning.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await spawning
+            await eventually(lambda: not pid_running(ssh), "its ssh killed")
 
     run(go())
 
