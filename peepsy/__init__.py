@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         PeepsyNotFoundError,
         PeepsyProcessError,
         PeepsyShutdownError,
+        PeepsySshError,
         PeepsyTimeoutError,
         PeepsyValidationError,
         ProtocolError,
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     )
     from peepsy.protocol import PROTOCOL_VERSION
     from peepsy.session._context import RequestContext, current_request
+    from peepsy.transport import SshHost
 
 __version__ = "0.1.0"
 
@@ -72,6 +74,7 @@ _LAZY = {
     "PeepsyNotFoundError": "peepsy._errors",
     "PeepsyProcessError": "peepsy._errors",
     "PeepsyShutdownError": "peepsy._errors",
+    "PeepsySshError": "peepsy._errors",
     "PeepsyTimeoutError": "peepsy._errors",
     "PeepsyValidationError": "peepsy._errors",
     "ProtocolError": "peepsy._errors",
@@ -100,6 +103,7 @@ _LAZY = {
     "StuckEvent": "peepsy.master",
     "RequestContext": "peepsy.session._context",
     "current_request": "peepsy.session._context",
+    "SshHost": "peepsy.transport",
 }
 
 
@@ -137,6 +141,7 @@ __all__ = [
     "PeepsyNotFoundError",
     "PeepsyProcessError",
     "PeepsyShutdownError",
+    "PeepsySshError",
     "PeepsyTimeoutError",
     "PeepsyValidationError",
     "ProcessStats",
@@ -151,6 +156,7 @@ __all__ = [
     "RequestContext",
     "RestartFailedEvent",
     "SpawnEvent",
+    "SshHost",
     "StalledEvent",
     "StuckEvent",
     "__version__",

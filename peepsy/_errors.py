@@ -5,6 +5,7 @@ tests/test_errors_tree.py holds both drawings to the classes below::
     PeepsyError                        PEEPSY_ERROR              base of every peepsy error
     ├── PeepsyTimeoutError             PEEPSY_TIMEOUT            no answer in time (408)
     ├── PeepsyProcessError             PEEPSY_PROCESS            a child died/is not running (503)
+    │   └── PeepsySshError             PEEPSY_SSH                its host out of reach over ssh
     ├── PeepsyNotFoundError            PEEPSY_NOT_FOUND          no such target/group/action (404)
     ├── PeepsyValidationError          PEEPSY_VALIDATION         data does not fit an Action (422)
     ├── PeepsyShutdownError            PEEPSY_SHUTTING_DOWN      refused while stopping (503)
@@ -96,6 +97,28 @@ class PeepsyProcessError(PeepsyError):
         super().__init__(message)
         self.target = target
         self.returncode = returncode
+
+
+class PeepsySshError(PeepsyProcessError):
+    """A child's host could not be reached over ssh: unknown host, connection refused,
+    authentication failed, host key refused, or no worker running in time.
+
+    ``host`` is the ssh destination, ``ssh_message`` what ssh wrote on its stderr.
+    """
+
+    code = "PEEPSY_SSH"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str,
+        ssh_message: str = "",
+        target: str | None = None,
+    ) -> None:
+        super().__init__(message, target=target, returncode=255)
+        self.host = host
+        self.ssh_message = ssh_message
 
 
 class PeepsyNotFoundError(PeepsyError):

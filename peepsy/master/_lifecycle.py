@@ -91,3 +91,4 @@ class Lifecycle(Introspection):
         for worker in workers:  # handlers of ours still serving a child's request
             if worker.session is not None:
                 worker.session.server.abandon()
+        await self._spawner.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Collection, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final, Generic, Literal, overload
 
 from typing_extensions import TypeVar
@@ -47,9 +48,11 @@ from peepsy.transport import (
     Launcher,
     ProcessLauncher,
     SpawnSpec,
+    SshHost,
     StderrMode,
     TransportKind,
 )
+from peepsy.transport._ssh import as_host
 
 Mode = ProcessingMode
 RequestShape = Literal["unified", "legacy"]
@@ -204,6 +207,7 @@ class Master(HandlerRegistry, Observable, Lifecycle, FanOut[ReqT, RespT], Generi
         max_line_bytes: int | None = None,
         on_stuck: OnStuck | None = None,
         judge_uncancellable: bool | None = None,
+        host: str | SshHost | None = None,
     ) -> ProcessStats:
         """Start a child and send it INIT.
 
@@ -224,6 +228,11 @@ class Master(HandlerRegistry, Observable, Lifecycle, FanOut[ReqT, RespT], Generi
         (``replace`` or ``rotate-out``; by default its group's, else the master's).
         ``judge_uncancellable`` (by default the master's) judges this child by that policy
         even when it cannot be sent CANCEL (protocol 1.0, the Node original).
+
+        ``host`` (an :class:`~peepsy.SshHost`, or a string for ``SshHost(that)``) runs
+        the command on that host over OpenSSH: ``cwd`` and ``env`` there, on top of the
+        remote login environment; :class:`~peepsy.PeepsySshError` when it cannot be
+        reached (docs/scaling-out.md).
         """
         if self._closing:
             raise PeepsyShutdownError("the master is shutting down")
@@ -245,12 +254,15 @@ class Master(HandlerRegistry, Observable, Lifecycle, FanOut[ReqT, RespT], Generi
             check_on_stuck(on_stuck)
         if judge_uncancellable is not None:
             check_bool("judge_uncancellable", judge_uncancellable)
+        ssh_host = as_host(host, transport)
         argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not argv:
             raise ValueError("command is empty")
         spec = SpawnSpec(
             argv=argv, env=env, inherit_env=inherit_env, cwd=cwd, stderr=stderr, transport=transport
         )
+        if ssh_host is not None:
+            spec = replace(spec, extra={"host": ssh_host})
         worker = Worker(
             target,
             spec,

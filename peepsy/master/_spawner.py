@@ -20,7 +20,7 @@ from peepsy.master._supervisor import KILL_GRACE_S
 from peepsy.master._worker import Worker
 from peepsy.protocol import MIN_MAX_LINE_BYTES, PROTOCOL_VERSION, Connection, Init, Role, Shutdown
 from peepsy.session import Call, Deadlines, Server, Session, expire
-from peepsy.transport import ChildTransport, Launcher
+from peepsy.transport import ChildTransport, Launcher, SshHost, SshLauncher
 
 _MAX_STATED_LINE_BYTES: Final = 2**53 - 1
 #: The most a shutdown waits after its CANCELs (the master's ``cancel_grace`` if less).
@@ -53,6 +53,7 @@ class Spawner:
         #: SHUTDOWN's deadline, before its input is closed (s).
         self._cancel_grace = min(cancel_grace, SHUTDOWN_CANCEL_GRACE_MS) / 1000
         self._deadlines: Deadlines[Call[Any]] | None = None
+        self._ssh: SshLauncher | None = None  # made by the first child on another host
 
     async def start(self, worker: Worker, *, restart: bool) -> None:
         """Start ``worker``'s process with a fresh session and send it INIT."""
@@ -75,8 +76,18 @@ class Spawner:
         if worker.status == "restarting":
             worker.move("starting")
         worker.begin(session, restart=restart)
+        host = worker.spec.extra.get("host")
         try:
-            transport = await self._launcher.spawn(worker.spec, worker)
+            if isinstance(host, SshHost):
+                if self._ssh is None:
+                    self._ssh = SshLauncher()
+                transport = await self._ssh.spawn(worker.spec, host, worker)
+            else:
+                transport = await self._launcher.spawn(worker.spec, worker)
+        except PeepsyProcessError as exc:  # PeepsySshError: the host, not the command
+            worker.move("failed")
+            exc.target = worker.target
+            raise
         except Exception as exc:  # OSError, or ValueError for a NUL in an argument, ...
             worker.move("failed")
             raise PeepsyProcessError(
@@ -101,6 +112,11 @@ class Spawner:
         worker.attach(transport)
         log.info("spawned %s (pid %s)", worker.target, transport.pid)
         self._emitter.emit("spawn", SpawnEvent(worker.target, transport.pid, worker.group, restart))
+
+    async def close(self) -> None:
+        """End the shared ssh connections (``ssh -O exit``) and remove their sockets."""
+        if self._ssh is not None:
+            await self._ssh.close()
 
     def _server(self, session: Session) -> Server:
         # The children's requests to the master: the same serving path as a child's,

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Final, Literal
 
-from peepsy._errors import PeepsyProcessError
+from peepsy._errors import PeepsyProcessError, PeepsySshError
 from peepsy.master._events import (
     AutoRestartEvent,
     Emitter,
@@ -36,6 +36,10 @@ log = logging.getLogger("peepsy.master")
 
 #: After SIGTERM, how long a child whose channel broke has before SIGKILL.
 KILL_GRACE_S: Final = 1.0
+#: A host that could not be reached is tried again after this, doubled on each failed
+#: attempt within the restart window, up to the maximum.
+RECONNECT_BACKOFF_S: Final = 0.25
+RECONNECT_BACKOFF_MAX_S: Final = 8.0
 
 
 class Supervisor:
@@ -106,13 +110,24 @@ class Supervisor:
         if expected or worker.status == "stopping" or not self._may_restart(worker):
             worker.move("stopped")
             return
+        if self._count_restart(worker):
+            self._emitter.emit(
+                "auto-restart",
+                AutoRestartEvent(worker.target, returncode, sig, self._restarts_in_window(worker)),
+            )
+            self._start_restart(worker)
+
+    def _count_restart(self, worker: Worker) -> bool:
+        """Count one more restart of ``worker`` under the intensity rules: False (and the
+        worker ``failed``, re-armed after the cooldown if there is one) past the limit."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         times = self._restart_times.setdefault(worker.target, collections.deque())
         while times and now - times[0] > self._window / 1000:
             times.popleft()
         if len(times) >= self._max_restarts:
-            worker.move("failed")
+            if worker.status != "failed":
+                worker.move("failed")
             log.error(
                 "%s restarted %d times within %d ms; giving up",
                 worker.target,
@@ -126,14 +141,14 @@ class Supervisor:
                 self._timers[worker.target] = loop.call_later(
                     self._cooldown / 1000, self.rearm, worker, "cooldown"
                 )
-            return
+            return False
         times.append(now)
         worker.restarts += 1
         worker.move("restarting")
-        self._emitter.emit(
-            "auto-restart", AutoRestartEvent(worker.target, returncode, sig, len(times))
-        )
-        self._start_restart(worker)
+        return True
+
+    def _restarts_in_window(self, worker: Worker) -> int:
+        return len(self._restart_times.get(worker.target, ()))
 
     def _start_restart(self, worker: Worker) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(self._restart(worker))
@@ -225,9 +240,28 @@ class Supervisor:
             return
         try:
             await self._respawn(worker)
+        except PeepsySshError as exc:
+            # The host is out of reach: a failed restart, tried again with backoff
+            # until the restart intensity says to give up.
+            log.warning("%s could not be restarted: %s", worker.target, exc)
+            self._emitter.emit("error", ErrorEvent(worker.target, exc))
+            if self.closing or worker.stop_requested or not self._count_restart(worker):
+                return
+            attempts = self._restarts_in_window(worker)
+            delay = min(RECONNECT_BACKOFF_S * 2 ** (attempts - 1), RECONNECT_BACKOFF_MAX_S)
+            self._emitter.emit(
+                "auto-restart", AutoRestartEvent(worker.target, exc.returncode, None, attempts)
+            )
+            self._timers[worker.target] = asyncio.get_running_loop().call_later(
+                delay, self._retry, worker
+            )
         except PeepsyProcessError as exc:
             log.error("%s could not be restarted: %s", worker.target, exc)
             self._emitter.emit("error", ErrorEvent(worker.target, exc))
+
+    def _retry(self, worker: Worker) -> None:
+        del self._timers[worker.target]  # a pending timer means "being stopped" to broken()
+        self._start_restart(worker)
 
     async def settle_restarts(self) -> None:
         """Wait for respawns under way, so that their processes can be stopped too."""

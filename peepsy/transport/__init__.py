@@ -14,6 +14,7 @@ from peepsy.transport._base import (
 from peepsy.transport._memory import MemoryChannel, MemoryLauncher, MemoryTransport
 from peepsy.transport._node_ipc import NodeIpcChannel, NodeIpcTransport
 from peepsy.transport._process import ProcessLauncher, ProcessTransport
+from peepsy.transport._ssh import SshHost, SshLauncher
 from peepsy.transport._stdio import StdioChannel
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "ProcessLauncher",
     "ProcessTransport",
     "SpawnSpec",
+    "SshHost",
+    "SshLauncher",
     "StderrMode",
     "StdioChannel",
     "TransportKind",
