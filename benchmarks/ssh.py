@@ -30,6 +30,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,7 +51,7 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
     ("p50_us_1", "p50 us, 1 in flight", ",.0f"),
     ("p99_us_1", "p99 us, 1 in flight", ",.0f"),
     ("rate_64", "round trips/s, 64 in flight", ",.0f"),
-    ("mb_per_s", "MB/s, 1 MB echo, 1 in flight", ",.1f"),
+    ("mb_per_s", "MB/s, {big} echo, 1 in flight", ",.1f"),
     ("first_spawn_s", "s from spawn to first answer, first child", ".3f"),
     ("second_spawn_s", "s from spawn to first answer, second child", ".3f"),
 )
@@ -200,12 +201,11 @@ def table(result: dict[str, Any]) -> str:
     big = f"{meta['payload_bytes'] / 1e6:g} MB" if meta["payload_bytes"] >= BIG else "10 KB"
     lines.append(f"{'':<44} {'local':>10} {'ssh':>10}   ssh / local [rounds' range]")
     for key, label, fmt in MEASURES:
-        label = label.replace("1 MB", big)
         ratios = [r["ratio"][key] for r in ok]
         spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
         ratio = f"{median['ratio'][key]:.2f}"
         lines.append(
-            f"{label:<44} {format(median['local'][key], fmt):>10} "
+            f"{label.format(big=big):<44} {format(median['local'][key], fmt):>10} "
             f"{format(median['ssh'][key], fmt):>10}   {ratio:>5} [{spread}]"
         )
     return "\n".join(lines)
@@ -213,10 +213,12 @@ def table(result: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def _loopback_sshd() -> Iterator[dict[str, Any]]:
-    from tools.sshd import sshd  # noqa: PLC0415 - only when no --host is given
+    from tools.sshd import Sshd  # noqa: PLC0415 - only when no --host is given
 
-    with sshd() as host:
-        yield dataclasses.asdict(host)
+    with tempfile.TemporaryDirectory(prefix="peepsy-bench-sshd-") as tmp, Sshd(tmp) as sshd:
+        host = sshd.host
+        fields = {f.name: getattr(host, f.name) for f in dataclasses.fields(host)}
+        yield {**fields, "options": dict(host.options), "ssh": list(host.ssh)}
 
 
 def _given_host(args: argparse.Namespace) -> dict[str, Any]:
@@ -258,9 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     with (
         _loopback_sshd() if args.host is None else contextlib.nullcontext(_given_host(args))
     ) as host:
-        result = measure(
-            host, args.rounds, config, lambda s: print(s, file=sys.stderr, flush=True)
-        )
+        result = measure(host, args.rounds, config, lambda s: print(s, file=sys.stderr, flush=True))
     print(table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
