@@ -180,11 +180,11 @@ def _ssh_version() -> str:
 
 def table(result: dict[str, Any]) -> str:
     meta = result["meta"]
-    load = " / ".join(f"{x:.2f}" for x in meta["load_before"])
+    before, after = (" / ".join(f"{x:.2f}" for x in meta[k]) for k in ("load_before", "load_after"))
     lines = [
         f"peepsy over ssh against a local pipe, {meta['date']}: Python {meta['python']}, "
         f"{meta['ssh']}, {meta['cpus']} CPUs",
-        f"ssh to {meta['host']}; load average (1/5/15 min) {load} before; "
+        f"ssh to {meta['host']}; load average (1/5/15 min) {before} before, {after} after",
         f"{meta['rounds']} round(s) of {meta['seconds']:g} s per measurement, medians",
     ]
     failed = [
