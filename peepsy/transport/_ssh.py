@@ -39,6 +39,9 @@ _MESSAGE_LIMIT: Final = 8192
 #: A link that answers none of ssh's keepalives for this long (3 x 5 s) is dead.
 _ALIVE_INTERVAL_S: Final = 5
 _ALIVE_COUNT: Final = 3
+#: After ssh exits, how long its stderr may stay open (something it started holding it)
+#: before the spawn fails with what was read of it.
+STDERR_GRACE_S: Final = 1.0
 #: How long ``ssh -O exit`` may take at shutdown.
 _EXIT_TIMEOUT_S: Final = 5.0
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -188,6 +191,8 @@ class _SshWatch(_StdioWatch):
         self._stderr_mode = stderr
         self._early_exit = False
         self._early_eof = False
+        self._stderr_eof = False
+        self._stderr_grace: asyncio.TimerHandle | None = None
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd != 1:
@@ -214,11 +219,14 @@ class _SshWatch(_StdioWatch):
             self.listener.stderr_received(data)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if fd == 1 and not self.started.done():
+        if fd == 2:
+            self._stderr_eof = True
+        elif fd == 1 and not self.started.done():
             self._early_eof = True
-            self._settle()
+        else:
+            super().pipe_connection_lost(fd, exc)
             return
-        super().pipe_connection_lost(fd, exc)
+        self._settle()
 
     def process_exited(self) -> None:
         if not self.started.done():
@@ -228,7 +236,19 @@ class _SshWatch(_StdioWatch):
         super().process_exited()
 
     def _settle(self) -> None:
-        if self._early_exit and self._early_eof:
+        """Ended before the hello: once ssh's message is read to its end (its stderr
+        may be read after its exit), or after ``STDERR_GRACE_S`` without."""
+        if self.started.done() or not (self._early_exit and self._early_eof):
+            return
+        if self._stderr_eof:
+            self._fail()
+        elif self._stderr_grace is None:
+            self._stderr_grace = asyncio.get_running_loop().call_later(STDERR_GRACE_S, self._fail)
+
+    def _fail(self) -> None:
+        if self._stderr_grace is not None:
+            self._stderr_grace.cancel()
+        if not self.started.done():
             self.started.set_result(False)
 
 
