@@ -274,6 +274,9 @@ class SshLauncher:
     async def spawn(
         self, spec: SpawnSpec, host: SshHost, listener: TransportListener
     ) -> ChildTransport:
+        """Start ``spec``'s command on ``host`` and wait until it runs there (the hello):
+        :class:`~peepsy.PeepsySshError` when ssh cannot get it there, PeepsyProcessError
+        when the remote shell cannot start it (no such directory, ...)."""
         argv = self.argv(spec, host)
         if host.control_persist and host not in self._hosts:
             self._hosts.append(host)
