@@ -96,6 +96,14 @@ def _fanout_table() -> str:
     return fanout.table(run)
 
 
+def _ssh_table() -> str:
+    # As for the benchmark: rendered again from the run's JSON by the benchmark's code.
+    from benchmarks import ssh  # noqa: PLC0415  (only this sample needs it)
+
+    run = json.loads((ROOT / "docs" / "performance-ssh.json").read_text(encoding="utf-8"))
+    return ssh.table(run)
+
+
 CONFORMANCE = ("python", "-m", "peepsy.conformance")
 DEAD = 'import sys; print("starting"); sys.exit("fatal: no config file at /etc/w.conf")'
 NO_400 = ("conformance/mutants/mutant.py", "--mutation", "no-400")
@@ -175,6 +183,8 @@ SAMPLES: tuple[Sample, ...] = (
     ),
     Sample("benchmark", "docs/performance.md", render=_benchmark_table),
     Sample("fanout-benchmark", "docs/performance.md", render=_fanout_table),
+    Sample("ssh-benchmark", "docs/performance.md", render=_ssh_table),
+    Sample("ssh-benchmark-page", "docs/scaling-out.md", render=_ssh_table),
 )
 
 
