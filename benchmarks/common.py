@@ -12,9 +12,12 @@ import asyncio
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 REQUEST_TIMEOUT_MS = 5000
@@ -223,3 +226,21 @@ def rss_bytes() -> int:
 def emit(result: LaneResult) -> None:
     """The lane's answer to the driver: one JSON line, the last on stdout."""
     print(json.dumps(result), flush=True)
+
+
+def lane_in_process(argv: list[str], cwd: Path, timeout: float) -> dict[str, Any]:
+    """Run one lane as ``argv`` (a fresh interpreter, so lanes do not share a heap or a
+    loop) and read the JSON object its last line prints; ``{"error": ...}`` when it
+    does not finish in ``timeout`` seconds or exits with a failure."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), *sys.path[1:]])}
+    env.pop("COVERAGE_PROCESS_CONFIG", None)  # traced, a lane runs several times slower
+    try:
+        done = subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"no result within {timeout:.0f} s"}
+    if done.returncode != 0:
+        return {"error": f"exit status {done.returncode}: {done.stderr.strip()[-500:]}"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

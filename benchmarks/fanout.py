@@ -18,13 +18,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from benchmarks.common import lane_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,17 +101,7 @@ def run_lane(name: str, calls: int, workers: int) -> dict[str, float]:
 def _in_process(name: str, calls: int, workers: int, timeout: float) -> dict[str, Any]:
     argv = [sys.executable, "-m", "benchmarks.fanout", "--lane", name]
     argv += ["--calls", str(calls), "--workers", str(workers)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path[1:]])}
-    try:
-        done = subprocess.run(
-            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"no result within {timeout:.0f} s"}
-    if done.returncode != 0:
-        return {"error": f"exit status {done.returncode}: {done.stderr.strip()[-300:]}"}
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return lane_in_process(argv, ROOT, timeout)
 
 
 def measure(

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import LaneConfig, LaneResult, drive, payload
+from benchmarks.common import LaneConfig, LaneResult, drive, lane_in_process, payload
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "benchmarks" / "echo_child.py"
@@ -116,18 +116,7 @@ def _in_process(
 ) -> dict[str, Any]:
     argv = [sys.executable, "-m", "benchmarks.ssh", "--lane", name, config.to_json()]
     argv.append(json.dumps(host))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path[1:]])}
-    env.pop("COVERAGE_PROCESS_CONFIG", None)  # traced, a lane runs several times slower
-    try:
-        done = subprocess.run(
-            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"no result within {timeout:.0f} s"}
-    if done.returncode != 0:
-        return {"error": f"exit status {done.returncode}: {done.stderr.strip()[-500:]}"}
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return lane_in_process(argv, ROOT, timeout)
 
 
 def measure(
