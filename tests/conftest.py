@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
+
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
@@ -11,3 +15,31 @@ def wire(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """``assert line == wire``: compares exact bytes with a stored ``.ndjson`` file, with
     the extension a third party uses (peepsy.testing)."""
     return snapshot.use_extension(WireSnapshotExtension)
+
+
+#: The test that waits for an idle minute of a Node worker (tests/node/idle_minute.py).
+IDLE_MINUTE_TEST = (
+    "tests/node/test_node_interop.py::test_an_idle_node_worker_is_alive_and_serving_after_a_minute"
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def idle_node_minute(request: pytest.FixtureRequest) -> Iterator[subprocess.Popen[str] | None]:
+    """The idle minute starts with the session when its test is selected, in a process
+    of its own, and its test collects the verdict: the minute passes while the rest runs.
+    A session that ends first (a run stopped early) kills it rather than waiting."""
+    if not any(item.nodeid == IDLE_MINUTE_TEST for item in request.session.items):
+        yield None
+        return
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.node.idle_minute"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
