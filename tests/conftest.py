@@ -3,11 +3,20 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from peepsy.testing import WireSnapshotExtension
+from tests._install import build_dist
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The sdist and the wheel of ``python -m build``, built once for every test that
+    installs peepsy as a user would (tests/_install.py)."""
+    return build_dist(tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture

@@ -6,9 +6,6 @@ installed package in a folder that has nothing to do with this checkout."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sysconfig
 import tarfile
 import zipfile
 from pathlib import Path
@@ -16,30 +13,11 @@ from pathlib import Path
 import pytest
 
 from peepsy.conformance._schemas import data_dir, find_data_dir
-from tests.conformance._cli import PYTHON, ROOT
+from tests._install import fresh_venv, pip_install, sh
+from tests.conformance._cli import ROOT
 
 #: The folders whose every file the wheel carries inside the package, as peepsy/_data/.
 DATA = ("schema", "conformance")
-#: A user's environment: nothing points at this checkout (a worktree run sets PYTHONPATH).
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-
-
-def run(*argv: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(a) for a in argv],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=ENV,
-        timeout=300,
-        check=False,
-    )
-
-
-def sh(*argv: str | Path, cwd: Path | None = None) -> str:
-    done = run(*argv, cwd=cwd)
-    assert done.returncode == 0, f"{argv}\n{done.stdout}\n{done.stderr}"
-    return done.stdout
 
 
 def source_files(folder: str) -> set[str]:
@@ -49,34 +27,6 @@ def source_files(folder: str) -> set[str]:
         for p in (ROOT / folder).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     }
-
-
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """``python -m build``, exactly as a release is made: the sdist, then the wheel built
-    from the unpacked sdist, each in its own isolated build environment."""
-    out = tmp_path_factory.mktemp("dist")
-    built = run(PYTHON, "-m", "build", "--outdir", out, ROOT)
-    assert built.returncode == 0, built.stdout + built.stderr
-    assert "Building wheel from sdist" in built.stderr, built.stderr  # build's progress
-    [sdist] = out.glob("peepsy-*.tar.gz")
-    [wheel] = out.glob("peepsy-*.whl")
-    return sdist, wheel
-
-
-def fresh_venv(where: Path) -> tuple[Path, Path]:
-    """A virtual environment with no peepsy, whose dependencies (pydantic, jsonschema...)
-    come from this one: the .pth adds only our site-packages directory, whose own .pth
-    files (this checkout's editable install among them) are not read from there."""
-    sh(PYTHON, "-m", "venv", "--without-pip", where)
-    python = where / "bin" / "python"
-    site = Path(sh(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").strip())
-    (site / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n", encoding="utf-8")
-    return python, site
-
-
-def pip_install(python: Path, *what: str | Path) -> None:
-    sh(PYTHON, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps", *what)
 
 
 def elsewhere(tmp_path: Path) -> Path:

@@ -7,10 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
-from tests.plugin._support import MUTANT, ROOT
+from tests._install import fresh_venv, pip_install
+from tests.plugin._support import MUTANT
 
 PYTHON = sys.executable
 
@@ -28,23 +28,11 @@ def sh(*argv: str | Path, cwd: Path | None = None) -> subprocess.CompletedProces
     )
 
 
-def test_the_installed_wheel_registers_the_plugin(tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
-    built = sh(PYTHON, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", dist, ROOT)
-    assert built.returncode == 0, built.stderr
-    [wheel] = dist.glob("peepsy-*.whl")
-    venv = tmp_path / "venv"
-    assert sh(PYTHON, "-m", "venv", "--without-pip", venv).returncode == 0
-    python = venv / "bin" / "python"
-    installed = sh(
-        PYTHON, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps", wheel
-    )
-    assert installed.returncode == 0, installed.stderr
-    # pytest, pydantic and jsonschema come from this environment (see test_wheel.py).
-    site = sh(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))")
-    (Path(site.stdout.strip()) / "deps.pth").write_text(
-        sysconfig.get_path("purelib") + "\n", encoding="utf-8"
-    )
+def test_the_installed_wheel_registers_the_plugin(tmp_path: Path, dist: tuple[Path, Path]) -> None:
+    _, wheel = dist  # python -m build's, shared with tests/conformance/test_wheel.py
+    # pytest, pydantic and jsonschema come from this environment (tests/_install.py).
+    python, site = fresh_venv(tmp_path / "venv")
+    pip_install(python, wheel)
 
     project = tmp_path / "their-project"
     project.mkdir()
@@ -58,7 +46,7 @@ def test_the_installed_wheel_registers_the_plugin(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout, run.stdout
     assert (
-        str(site.stdout.strip())
+        str(site)
         in sh(
             python, "-c", "import peepsy.pytest_plugin as p; print(p.__file__)", cwd=project
         ).stdout
