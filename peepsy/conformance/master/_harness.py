@@ -82,6 +82,8 @@ class Harness:
         self._tasks: list[asyncio.Task[None]] = []
         self._next = 0
         self._stopping = False
+        #: What crossed, for the wire log of a failed case: (time, "> "/"< " + line).
+        self.log: list[tuple[float, str]] = []
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -128,6 +130,7 @@ class Harness:
         self._wake()
 
     def _take(self, line: bytes) -> None:
+        self.log.append((time.monotonic(), "harness< " + line.decode("utf-8", "replace").rstrip()))
         try:
             response = json.loads(line)
         except ValueError:
@@ -162,8 +165,10 @@ class Harness:
     def _write(self, command: dict[str, Any]) -> None:
         assert self.process is not None
         assert self.process.stdin is not None
+        text = json.dumps(command)
+        self.log.append((time.monotonic(), "harness> " + text))
         with contextlib.suppress(OSError, RuntimeError):
-            self.process.stdin.write((json.dumps(command) + "\n").encode())
+            self.process.stdin.write((text + "\n").encode())
 
     def send(self, command: dict[str, Any]) -> int:
         seq = self._next
@@ -221,7 +226,8 @@ class Harness:
             if await self._exit_within(TERM_GRACE_S * self.scale) is None:
                 self.kill()
                 await process.wait()
-        self._signal(signal.SIGKILL)  # what it left behind in its group
+        # A harness that exited leaves its group alone: the stubs it left exit when the
+        # hub closes their sockets, after the case has judged how its master stopped them.
         await asyncio.gather(*self._tasks, return_exceptions=True)
         return status
 
