@@ -16,7 +16,7 @@ from peepsy.conformance._matchers import MatchContext, match, resolve
 from peepsy.conformance._schemas import schema_errors
 from peepsy.conformance._transcript import DEFAULT_WITHIN, StepFailed
 from peepsy.conformance.master._case import MasterCase, step_op
-from peepsy.conformance.master._harness import Harness, HarnessError
+from peepsy.conformance.master._harness import STOP_GRACE_S, Harness, HarnessError
 from peepsy.conformance.master._hub import Channel, Hub
 from peepsy.conformance.master._record import Event
 
@@ -40,6 +40,8 @@ class Player:
         self.cursor: dict[int, int] = {}  # id(channel) -> index of its next unread event
         self.beats: dict[int, asyncio.Task[None]] = {}
         self.stopped = False
+        #: From the ``stop`` command to the harness's own exit (or the suite's kill of it).
+        self.stop_window: tuple[float, float] | None = None
 
     def _deadline(self, step: dict[str, Any], default: float = DEFAULT_WITHIN) -> float:
         return time.monotonic() + float(step.get("within", default)) * self.scale / 1000
@@ -121,7 +123,12 @@ class Player:
 
     async def _stop(self, step: dict[str, Any]) -> None:
         self.stopped = True
-        await self.harness.stop()
+        sent = time.monotonic()
+        status = await self.harness.stop()
+        # A harness the suite had to kill: what its group's kill did to the children is
+        # not the master's doing.
+        until = time.monotonic() if status is not None else sent + STOP_GRACE_S * self.scale
+        self.stop_window = (sent, until)
 
     # -- child steps -------------------------------------------------------------------
 
@@ -180,8 +187,9 @@ class Player:
                 )
 
     async def _send(self, step: dict[str, Any]) -> None:
-        message = resolve(step["send"], self.ctx)
-        self._channel(step).write_stdout((json.dumps(message, ensure_ascii=False) + "\n").encode())
+        # ASCII escapes: a lone surrogate in the data has no UTF-8 bytes (FRAME-9).
+        text = json.dumps(resolve(step["send"], self.ctx)) + step.get("end", "\n")
+        self._channel(step).write_stdout(text.encode())
 
     async def _send_raw(self, step: dict[str, Any]) -> None:
         tail = "\n" if step.get("newline", True) else ""
@@ -191,7 +199,10 @@ class Player:
         self._channel(step).write_stdout(bytes.fromhex(step["send_hex"]))
 
     async def _stderr(self, step: dict[str, Any]) -> None:
-        self._channel(step).write_stderr(step["stderr"].encode("utf-8"))
+        text = step["stderr"]
+        if isinstance(text, dict):
+            text = json.dumps(resolve(text, self.ctx)) + "\n"
+        self._channel(step).write_stderr(text.encode("utf-8"))
 
     async def _heartbeat(self, step: dict[str, Any]) -> None:
         channel = self._channel(step)
@@ -259,6 +270,25 @@ class Player:
         deadline = time.monotonic() + ms * self.scale / 1000
         if await self.hub.incarnation(name, number, deadline) is not None:
             raise StepFailed(f"{name} was restarted (incarnation {number})")
+
+    async def _expect_stopped(self, step: dict[str, Any]) -> None:
+        # End of input does not count: the harness's exit closes its children's stdin
+        # too, so a black box cannot tell a master that closed it from one that left.
+        name = step["child"]
+        if self.stop_window is None:
+            raise StepFailed(f"expect_stopped for {name} before any stop step")
+        sent, until = self.stop_window
+        for channel in self.hub.channels.get(name, []):
+            for event in channel.record.events:
+                if not sent <= event.at <= until:
+                    continue
+                shutdown = event.message is not None and event.message.get("type") == "SHUTDOWN"
+                if shutdown or event.kind in ("signal", "killed"):
+                    return
+        raise StepFailed(
+            f"{name} was left running by the stopped master: no SHUTDOWN, signal or kill"
+            " between stop and the harness's exit"
+        )
 
 
 async def _beat(channel: Channel, every: float) -> None:
