@@ -1,3 +1,5 @@
+# mypy: ignore-errors
+# (a stand-in for a master in another language: kept as short as such a harness)
 """A tiny MHP harness around a tiny master, for the engine's tests: spawns argv, sends
 INIT, relays requests with ids of its own, fails in-flight calls when the child's output
 ends, times calls out. ``--fault NAME`` breaks one thing (the tests' broken masters)."""
@@ -92,6 +94,8 @@ async def main():
             child = children[cmd["name"]] = Child(proc)
             tasks.add(asyncio.create_task(child.read()))
             child.write({"type": "INIT", "mode": cmd.get("mode", "sequential")})
+            if FAULT == "junk":
+                proc.stdin.write(b"not json\n")
             say({"seq": seq, "ok": True})
         elif cmd["cmd"] == "request":
             say({"seq": seq, "outcome": await request(cmd)})
