@@ -195,11 +195,15 @@ def test_harness_client_sees_a_duplicate_answer(tmp_path: Path) -> None:
     async def test() -> None:
         harness = Harness(harness_script(tmp_path, body), 0.2)
         await harness.start()
+
+        async def both() -> None:
+            await harness.call({"cmd": "group", "name": "g"}, soon())
+            await harness.call({"cmd": "group", "name": "h"}, soon())
+
         # Lines come in order: the duplicate is seen at the latest before the next
         # command's answer (and maybe before the first answer is taken).
         with pytest.raises(HarnessError, match="second response to seq 0"):
-            await harness.call({"cmd": "group", "name": "g"}, soon())
-            await harness.call({"cmd": "group", "name": "h"}, soon())
+            await both()
         await harness.stop()
 
     run(test())
