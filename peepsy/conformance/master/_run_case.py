@@ -87,7 +87,7 @@ async def run_case(
         if not player.stopped:
             # Teardown is not judged here (only m.shut.* cases judge it): the children
             # behave well, so that a master waiting for them to exit is not kept waiting.
-            ends = [asyncio.create_task(_exit_when_told(c)) for c in _live(hub)]
+            ends = [asyncio.create_task(c.exit_when_told()) for c in _live(hub)]
             await harness.stop()
             for task in ends:
                 task.cancel()
@@ -110,20 +110,6 @@ async def _play(case: MasterCase, harness: Harness, player: Player, scale: float
 
 def _live(hub: Hub) -> list[Channel]:
     return [c for channels in hub.channels.values() for c in channels if not c.closed]
-
-
-async def _exit_when_told(channel: Channel) -> None:
-    """Exit 0 at the end of input or at a SHUTDOWN, as a well-behaved child does."""
-    start = len(channel.record.events)
-
-    def told() -> bool:
-        return any(
-            e.kind == "eof" or (e.message is not None and e.message.get("type") == "SHUTDOWN")
-            for e in channel.record.events[start:]
-        )
-
-    if await channel.wait(told, time.monotonic() + 3600):
-        channel.exit(0)
 
 
 def wire_log(harness: Harness, records: Sequence[ChannelRecord], started: float) -> list[str]:
