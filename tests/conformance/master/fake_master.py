@@ -2,7 +2,9 @@
 # (a stand-in for a master in another language: kept as short as such a harness)
 """A tiny MHP harness around a tiny master, for the engine's tests: spawns argv, sends
 INIT, relays requests with ids of its own, fails in-flight calls when the child's output
-ends, times calls out. ``--fault NAME`` breaks one thing (the tests' broken masters)."""
+ends, times calls out, cancels, restarts (up to maxRestarts) and stops a child with
+SHUTDOWN, end of input, SIGTERM, SIGKILL. ``--fault NAME`` breaks one thing (the tests'
+broken masters): no-fail-on-exit, junk, no-escalation, restart-forever, errored."""
 
 import asyncio
 import json
@@ -18,8 +20,9 @@ def say(obj):
 
 
 class Child:
-    def __init__(self, proc):
-        self.proc, self.pending, self.next = proc, {}, 0
+    def __init__(self, proc, spec):
+        self.proc, self.pending, self.next, self.spec = proc, {}, 0, spec
+        self.restarts, self.stopping = 0, False
 
     async def read(self):
         while line := await self.proc.stdout.readline():
@@ -28,10 +31,13 @@ class Child:
             except ValueError:
                 continue
             if msg.get("type") == "RESPONSE" and msg.get("id") in self.pending:
-                self.pending.pop(msg["id"]).set_result(msg)
+                fut = self.pending.pop(msg["id"])
+                if not fut.done():
+                    fut.set_result(msg)
         if FAULT != "no-fail-on-exit":
             for fut in self.pending.values():
-                fut.set_result(None)
+                if not fut.done():
+                    fut.set_result(None)
             self.pending.clear()
 
     def write(self, obj):
@@ -42,10 +48,48 @@ class Child:
 
 
 async def main():
-    children, tasks = {}, set()
+    children, tasks, calls, options = {}, set(), {}, {}
     reader = asyncio.StreamReader()
     loop = asyncio.get_running_loop()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    async def spawn(spec):
+        env = {**os.environ, **spec.get("env", {})}
+        proc = await asyncio.create_subprocess_exec(*spec["argv"], stdin=-1, stdout=-1, env=env)
+        old = children.get(spec["name"])
+        child = children[spec["name"]] = Child(proc, spec)
+        if old is not None:
+            child.restarts = old.restarts + 1
+        tasks.add(asyncio.create_task(child.read()))
+        tasks.add(asyncio.create_task(supervise(child)))
+        child.write({"type": "INIT", "mode": spec.get("mode", "sequential")})
+        if FAULT == "junk":
+            proc.stdin.write(b"not json\n")
+
+    async def supervise(child):
+        await child.proc.wait()
+        limit = options.get("maxRestarts", 3)
+        again = child.restarts < limit or FAULT == "restart-forever"
+        if child.spec.get("restart") and not child.stopping and again:
+            await spawn(child.spec)
+
+    async def stop_child(child, timeout):
+        child.stopping = True
+        child.write({"type": "SHUTDOWN"})
+        for step in ("eof", "term", "kill"):
+            try:
+                await asyncio.wait_for(child.proc.wait(), timeout / 1000)
+                return
+            except TimeoutError:
+                if FAULT == "no-escalation":
+                    continue
+                if step == "eof":
+                    child.proc.stdin.close()
+                elif step == "term":
+                    child.proc.terminate()
+                else:
+                    child.proc.kill()
+        await child.proc.wait()
 
     async def request(cmd):
         child = children.get(cmd["target"])
@@ -80,30 +124,41 @@ async def main():
     async def run(cmd):
         seq = cmd["seq"]
         if cmd["cmd"] == "start":
+            options.update(cmd.get("master", {}))
+            implementation = {"name": "fake", "version": "0", "language": "python"}
+            capabilities = ["supervision", "cancel"]
             say(
                 {
                     "seq": seq,
                     "version": 1,
-                    "capabilities": [],
-                    "implementation": {"name": "fake", "version": "0", "language": "python"},
+                    "capabilities": capabilities,
+                    "implementation": implementation,
                 }
             )
+        elif FAULT == "errored":
+            say({"seq": seq, "errored": {"message": "the fake broke", "traceback": "here"}})
         elif cmd["cmd"] == "spawn":
-            env = {**os.environ, **cmd.get("env", {})}
-            proc = await asyncio.create_subprocess_exec(*cmd["argv"], stdin=-1, stdout=-1, env=env)
-            child = children[cmd["name"]] = Child(proc)
-            tasks.add(asyncio.create_task(child.read()))
-            child.write({"type": "INIT", "mode": cmd.get("mode", "sequential")})
-            if FAULT == "junk":
-                proc.stdin.write(b"not json\n")
+            await spawn(cmd)
             say({"seq": seq, "ok": True})
         elif cmd["cmd"] == "request":
-            say({"seq": seq, "outcome": await request(cmd)})
+            calls[seq] = asyncio.create_task(request(cmd))
+            calls[seq].target = cmd["target"]
+            try:
+                outcome = await calls[seq]
+            except asyncio.CancelledError:
+                outcome = {"kind": "cancelled"}
+            say({"seq": seq, "outcome": outcome})
+        elif cmd["cmd"] == "cancel":
+            child = children[calls[cmd["request"]].target]
+            for ident in list(child.pending):
+                child.write({"type": "CANCEL", "id": ident})
+                child.pending.pop(ident).cancel()
+            calls[cmd["request"]].cancel()
+            say({"seq": seq, "ok": True})
         elif cmd["cmd"] == "shutdown":
             for name, child in children.items():
                 if cmd.get("target") in (None, name):
-                    child.write({"type": "SHUTDOWN"})
-                    await child.proc.wait()
+                    await stop_child(child, cmd.get("timeout", 1000))
             say({"seq": seq, "ok": True})
         else:
             say({"seq": seq, "unsupported": "not in this fake"})
@@ -114,6 +169,7 @@ async def main():
             break
         tasks.add(asyncio.create_task(run(cmd)))
     for child in children.values():
+        child.stopping = True
         if child.proc.returncode is None:
             child.proc.stdin.close()
     for child in children.values():

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
+from xml.etree import ElementTree as ET
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -254,29 +255,92 @@ def master_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_fake_master_passes_the_smoke_cases(tmp_path: Path) -> None:
-    report = tmp_path / "r.json"
-    proc = master_cli("--json", str(report), "--junit", str(tmp_path / "r.xml"), "--", *FAKE)
+    report, junit = tmp_path / "r.json", tmp_path / "r.xml"
+    proc = master_cli("--json", str(report), "--junit", str(junit), "--", *FAKE)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(report.read_text())
     Draft202012Validator(json.loads(REPORT_SCHEMA.read_text())).validate(data)
     verdicts = {c["check"]: c["verdict"] for c in data["checks"]}
-    assert verdicts["t.req.echo"] == verdicts["t.death.fails-in-flight"] == "pass"
-    assert verdicts["t.group.needs"] == "skip"
-    assert verdicts["m.frame.json"] == "pass"
+    assert verdicts == {
+        "t.req.echo": "pass",
+        "t.death.fails-in-flight": "pass",
+        "t.shut.sends-shutdown": "pass",
+        "t.shut.escalation": "pass",
+        "t.shut.stop-stops-children": "pass",
+        "t.steps.child": "pass",
+        "t.sup.restart": "pass",
+        "t.cancel.by-caller": "pass",
+        "t.policy.info": "info",  # policy: reported, never scored
+        "t.group.needs": "skip",  # the fake does not claim groups
+        "m.frame.json": "pass",
+        "m.msg.schema-valid": "pass",
+    }
+    assert data["implementation"]["name"] == "fake"
     assert data["summary"]["levels"]["groups"] == "not-claimed"
+    assert data["summary"]["levels"]["supervision"] == "reached"
+    suite = ET.fromstring(junit.read_bytes())
+    assert suite.get("failures") == suite.get("errors") == "0"
 
 
-def test_a_master_that_leaves_calls_in_flight_on_death_fails_that_case() -> None:
-    proc = master_cli("--", *FAKE, "--fault", "no-fail-on-exit")
+@pytest.mark.parametrize(
+    ("fault", "verdict", "checks", "status"),
+    [
+        # The smoke cases that hold a call while the child's output ends both catch it.
+        ("no-fail-on-exit", "FAIL", {"t.death.fails-in-flight", "t.steps.child"}, 1),
+        ("junk", "FAIL", {"m.frame.json"}, 1),
+        ("restart-forever", "FAIL", {"t.sup.restart"}, 1),
+        ("no-escalation", "WARN", {"t.shut.escalation"}, 0),  # a SHOULD warns
+    ],
+)
+def test_each_broken_master_is_caught_on_its_checks(
+    fault: str, verdict: str, checks: set[str], status: int
+) -> None:
+    proc = master_cli("--quiet", "--", *FAKE, "--fault", fault)
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    problems = {
+        line.split()[2]
+        for line in proc.stdout.splitlines()
+        if line.startswith("=== ") and not line.startswith("=== INFO")
+    }
+    assert problems == checks
+    assert all(f"=== {verdict} {c} " in proc.stdout for c in checks)
+
+
+def test_a_broken_harness_is_a_harness_error_not_a_master_failure() -> None:
+    proc = master_cli("--quiet", "--", *FAKE, "--fault", "errored")
     assert proc.returncode == 1
-    assert "FAIL t.death.fails-in-flight" in proc.stdout
-    assert "FAIL t.req.echo" not in proc.stdout
+    assert "=== HERR t.req.echo " in proc.stdout
+    assert "=== FAIL" not in proc.stdout
+    assert "=== N/T m.frame.json" in proc.stdout  # no child ever started: nothing to judge
 
 
-def test_a_bad_line_is_one_wire_failure_not_a_case_failure(tmp_path: Path) -> None:
-    proc = master_cli("--", *FAKE, "--fault", "junk")
-    assert "FAIL m.frame.json" in proc.stdout
-    assert "FAIL t.req.echo" not in proc.stdout
+def test_an_expected_failure_is_tolerated_and_a_selection_runs_only_it(tmp_path: Path) -> None:
+    listed = tmp_path / "xfail.txt"
+    listed.write_text("t.death.fails-in-flight  # the fake's known fault\n")
+    proc = master_cli(
+        "--check",
+        "t.death.*",
+        "--expected-failures",
+        str(listed),
+        "--",
+        *FAKE,
+        "--fault",
+        "no-fail-on-exit",
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert "t.req.echo" not in proc.stdout
+    proc = master_cli("--level", "supervision", "--quiet", "--", *FAKE)
+    assert proc.returncode == 0
+    assert "t.sup.restart" not in proc.stdout  # passes: not in the summary's problems
+    assert "pass 1" in proc.stdout
+
+
+def test_list_names_cases_and_wire_checks() -> None:
+    proc = master_cli("--list")
+    assert proc.returncode == 0
+    assert "t.req.echo" in proc.stdout
+    assert "m.frame.json" in proc.stdout
+    assert master_cli("--check", "nothing.*", "--", *FAKE).returncode == 2
 
 
 def test_emit_prints_commands_and_child_script() -> None:
