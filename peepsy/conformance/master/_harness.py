@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 from peepsy.conformance._schemas import _jsonschema, data_dir, json_path, load_json
+from peepsy.conformance.master._hub import wake_or_deadline
 
 MHP_VERSION = 1
 #: How long the harness has to exit after ``stop`` (x --timeout-scale), then SIGTERM.
@@ -200,8 +201,7 @@ class Harness:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+            await wake_or_deadline(self._changed, remaining)
 
     async def call(self, command: dict[str, Any], deadline: float) -> dict[str, Any]:
         """Sends ``command`` and waits for its answer: a missing one is a harness error."""
@@ -237,10 +237,12 @@ class Harness:
 
     async def _exit_within(self, seconds: float) -> int | None:
         assert self.process is not None
-        try:
-            return await asyncio.wait_for(asyncio.shield(self.process.wait()), seconds)
-        except TimeoutError:
+        waiter = asyncio.ensure_future(self.process.wait())
+        done, _ = await asyncio.wait({waiter}, timeout=seconds)
+        if not done:
+            waiter.cancel()
             return None
+        return waiter.result()
 
     def _signal(self, signum: int) -> None:
         if self.process is not None:

@@ -251,12 +251,26 @@ def test_case_load_errors(tmp_path: Path, steps: list[dict[str, Any]], problem: 
 
 
 def master_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli("master", "--no-builtin", "--cases", str(CASES), *args, timeout=LIMIT_S)
+    # Generous budgets: under coverage every process of a run is traced, and a dozen
+    # harnesses and stubs share two busy cores. Only how long a step may take is scaled;
+    # what a case judges (not_before, a timeout's own length) is not.
+    return run_cli(
+        "master",
+        "--no-builtin",
+        "--cases",
+        str(CASES),
+        "--timeout-scale",
+        "4",
+        "-j",
+        "4",
+        *args,
+        timeout=LIMIT_S * 4,
+    )
 
 
 def test_the_fake_master_passes_the_smoke_cases(tmp_path: Path) -> None:
     report, junit = tmp_path / "r.json", tmp_path / "r.xml"
-    proc = master_cli("--json", str(report), "--junit", str(junit), "--", *FAKE)
+    proc = master_cli("--trace", "--json", str(report), "--junit", str(junit), "--", *FAKE)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(report.read_text())
     Draft202012Validator(json.loads(REPORT_SCHEMA.read_text())).validate(data)
@@ -302,7 +316,7 @@ def test_each_broken_master_is_caught_on_its_checks(
         for line in proc.stdout.splitlines()
         if line.startswith("=== ") and not line.startswith("=== INFO")
     }
-    assert problems == checks
+    assert problems == checks, proc.stdout + proc.stderr
     assert all(f"=== {verdict} {c} " in proc.stdout for c in checks)
 
 
