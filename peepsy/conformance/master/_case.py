@@ -72,16 +72,6 @@ def _problems(record: Any, header: bool) -> list[str]:
     return [f"{where} {json_path(e.absolute_path)}: {e.message}" for e in errors][:3]
 
 
-def is_master_case(path: Path) -> bool:
-    """Whether the file's first line is a master header (a cheap look, for sorting)."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            head = json.loads(f.readline())
-    except (OSError, ValueError):
-        return False
-    return isinstance(head, dict) and head.get("role") == "master"
-
-
 def load_case(path: Path) -> MasterCase:
     try:
         text = path.read_text(encoding="utf-8")

@@ -293,6 +293,8 @@ class Player:
         for event in channel.record.events[since:]:
             if event.kind in _ENDS:
                 raise StepFailed(f"{step['child']} was not left alive: {event.kind}")
+        if channel.closed:
+            raise StepFailed(f"{step['child']} was not left alive: it is gone")
 
     async def _expect_respawn(self, step: dict[str, Any]) -> None:
         name = step["child"]
