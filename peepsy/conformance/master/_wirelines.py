@@ -248,33 +248,37 @@ def _validator(name: str, *, exact: bool) -> Any:
     """A compiled validator for ``schema/NAME``, made once. ``exact``: an integer is a
     number written without fraction or exponent (MSG-7), where JSON Schema also counts
     ``200.0``; a sender is held to that, a receiver may read either (MSG-8)."""
-    cls, registry = _jsonschema()
+    cls, _ = _jsonschema()
     if exact:
-        cls, registry = _exact_integers()
-    return cls({"$ref": f"https://peepsy.dev/schema/1/{name}"}, registry=registry)
+        from jsonschema import validators  # noqa: PLC0415 - an optional dependency
+
+        extend: Any = validators.extend  # untyped in types-jsonschema
+        checker = cls.TYPE_CHECKER.redefine("integer", lambda _checker, v: type(v) is int)
+        cls = extend(cls, type_checker=checker)
+    # Inlined: following a $ref through the registry costs more than the rest of a
+    # line's validation, and records hold thousands of lines.
+    return cls(_inline(_schema_file(name), name))
 
 
 @cache
-def _exact_integers() -> tuple[Any, Any]:
-    # Imported here: the core of peepsy does not need jsonschema.
-    from jsonschema import Draft202012Validator, validators  # noqa: PLC0415
-    from referencing import Registry  # noqa: PLC0415
-    from referencing.jsonschema import DRAFT202012  # noqa: PLC0415
+def _schema_file(name: str) -> Any:
+    return load_json(data_dir() / "schema" / name)
 
-    extend: Any = validators.extend  # untyped in types-jsonschema
-    checker = Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda _checker, value: type(value) is int
-    )
-    cls = extend(Draft202012Validator, type_checker=checker)
-    # A schema that names its dialect in ``$schema`` is followed with the stock validator
-    # of that dialect, losing the type checker: these copies leave it out.
-    resources = []
-    for path in sorted((data_dir() / "schema").glob("*.json")):
-        contents = load_json(path)
-        contents.pop("$schema", None)
-        resources.append(DRAFT202012.create_resource(contents))
-    registry: Any = Registry().with_resources((r.id() or "", r) for r in resources)
-    return cls, registry
+
+def _inline(node: Any, name: str) -> Any:
+    """``node`` of ``schema/NAME`` with every ``$ref`` replaced by what it names (the
+    schemas have no cycles)."""
+    if isinstance(node, list):
+        return [_inline(item, name) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        where, _, pointer = node["$ref"].partition("#")
+        target = _schema_file(where or name)
+        for part in filter(None, pointer.split("/")):
+            target = target[part]
+        return _inline(target, where or name)
+    return {k: _inline(v, name) for k, v in node.items() if k not in ("$defs", "$id", "$schema")}
 
 
 @cache
@@ -284,7 +288,7 @@ def _known_members() -> dict[str, tuple[frozenset[str], dict[str, frozenset[str]
     (a legacy REQUEST's ``request``, a RESPONSE's ``errorPayload``)."""
     known = {}
     for name in (*_SCHEMA_OF.values(), "request.json", "request-legacy.json"):
-        schema = load_json(data_dir() / "schema" / name)
+        schema = _schema_file(name)
         nested = {}
         for member, sub in schema["properties"].items():
             ref = sub.get("$ref", "")

@@ -374,6 +374,7 @@ def test_lines_that_are_no_fault() -> None:
     events = clean()
     events[2:2] = [
         line(b"\n"),  # blank (FRAME-5 is a SHOULD; not judged here)
+        line({"cmd": "NODE_HANDLE_ACK"}),  # Node's own, on its IPC channel (NODE-1)
         line({"type": "SHUTDOWN", "x-trace": {"any": [1]}}),  # an extension member
         line(req("m\ud800", data="\ud800")),  # lone surrogate escapes (FRAME-9)
         line({"type": "REQUEST", "request": {"id": "m8", "action": "a", "data": None}}),
