@@ -31,6 +31,9 @@ WireVerdict = Literal["pass", "fail", "warn", "untestable"]
 
 
 class WireCheck(NamedTuple):
+    """One row of the check list, in the order ``--list`` and the traceability test read
+    it: (check, level, severity, requirement, description)."""
+
     check: str
     level: str
     severity: str
