@@ -268,7 +268,7 @@ def _init_first_once(channel: _Channel) -> Findings:
         if position == 0 and kind != "INIT":
             found.places.append(
                 f"{channel.where(line.number)}: the first message to this incarnation is"
-                f" {kind}, not INIT"
+                f" {kind!r}, not INIT"
             )
         if kind != "INIT":
             continue

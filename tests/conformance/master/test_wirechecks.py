@@ -285,7 +285,7 @@ FAULTS: list[Any] = [
     pytest.param(
         lambda e: e.insert(0, line(req("m0"))),
         "m.init.first-once",
-        "is REQUEST, not INIT",
+        "is 'REQUEST', not INIT",
         id="REQUEST before INIT",
     ),
     pytest.param(
@@ -540,3 +540,15 @@ def test_thousands_of_lines_are_judged_quickly() -> None:
     assert set(verdicts(record(events)).values()) == {"pass", "untestable"}
     # generous: the point is a compiled validator, not a schema compiled per line
     assert time.perf_counter() - start < 20
+
+
+def test_messages_hold_no_raw_surrogate_or_line_break() -> None:
+    """What the master wrote is shown escaped: a report stays valid UTF-8, one line."""
+    events = [
+        line({"type": "x\ud800\n"}),
+        line(resp("c\ud800")),
+        line({"type": "CANCEL", "id": "m\ud800"}),
+    ]
+    for result in judge_wire([record(events)]):
+        result.message.encode("utf-8")
+        assert "\n" not in result.message
