@@ -37,6 +37,7 @@ ONE_MIB = 1 << 20
 #: from a line it does not parse whole.
 _HEAD = 4096
 _HEAD_ID = re.compile(rb'"id"\s*:\s*("(?:[^"\\]|\\.){1,800}")')
+_JSON_KIND = {list: "array", str: "string", bool: "boolean", type(None): "null"}
 #: jsonschema puts the whole instance in some messages: a 1 MiB echo would drown the
 #: report.
 _MESSAGE_LIMIT = 200
@@ -141,7 +142,7 @@ def read_master_line(number: int, raw: bytes) -> MasterLine:
     except ValueError as exc:
         return MasterLine(number, raw, None, problem or f"not JSON: {exc} (FRAME-1)")
     if problem is None and strict.problem is None and not isinstance(value, dict):
-        problem = f"a JSON {type(value).__name__}, not one object (FRAME-1)"
+        problem = f"a JSON {_JSON_KIND.get(type(value), 'number')}, not one object (FRAME-1)"
     return MasterLine(number, raw, value, problem or strict.problem)
 
 

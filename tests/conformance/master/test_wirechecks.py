@@ -172,7 +172,7 @@ FAULTS: list[Any] = [
         with_line(1, b'{"type":"SHUTDOWN"} {}\n'), "m.frame.json", "Extra data", id="two values"
     ),
     pytest.param(
-        with_line(1, b"[1]\n"), "m.frame.json", "a JSON list, not one object", id="an array"
+        with_line(1, b"[1]\n"), "m.frame.json", "a JSON array, not one object", id="an array"
     ),
     pytest.param(
         with_line(1, b'{"type":"SHUTDOWN","x-a":NaN,"x-b":Infinity}\n'),
@@ -552,3 +552,17 @@ def test_messages_hold_no_raw_surrogate_or_line_break() -> None:
     for result in judge_wire([record(events)]):
         result.message.encode("utf-8")
         assert "\n" not in result.message
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (b"[]", "array"),
+        (b'"x"', "string"),
+        (b"true", "boolean"),
+        (b"null", "null"),
+        (b"1.5", "number"),
+    ],
+)
+def test_a_value_that_is_no_object_is_named_in_json_terms(text: bytes, kind: str) -> None:
+    assert read_master_line(1, text + b"\n").problem == f"a JSON {kind}, not one object (FRAME-1)"
