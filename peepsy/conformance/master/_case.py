@@ -155,6 +155,8 @@ def _reference_problems(steps: list[tuple[int, Any]]) -> list[tuple[int, str]]:
                 if name not in captured
             ]
         templates = [("$send", step["send"])] if op == "send" else []
+        if op == "stderr" and isinstance(step["stderr"], dict):
+            templates.append(("$stderr", step["stderr"]))
         if op == "do":
             templates.append(("$do", step["do"]))
         for where, template in templates:

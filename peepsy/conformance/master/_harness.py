@@ -83,6 +83,9 @@ class Harness:
         self._tasks: list[asyncio.Task[None]] = []
         self._next = 0
         self._stopping = False
+        #: When the suite sent ``stop``, and when it saw the harness exit (None: not yet).
+        self.stop_sent_at: float | None = None
+        self.exited_at: float | None = None
         #: When the suite began to signal the harness's group at ``stop`` (None: never):
         #: signals the children got from then on are the suite's doing.
         self.signalled_at: float | None = None
@@ -129,6 +132,7 @@ class Harness:
                 break
             self._take(line)
         status = await self.process.wait()
+        self._exited()
         if not self._stopping:
             self._fault(f"the harness exited (status {status}) before the suite sent stop")
         self._wake()
@@ -219,6 +223,7 @@ class Harness:
             return None
         self._stopping = True
         if process.returncode is None:
+            self.stop_sent_at = time.monotonic()
             self._write({"cmd": "stop"})
             if process.stdin is not None:
                 with contextlib.suppress(OSError, RuntimeError):
@@ -242,7 +247,12 @@ class Harness:
         if not done:
             waiter.cancel()
             return None
+        self._exited()
         return waiter.result()
+
+    def _exited(self) -> None:
+        if self.exited_at is None:
+            self.exited_at = time.monotonic()
 
     def _signal(self, signum: int) -> None:
         if self.process is not None:

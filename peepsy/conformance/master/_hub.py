@@ -118,8 +118,13 @@ class Channel:
             self._writer.write((json.dumps(frame) + "\n").encode())
 
     def write_stdout(self, data: bytes) -> None:
-        self._send(op="out", b=base64.b64encode(data).decode())
+        """Recorded before it is written, so that the record never shows the master's
+        answer to a line before the line (the wire checks rely on that order). A child
+        that is gone writes nothing (a case may script one a master stopped halfway)."""
+        if self.closed:
+            return
         self.record.events.append(Event("sent", time.monotonic(), data))
+        self._send(op="out", b=base64.b64encode(data).decode())
 
     def write_stderr(self, data: bytes) -> None:
         self._send(op="err", b=base64.b64encode(data).decode())

@@ -54,7 +54,7 @@ async def observe(
             task.cancel()
         await asyncio.gather(*children, return_exceptions=True)
         await hub.close()
-    result.outcomes = judge(hub.records, rows, observe=True)
+    result.outcomes = judge(hub.records, rows)
     for index, outcome in enumerate(result.outcomes, start=1):
         if progress is not None:
             progress(outcome, index, len(result.outcomes))

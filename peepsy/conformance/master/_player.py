@@ -201,7 +201,8 @@ class Player:
 
     async def _send(self, step: dict[str, Any]) -> None:
         message = resolve(step["send"], self.ctx)
-        self._channel(step).write_stdout((json.dumps(message, ensure_ascii=False) + "\n").encode())
+        text = json.dumps(message, ensure_ascii=False) + step.get("end", "\n")
+        self._channel(step).write_stdout(text.encode())
 
     async def _send_raw(self, step: dict[str, Any]) -> None:
         tail = "\n" if step.get("newline", True) else ""
@@ -211,7 +212,10 @@ class Player:
         self._channel(step).write_stdout(bytes.fromhex(step["send_hex"]))
 
     async def _stderr(self, step: dict[str, Any]) -> None:
-        self._channel(step).write_stderr(step["stderr"].encode("utf-8"))
+        text = step["stderr"]
+        if isinstance(text, dict):  # a message on the wrong stream, as its JSON line
+            text = json.dumps(resolve(text, self.ctx), ensure_ascii=False) + "\n"
+        self._channel(step).write_stderr(text.encode("utf-8"))
 
     async def _heartbeat(self, step: dict[str, Any]) -> None:
         channel = self._channel(step)
@@ -247,7 +251,13 @@ class Player:
             if e.kind in ("eof", "signal", "killed", "line") and (cut is None or e.at < cut)
         ]
 
-    async def _expect_end(self, step: dict[str, Any], what: str, kinds: set[str]) -> None:
+    async def _expect_end(
+        self,
+        step: dict[str, Any],
+        what: str,
+        kinds: set[str],
+        window: tuple[float, float] | None = None,
+    ) -> None:
         """The next end of ``kinds`` after the one the previous such step matched: so
         that ``expect_eof``, ``expect_signal``, ``expect_killed`` in a row check their
         order. A SHUTDOWN line counts as kind ``shutdown``."""
@@ -262,6 +272,8 @@ class Player:
                     )
                     kind = "shutdown" if is_shutdown else ""
                 if kind == "signal" and event.value != signal.SIGTERM:
+                    continue
+                if window is not None and not window[0] <= event.at < window[1]:
                     continue
                 if kind in kinds:
                     return index + 1
@@ -283,8 +295,12 @@ class Player:
         await self._expect_end(step, "death by SIGKILL", {"killed"})
 
     async def _expect_stopped(self, step: dict[str, Any]) -> None:
-        what = "a SHUTDOWN, end of input, SIGTERM or SIGKILL"
-        await self._expect_end(step, what, {"shutdown", "eof", "signal", "killed"})
+        """Between ``stop`` and the harness's exit only: the end of input that the
+        harness's own exit causes is not its master stopping the child."""
+        harness = self.harness
+        window = (harness.stop_sent_at or 0.0, harness.exited_at or float("inf"))
+        what = "a SHUTDOWN, end of input, SIGTERM or SIGKILL between stop and the harness's exit"
+        await self._expect_end(step, what, {"shutdown", "eof", "signal", "killed"}, window)
 
     async def _expect_alive(self, step: dict[str, Any]) -> None:
         channel = self._channel(step)
@@ -299,7 +315,10 @@ class Player:
     async def _expect_respawn(self, step: dict[str, Any]) -> None:
         name = step["child"]
         number = self.current[name].record.incarnation + 1
-        channel = await self.hub.incarnation(name, number, self._deadline(step))
+        # Any newer incarnation will do, one that came before the step too; the steps
+        # then address the newest.
+        newest = len(self.hub.channels.get(name, ()))
+        channel = await self.hub.incarnation(name, max(number, newest), self._deadline(step))
         if channel is None:
             within = step.get("within", DEFAULT_WITHIN)
             raise StepFailed(f"{name} was not restarted within {within} ms")
