@@ -168,6 +168,7 @@ async def main():
     for child in children.values():
         child.stopping = True
         if child.proc.returncode is None:
+            child.write({"type": "SHUTDOWN"})
             child.proc.stdin.close()
     for child in children.values():
         await child.proc.wait()

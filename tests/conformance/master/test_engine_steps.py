@@ -161,7 +161,7 @@ def test_a_step_that_does_not_hold(
     ("lines", "problem"),
     [
         (["[1]"], "a step is a JSON object"),
-        (['{"spawn": "w1", "stop": true}'], "this one has spawn, stop"),
+        (['{"stop": true, "no_outcome": "r"}'], "this one has no_outcome, stop"),
         (['{"spawn": "w1"}', json.dumps(ECHO), json.dumps(ECHO)], "as 'r' is given twice"),
         (['{"do": {"cmd": "cancel", "request": "nope"}}'], "cancel names 'nope'"),
         (['{"spawn": "w1"}', '{"child": "w1", "expect": {"$typo": 1}}'], "unknown matcher"),
