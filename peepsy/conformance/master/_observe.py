@@ -43,13 +43,13 @@ async def observe(
             result.startup_problem = f"the application cannot be started: {exc}"
             await hub.close()
             return result
-        try:
-            async with asyncio.timeout(seconds):
-                await process.wait()
-        except TimeoutError:
+        # asyncio.wait, not a timeout that cancels this task (see wake_or_deadline).
+        exited = asyncio.ensure_future(process.wait())
+        await asyncio.wait({exited}, timeout=seconds)
+        if not exited.done():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            await process.wait()
+        await exited
         for task in children:
             task.cancel()
         await asyncio.gather(*children, return_exceptions=True)

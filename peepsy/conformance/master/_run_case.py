@@ -65,9 +65,10 @@ async def run_case(
         await _within(_play(case, harness, player, scale), case.timeout * scale / 1000)
         if case.policy:
             outcome.verdict = "info"
+            outcome.message = "library policy, not scored: this master does what the case describes"
     except StepFailed as exc:
         outcome.verdict = "info" if case.policy else "fail" if case.severity == "MUST" else "warn"
-        outcome.message = str(exc)
+        outcome.message = ("library policy, not scored: " if case.policy else "") + str(exc)
         outcome.expected, outcome.actual, outcome.mismatches = (
             exc.expected,
             exc.actual,

@@ -259,6 +259,7 @@ def test_observe_mode_answers_plays_and_limits_time(tmp_path: Path) -> None:
         "--", sys.executable, str(app),
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert report.exists(), proc.stdout + proc.stderr
     verdicts = {c["check"]: c["verdict"] for c in json.loads(report.read_text())["checks"]}
     assert verdicts["m.frame.json"] == "fail"  # its "not json" line
     assert verdicts["m.msg.schema-valid"] == "fail"  # the request with a number for an id
