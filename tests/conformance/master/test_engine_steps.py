@@ -5,8 +5,11 @@ that cannot start, a case over its budget, observe mode's time limit."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +269,42 @@ def test_observe_mode_answers_plays_and_limits_time(tmp_path: Path) -> None:
     missing = run_cli("master", "--observe", "--", str(tmp_path / "no-such-app"))
     assert missing.returncode == 1
     assert "the application cannot be started" in missing.stdout
+
+
+def test_ctrl_c_stops_the_run_and_its_harnesses(tmp_path: Path) -> None:
+    write_case(tmp_path, [{"spawn": "w1"}])
+    marker = tmp_path / "spawned"
+    harness = tmp_path / "h.py"
+    harness.write_text(
+        textwrap.dedent(
+            f"""
+            import json, os, sys
+            for line in sys.stdin:
+                cmd = json.loads(line)
+                if cmd["cmd"] == "start":
+                    impl = {{"name": "n", "version": "1", "language": "py"}}
+                    print(json.dumps({{"seq": cmd["seq"], "version": 1,
+                                      "implementation": impl, "capabilities": []}}), flush=True)
+                elif cmd["cmd"] == "spawn":  # says ok, starts nothing: the suite waits
+                    print(json.dumps({{"seq": cmd["seq"], "ok": True}}), flush=True)
+                    open({str(marker)!r} + "." + str(os.getpid()), "w").close()
+                    os.rename({str(marker)!r} + "." + str(os.getpid()), {str(marker)!r})
+            """
+        )
+    )
+    suite = subprocess.Popen(
+        [sys.executable, "-m", "peepsy.conformance", "master", "--no-builtin", "--cases",
+         str(tmp_path), "--", sys.executable, str(harness)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + LIMIT_S
+        while not marker.exists():  # polled with a generous bound, as tests/master's until
+            assert time.monotonic() < deadline, "the case never spawned"
+            time.sleep(0.01)
+        suite.send_signal(signal.SIGINT)
+        _, err = suite.communicate(timeout=LIMIT_S)
+    finally:
+        suite.kill()
+    assert suite.returncode == 130
+    assert "interrupted (SIGINT)" in err
