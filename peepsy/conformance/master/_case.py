@@ -77,16 +77,6 @@ def _problems(record: Any, header: bool) -> list[str]:
     return [f"{where} {json_path(e.absolute_path)}: {e.message}" for e in errors][:3]
 
 
-def is_master_case(path: Path) -> bool:
-    """Whether the file's first line is a master header (a cheap look, for sorting)."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            head = json.loads(f.readline())
-    except (OSError, ValueError):
-        return False
-    return isinstance(head, dict) and head.get("role") == "master"
-
-
 def load_case(path: Path) -> MasterCase:
     try:
         text = path.read_text(encoding="utf-8")
@@ -156,6 +146,8 @@ def _reference_problems(steps: list[tuple[int, Any]]) -> list[tuple[int, str]]:
         if op == "expect":
             patterns = [("$expect", step["expect"])]
             patterns += [(f"$allow[{i}]", a) for i, a in enumerate(step.get("allow", []))]
+            if "unlike" in step:
+                patterns.append(("$unlike", step["unlike"]))
         elif op == "outcome" and "is" in step:
             patterns = [("$is", step["is"])]
         for where, pattern in patterns:
@@ -168,6 +160,8 @@ def _reference_problems(steps: list[tuple[int, Any]]) -> list[tuple[int, str]]:
                 if name not in captured
             ]
         templates = [("$send", step["send"])] if op == "send" else []
+        if op == "stderr" and isinstance(step["stderr"], dict):
+            templates.append(("$stderr", step["stderr"]))
         if op == "do":
             templates.append(("$do", step["do"]))
         for where, template in templates:

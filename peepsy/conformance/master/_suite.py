@@ -138,7 +138,7 @@ async def run_master_suite(
             await asyncio.gather(*tasks, return_exceptions=True)
     result.outcomes = [s for s in slots if s is not None]
     everything = [r for seen in records for r in seen]
-    for outcome in judge(everything, rows, observe=False):
+    for outcome in judge(everything, rows):
         told(outcome)
         result.outcomes.append(outcome)
     result.levels = level_states(result)
@@ -151,14 +151,14 @@ def level_states(result: MasterResult) -> dict[str, str]:
     states: dict[str, str] = {}
     for level in MASTER_LEVELS:
         if level not in ("wire", "core") and level not in result.capabilities:
-            states[level] = "not claimed"
+            states[level] = "not-claimed"
             continue
         verdicts = [o.verdict for o in result.outcomes if o.level == level]
         judged = [v for v in verdicts if v not in ("skip", "not-run", "untestable")]
         if not judged:
-            states[level] = "not run"
+            states[level] = "not-run"
         elif any(v in ("fail", "timeout", "error", "harness-error") for v in judged):
-            states[level] = "not reached"
+            states[level] = "not-reached"
         else:
             states[level] = "reached"
     return states
