@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import sys
 from collections import Counter
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -118,14 +121,12 @@ def main(argv: list[str]) -> int:
             sys.stdout.write(format_progress(outcome, index, total) + "\n")
             sys.stdout.flush()
 
-    try:
-        if args.observe:
-            result = asyncio.run(observe(args.command, rows, args.observe_seconds, progress))
-        else:
-            result = asyncio.run(run_master_suite(options, progress))
-    except KeyboardInterrupt:
-        # asyncio.run cancelled the run: each case's clean-up killed its harness's group
-        # (the stubs exit when their sockets close). No partial report: nothing is judged.
+    if args.observe:
+        work = observe(args.command, rows, args.observe_seconds, progress)
+    else:
+        work = run_master_suite(options, progress)
+    result = asyncio.run(_until_sigint(work))
+    if result is None:
         print("peepsy.conformance master: interrupted (SIGINT)", file=sys.stderr)
         return 130
     summary(result, expectations, args.trace)
@@ -139,6 +140,26 @@ def main(argv: list[str]) -> int:
         print(f"peepsy.conformance master: cannot write the report: {exc}", file=sys.stderr)
         return 2
     return exit_code(result, expectations)
+
+
+async def _until_sigint(work: Coroutine[Any, Any, MasterResult]) -> MasterResult | None:
+    """``work``'s result, or None on SIGINT (Ctrl-C): the run is then cancelled and each
+    case's clean-up kills its harness's group (the stubs exit when their sockets close).
+    Raced with asyncio.wait rather than caught as CancelledError: under coverage's
+    subprocess patch on Python 3.11 that class is not always the one raised."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    with contextlib.suppress(ValueError, RuntimeError):  # not the main thread: no handler
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task})
+    return None
 
 
 def _wanted(check: str, level: str, options: MasterOptions) -> bool:

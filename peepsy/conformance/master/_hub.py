@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -198,7 +199,8 @@ class Hub:
     (``NAME-1``, ``NAME-2``...): an application may spawn the same argv many times."""
 
     def __init__(self, folder: Path, case: str, observe: bool = False) -> None:
-        self.path = str(folder / f"{abs(hash((case, id(self)))) % 10**8}.sock")
+        # A number, not the case's id: a Unix socket's path is short (108 bytes).
+        self.path = str(folder / f"{next(_SOCKETS)}.sock")
         self.case = case
         self.observe = observe
         self.records: list[ChannelRecord] = []
@@ -268,6 +270,9 @@ class Hub:
             if remaining <= 0:
                 return None
             await wake_or_deadline(self._connected, remaining)
+
+
+_SOCKETS = itertools.count(1)
 
 
 def private_folder() -> tempfile.TemporaryDirectory[str]:
