@@ -5,8 +5,12 @@ and the harness keeps the MHP contract on the commands no case sends it."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +92,60 @@ def test_harness_answers_what_it_cannot_do() -> None:
     assert answers[9] == {"seq": 9, "events": []}
     assert "ValueError" in answers[10]["errored"]["message"]
     assert "not JSON" in done.stderr
+
+
+def test_sigterm_ends_the_harness_and_its_children(tmp_path: Path) -> None:
+    """MHP: SIGTERM makes the harness exit at once; its children go with it, so none is
+    left holding its stderr (the suite would wait on that pipe)."""
+    pid_file = tmp_path / "child.pid"
+    child = (
+        "import os, sys, time\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "sys.stdin.read()\n"  # stays, as a child that ignores SHUTDOWN would
+        "time.sleep(60)\n"
+    )
+    commands = [
+        {"cmd": "start", "seq": 0, "version": 1},
+        {"cmd": "spawn", "seq": 1, "name": "w1", "argv": [sys.executable, "-c", child]},
+    ]
+    with subprocess.Popen(
+        [sys.executable, str(HARNESS)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as harness:
+        try:
+            assert harness.stdin is not None
+            assert harness.stdout is not None
+            harness.stdin.write("".join(json.dumps(c) + "\n" for c in commands))
+            harness.stdin.flush()
+            answers = [json.loads(harness.stdout.readline()) for _ in commands]
+            assert answers[1] == {"seq": 1, "ok": True}
+            until(pid_file.exists)
+            pid = int(pid_file.read_text())
+            harness.terminate()
+            assert harness.wait(timeout=30) != 0
+            until(lambda: not _alive(pid))
+        finally:
+            harness.kill()
+            if pid_file.exists() and _alive(pid := int(pid_file.read_text())):
+                os.kill(pid, signal.SIGKILL)  # a child the harness left: not ours to keep
+
+
+def until(predicate: Callable[[], bool], limit: float = 30.0) -> None:
+    """Poll ``predicate`` until it holds; fail after ``limit`` seconds (a bound for a
+    hang, not a timing check)."""
+    end = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < end, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs: a killed child whose new parent has not reaped it yet
+    is a zombie, and gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
