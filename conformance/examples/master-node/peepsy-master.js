@@ -77,11 +77,6 @@ function readRequest(m) {
   return { id: body.id, action: body.action, data: 'data' in body ? body.data : null, valid };
 }
 
-const statesCancel = (version) => {
-  const [major, minor] = String(version).split('.').map(Number);
-  return major > 1 || (major === 1 && minor >= 1);
-};
-
 function failure(status, message, name, code) {
   return { status, error: message, errorPayload: { name, message, code } };
 }
@@ -205,7 +200,7 @@ class Master extends EventEmitter {
     child.drained = Promise.race([outputEnded, child.exited.then(() => delay(EXIT_DRAIN_MS))]);
     outputEnded.then(() => this._outputEnded(child, proc));
     proc.stdout.on('data', (chunk) => reader.push(chunk));
-    this._attachStderr(proc);
+    this._attachStderr(child, proc);
     proc.stdin.on('error', () => {}); // EPIPE: its exit is what counts
     proc.on('error', () => proc.pid === undefined && this._exited(child, proc, null, null));
     proc.on('exit', (code, signal) => this._exited(child, proc, code, signal));
@@ -217,7 +212,7 @@ class Master extends EventEmitter {
     this._send(child, { type: 'INIT', mode: child.mode, protocol: '1.1', target: child.name, heartbeatInterval });
   }
 
-  _attachStderr(proc) {
+  _attachStderr(child, proc) {
     proc.stderr.resume(); // STREAM-2: the child's logs, never parsed
   }
 
@@ -302,10 +297,10 @@ class Master extends EventEmitter {
       const group = this.groups.get(target);
       const child = this.children.get(target);
       if (!group && !child) return this._settle(call, new PeepsyError('PEEPSY_NOT_FOUND', `no child or group ${target}`));
+      call.group = group;
       this._armTimer(call);
       signal?.addEventListener('abort', () => this._giveUp(call, 'PEEPSY_CANCELLED', 'cancelled'), { once: true });
       if (!group) return this._dispatch(child, call);
-      call.group = group;
       group.queue.push(call);
       this._drain(group);
     });
@@ -365,10 +360,15 @@ class Master extends EventEmitter {
     if (call.done) return;
     const { child, id } = call;
     // CANCEL-1: only for our own unanswered REQUEST, only to a child that stated 1.1+.
-    if (child?.pending.get(id) === call && child.running && statesCancel(child.protocol)) {
+    if (child?.pending.get(id) === call && child.running && this._speaksCancel(child)) {
       this._send(child, { type: 'CANCEL', id, reason });
     }
     this._settle(call, new PeepsyError(code, message));
+  }
+
+  _speaksCancel(child) {
+    const [major, minor] = child.protocol.split('.').map(Number);
+    return major > 1 || (major === 1 && minor >= 1);
   }
 
   _settle(call, error, answer) {
@@ -399,7 +399,7 @@ class Master extends EventEmitter {
         if (isInt(message.pid, 0, MAX_SAFE) && isInt(message.timestamp, 0, MAX_SAFE)) child.lastBeat = performance.now();
         return;
       case 'READY':
-        if (isInt(message.pid, 0, MAX_SAFE)) child.protocol = message.protocol ?? '1.0';
+        if (isInt(message.pid, 0, MAX_SAFE)) child.protocol = String(message.protocol ?? '1.0');
         return;
       default:
         return; // MSG-5, MSG-6: ignored
@@ -483,7 +483,7 @@ class Master extends EventEmitter {
   }
 }
 
-module.exports = { Master, PeepsyError };
+module.exports = { Master, PeepsyError, LineReader };
 
 // The conformance suite's broken variants (tests/conformance/master/test_node_masters.py).
 if (process.env.PEEPSY_EXAMPLE_FAULT) require('./faults.js').inject(Master, process.env.PEEPSY_EXAMPLE_FAULT);
