@@ -151,14 +151,14 @@ def level_states(result: MasterResult) -> dict[str, str]:
     states: dict[str, str] = {}
     for level in MASTER_LEVELS:
         if level not in ("wire", "core") and level not in result.capabilities:
-            states[level] = "not claimed"
+            states[level] = "not-claimed"
             continue
         verdicts = [o.verdict for o in result.outcomes if o.level == level]
         judged = [v for v in verdicts if v not in ("skip", "not-run", "untestable")]
         if not judged:
-            states[level] = "not run"
+            states[level] = "not-run"
         elif any(v in ("fail", "timeout", "error", "harness-error") for v in judged):
-            states[level] = "not reached"
+            states[level] = "not-reached"
         else:
             states[level] = "reached"
     return states
