@@ -113,8 +113,11 @@ class PeepsyMaster extends EventEmitter {
 
   start(child) {
     const proc = spawn(child.argv[0], child.argv.slice(1), { env: { ...process.env, ...child.env } });
-    Object.assign(child, { proc, alive: true, requestsActive: 0, spawnedAt: Date.now(), lastHeartbeatAt: undefined });
+    Object.assign(child, { proc, alive: true, connected: true, requestsActive: 0, spawnedAt: Date.now() });
+    child.lastHeartbeatAt = undefined;
     proc.stdin.on('error', () => {});
+    // The channel's end, as the original's `disconnect`: nothing more is sent on it.
+    proc.stdout.on('end', () => child.proc === proc && (child.connected = false));
     proc.stderr.resume();
     readLines(proc.stdout, (message) => this.handleMessage(child, proc, message));
     proc.on('exit', (code, signal) => {
@@ -134,8 +137,10 @@ class PeepsyMaster extends EventEmitter {
     this.send(child, { type: 'INIT', mode: child.mode });
   }
 
-  send(child, message) {
-    if (child.proc.stdin.writable) child.proc.stdin.write(JSON.stringify(message) + '\n');
+  // `done` hears of a failed write, as the original's process.send callback does.
+  send(child, message, done = () => {}) {
+    if (child.proc.stdin.writable) child.proc.stdin.write(JSON.stringify(message) + '\n', done);
+    else done(new Error('channel closed'));
   }
 
   // DEFECT 9: the check runs on its own tick and judges a child that never sent a
@@ -175,9 +180,10 @@ class PeepsyMaster extends EventEmitter {
       }
       target = this.pick(group);
     }
+    await new Promise(setImmediate); // I/O already in (an exit, the channel's end) is seen first
     const child = this.processes.get(target);
     if (!child) throw new PeepsyError(`No process found for target or group: ${targetOrGroup}`, 'PEEPSY_NOT_FOUND');
-    if (!child.alive) throw new PeepsyError(`Process ${target} is not running`, 'PEEPSY_PROCESS');
+    if (!child.alive || !child.connected) throw new PeepsyError(`Process ${target} is not running`, 'PEEPSY_PROCESS');
     const id = randomUUID();
     child.requestsActive++;
     return new Promise((resolve, reject) => {
@@ -187,7 +193,11 @@ class PeepsyMaster extends EventEmitter {
         reject(new PeepsyError(`Request timed out after ${timeout}ms for target: ${target}`, 'PEEPSY_TIMEOUT'));
       }, timeout);
       this.pending.set(id, { child, resolve, reject, timer, group });
-      this.send(child, { type: 'REQUEST', request: { id, action, data }, timeout });
+      this.send(child, { type: 'REQUEST', request: { id, action, data }, timeout }, (err) => {
+        if (!err || !this.pending.delete(id)) return;
+        clearTimeout(timer);
+        reject(new PeepsyError(`Process ${target} is not running`, 'PEEPSY_PROCESS'));
+      });
     });
   }
 

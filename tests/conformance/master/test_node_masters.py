@@ -96,6 +96,15 @@ FAULTS: dict[str, Fault] = {
 }
 
 
+#: Checks whose verdict on the Node model depends on timing it does not control, and why.
+RACY = {
+    "m.death.not-running": (
+        "the case calls as soon as the stub is gone, which the model may not have seen yet;"
+        " a call that reaches the dying child then waits for its timeout (defect 2)"
+    ),
+}
+
+
 def run_suite(harness: Path, *args: str, env: dict[str, str] | None = None) -> Run:
     assert NODE is not None
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,9 +182,15 @@ def test_each_fault_is_caught_on_its_check(name: str, runs: dict[str, Future[Run
 
 def test_the_node_model_fails_exactly_its_defects(runs: dict[str, Future[Run]]) -> None:
     run = runs["model"].result(timeout=RUN_TIMEOUT_S)
-    assert run.returncode == 0, run.output
+    listed = listed_expected_failures()
+    unexpected = {
+        check: verdict
+        for check, verdict in run.verdicts.items()
+        if verdict not in CLEAN | {"skip"} and check not in listed | set(RACY)
+    }
+    assert unexpected == {}, run.output
     assert run.stale == [], run.output
-    assert set(run.expected) == listed_expected_failures(), run.output
+    assert set(run.expected) == listed, run.output
     assert "cancel" not in run.capabilities  # a 1.0 master: it never sends CANCEL
 
 
