@@ -76,11 +76,18 @@ const FAULTS = {
       if (code === 'PEEPSY_TIMEOUT') call.holds = false;
       return original.call(this, call, code, ...rest);
     }),
-  // m.group.queue-deadline: calls to a group have no deadline
-  'queue-no-deadline': (M) =>
-    patch(M, '_armTimer', (original) => function (call) {
-      if (!call.group) original.call(this, call);
-    }),
+  // m.group.queue-deadline: a call's clock starts when it leaves its group's queue
+  'queue-no-deadline': (M) => {
+    const arm = M.prototype._armTimer;
+    patch(M, '_armTimer', () => function (call) {
+      if (!call.group) arm.call(this, call);
+    });
+    patch(M, '_dispatch', (dispatch) => function (child, call) {
+      if (call.group) call.sentAt = performance.now();
+      dispatch.call(this, child, call);
+      if (call.group && !call.done) arm.call(this, call);
+    });
+  },
   // m.cancel.not-to-1-0: CANCEL to every child
   'cancel-to-1-0': (M) => patch(M, '_speaksCancel', () => () => true),
   // m.frame.no-cr
