@@ -151,6 +151,8 @@ def _reference_problems(steps: list[tuple[int, Any]]) -> list[tuple[int, str]]:
         if op == "expect":
             patterns = [("$expect", step["expect"])]
             patterns += [(f"$allow[{i}]", a) for i, a in enumerate(step.get("allow", []))]
+            if "unlike" in step:
+                patterns.append(("$unlike", step["unlike"]))
         elif op == "outcome" and "is" in step:
             patterns = [("$is", step["is"])]
         for where, pattern in patterns:

@@ -82,6 +82,9 @@ class Harness:
         self._tasks: list[asyncio.Task[None]] = []
         self._next = 0
         self._stopping = False
+        #: When the suite began to signal the harness's group at ``stop`` (None: never):
+        #: signals the children got from then on are the suite's doing.
+        self.signalled_at: float | None = None
         #: What crossed, for the wire log of a failed case: (time, "> "/"< " + line).
         self.log: list[tuple[float, str]] = []
 
@@ -222,6 +225,7 @@ class Harness:
                     process.stdin.close()
         status = await self._exit_within(STOP_GRACE_S * self.scale)
         if status is None:
+            self.signalled_at = time.monotonic()
             self._signal(signal.SIGTERM)
             if await self._exit_within(TERM_GRACE_S * self.scale) is None:
                 self.kill()
@@ -245,6 +249,8 @@ class Harness:
 
     def kill(self) -> None:
         self._stopping = True
+        if self.signalled_at is None:
+            self.signalled_at = time.monotonic()
         self._signal(signal.SIGKILL)
 
 

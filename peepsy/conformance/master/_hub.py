@@ -135,6 +135,20 @@ class Channel:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(self.record.pid, signal.SIGKILL)
 
+    async def exit_when_told(self) -> None:
+        """Exit 0 at the end of input or at a SHUTDOWN from now on, as a well-behaved
+        child does (for the parts of a case that do not judge how a master stops)."""
+        start = len(self.record.events)
+
+        def told() -> bool:
+            return any(
+                e.kind == "eof" or (e.message is not None and e.message.get("type") == "SHUTDOWN")
+                for e in self.record.events[start:]
+            )
+
+        if await self.wait(told, time.monotonic() + 3600):
+            self.exit(0)
+
     @property
     def ended(self) -> bool:
         """Whether the child is dead (or its stub gone)."""

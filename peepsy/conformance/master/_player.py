@@ -38,6 +38,8 @@ class Player:
         self.names: dict[str, int] = {}
         self.current: dict[str, Channel] = {}
         self.cursor: dict[int, int] = {}  # id(channel) -> index of its next unread event
+        self.end_cursor: dict[int, int] = {}  # id(channel) -> past its last matched end
+        self.stubborn: set[int] = set()  # id(channel) of children ignoring SIGTERM
         self.beats: dict[int, asyncio.Task[None]] = {}
         self.stopped = False
 
@@ -121,7 +123,18 @@ class Player:
 
     async def _stop(self, step: dict[str, Any]) -> None:
         self.stopped = True
-        await self.harness.stop()
+        # The children behave well (exit at end of input or SHUTDOWN), so that a master
+        # that waits for them stops in time; a child told to ignore SIGTERM is left be.
+        ends = [
+            asyncio.create_task(c.exit_when_told())
+            for c in self.current.values()
+            if not c.closed and id(c) not in self.stubborn
+        ]
+        try:
+            await self.harness.stop()
+        finally:
+            for task in ends:
+                task.cancel()
 
     # -- child steps -------------------------------------------------------------------
 
@@ -157,6 +170,12 @@ class Player:
             raise StepFailed(f"{step['child']} got no matching line ({why})", pattern)
         index, event = found
         problems = match(pattern, event.message, self.ctx)
+        if not problems and "unlike" in step and not match(step["unlike"], event.message, self.ctx):
+            raise StepFailed(
+                f"{step['child']} got a line that matches what it must not: {step['unlike']}",
+                pattern,
+                event.message,
+            )
         if problems:
             invalid = channel.problems.get(index)
             note = f" (not valid: {invalid[0]})" if invalid else ""
@@ -172,7 +191,8 @@ class Player:
         start = self.cursor[id(channel)]
         await asyncio.sleep(float(step["expect_silence"]) * self.scale / 1000)
         for _, event in self._lines(channel, start):
-            if event.message is None or event.message.get("type") != "INIT":
+            # A line that is not JSON is judged by the wire checks, once, not here.
+            if event.message is not None and event.message.get("type") != "INIT":
                 raise StepFailed(
                     f"{step['child']} got a line while it expected silence",
                     None,
@@ -208,32 +228,63 @@ class Player:
         await channel.wait(lambda: channel.closed, self._deadline(step, STARTUP_MS))
 
     async def _ignore_sigterm(self, step: dict[str, Any]) -> None:
-        await self._channel(step).ignore_sigterm(self._deadline(step, STARTUP_MS))
+        channel = self._channel(step)
+        self.stubborn.add(id(channel))
+        await channel.ignore_sigterm(self._deadline(step, STARTUP_MS))
 
     async def _close_stdout(self, step: dict[str, Any]) -> None:
         await self._channel(step).close_stdout(self._deadline(step, STARTUP_MS))
 
-    async def _expect_event(self, step: dict[str, Any], what: str, kind: str, value: Any) -> None:
+    def _ends(self, channel: Channel) -> list[tuple[int, Event]]:
+        """The channel's ends of input, signals and deaths not yet matched by a step,
+        in order, and only those before the suite began to signal the harness's group
+        (those are the suite's doing, not the master's)."""
+        cut = self.harness.signalled_at
+        start = self.end_cursor.get(id(channel), 0)
+        return [
+            (i, e)
+            for i, e in enumerate(channel.record.events[start:], start)
+            if e.kind in ("eof", "signal", "killed", "line") and (cut is None or e.at < cut)
+        ]
+
+    async def _expect_end(self, step: dict[str, Any], what: str, kinds: set[str]) -> None:
+        """The next end of ``kinds`` after the one the previous such step matched: so
+        that ``expect_eof``, ``expect_signal``, ``expect_killed`` in a row check their
+        order. A SHUTDOWN line counts as kind ``shutdown``."""
         channel = self._channel(step)
 
-        def seen() -> bool:
-            return any(
-                e.kind == kind and (value is None or e.value == value)
-                for e in channel.record.events
-            )
+        def seen() -> int | None:
+            for index, event in self._ends(channel):
+                kind: str = event.kind
+                if kind == "line":
+                    is_shutdown = (
+                        event.message is not None and event.message.get("type") == "SHUTDOWN"
+                    )
+                    kind = "shutdown" if is_shutdown else ""
+                if kind == "signal" and event.value != signal.SIGTERM:
+                    continue
+                if kind in kinds:
+                    return index + 1
+            return None
 
-        if not await channel.wait(seen, self._deadline(step)):
+        found = await channel.wait(seen, self._deadline(step))
+        if not found:
             within = step.get("within", DEFAULT_WITHIN)
             raise StepFailed(f"{step['child']}: {what} did not come within {within} ms")
+        self.end_cursor[id(channel)] = found
 
     async def _expect_eof(self, step: dict[str, Any]) -> None:
-        await self._expect_event(step, "end of input", "eof", None)
+        await self._expect_end(step, "end of input", {"eof"})
 
     async def _expect_signal(self, step: dict[str, Any]) -> None:
-        await self._expect_event(step, "SIGTERM", "signal", int(signal.SIGTERM))
+        await self._expect_end(step, "SIGTERM", {"signal"})
 
     async def _expect_killed(self, step: dict[str, Any]) -> None:
-        await self._expect_event(step, "death by SIGKILL", "killed", None)
+        await self._expect_end(step, "death by SIGKILL", {"killed"})
+
+    async def _expect_stopped(self, step: dict[str, Any]) -> None:
+        what = "a SHUTDOWN, end of input, SIGTERM or SIGKILL"
+        await self._expect_end(step, what, {"shutdown", "eof", "signal", "killed"})
 
     async def _expect_alive(self, step: dict[str, Any]) -> None:
         channel = self._channel(step)

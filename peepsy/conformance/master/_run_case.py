@@ -13,7 +13,7 @@ from typing import Any
 from peepsy.conformance._transcript import Outcome, StepFailed, Verdict
 from peepsy.conformance.master._case import MasterCase
 from peepsy.conformance.master._harness import MHP_VERSION, Harness, HarnessError, Unsupported
-from peepsy.conformance.master._hub import Hub
+from peepsy.conformance.master._hub import Channel, Hub
 from peepsy.conformance.master._player import STARTUP_MS, Player
 from peepsy.conformance.master._record import ChannelRecord
 
@@ -85,7 +85,12 @@ async def run_case(
     finally:
         outcome.duration_ms = (time.monotonic() - started) * 1000
         if not player.stopped:
+            # Teardown is not judged here (only m.shut.* cases judge it): the children
+            # behave well, so that a master waiting for them to exit is not kept waiting.
+            ends = [asyncio.create_task(c.exit_when_told()) for c in _live(hub)]
             await harness.stop()
+            for task in ends:
+                task.cancel()
         if live is not None:
             live.discard(harness)
         await hub.close()
@@ -101,6 +106,10 @@ async def _play(case: MasterCase, harness: Harness, player: Player, scale: float
     if answer.get("version") != MHP_VERSION:
         raise HarnessError(f"start: the harness speaks MHP {answer.get('version')}, not 1")
     await player.play()
+
+
+def _live(hub: Hub) -> list[Channel]:
+    return [c for channels in hub.channels.values() for c in channels if not c.closed]
 
 
 def wire_log(harness: Harness, records: Sequence[ChannelRecord], started: float) -> list[str]:

@@ -64,7 +64,8 @@ class Stub:
     def die_by(self, signum: int) -> None:
         # Death by the signal itself, so that the master sees a signal exit, not a status.
         self.tell(op="bye", signum=signum)
-        signal.signal(signum, signal.SIG_DFL)
+        # Its disposition is still the default (the stub installs no handler): unblocked
+        # in this thread alone, the signal is delivered here and ends the process.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
         os.kill(os.getpid(), signum)
 
