@@ -75,7 +75,8 @@ def fault(caught: str, passes: str = "") -> Fault:
 
 FAULTS: dict[str, Fault] = {
     "no-init": fault("m.init.first-once", "m.req.echo"),
-    "reuse-id": fault("m.id.unique-outstanding", "m.req.echo m.resp.failure-404"),
+    # the re-sent call of m.retry.new-id goes out while the first is still unanswered
+    "reuse-id": fault("m.id.unique-outstanding m.retry.new-id", "m.req.echo"),
     "no-timeout": fault("m.req.timeout-enforced", "m.req.echo"),
     "deliver-late-answer": fault("m.req.unmatched-ignored", "m.req.echo"),
     "no-fail-fast": fault("m.death.fails-in-flight m.death.stdout-closed", "m.req.echo"),
@@ -91,7 +92,7 @@ FAULTS: dict[str, Fault] = {
     "respawn-after-stop": fault("m.shut.no-respawn-after-stop", "m.sup.restart-init"),
     "timeout-leaks-capacity": fault("m.group.timeout-frees-capacity", "m.group.queue-deadline"),
     "queue-no-deadline": fault("m.group.queue-deadline", "m.group.timeout-frees-capacity"),
-    "cancel-to-1-0": fault("m.cancel.not-to-1-0", "m.cancel.by-caller"),
+    "cancel-to-1-0": fault("m.cancel.not-to-1-0 m.cancel.only-when-allowed", "m.cancel.by-caller"),
     "crlf-out": fault("m.frame.no-cr", "m.req.echo"),
 }
 
