@@ -298,6 +298,7 @@ class Master extends EventEmitter {
       const child = this.children.get(target);
       if (!group && !child) return this._settle(call, new PeepsyError('PEEPSY_NOT_FOUND', `no child or group ${target}`));
       call.group = group;
+      if (signal?.aborted) return this._settle(call, new PeepsyError('PEEPSY_CANCELLED', 'cancelled'));
       this._armTimer(call);
       signal?.addEventListener('abort', () => this._giveUp(call, 'PEEPSY_CANCELLED', 'cancelled'), { once: true });
       if (!group) return this._dispatch(child, call);
@@ -332,7 +333,9 @@ class Master extends EventEmitter {
   }
 
   _dispatch(child, call) {
-    if (!child.running || !child.readable) return this._settle(call, new PeepsyError('PEEPSY_EXITED', `${child.name} is not running`));
+    if (!child.running || !child.readable || !child.proc.stdin.writable) {
+      return this._settle(call, new PeepsyError('PEEPSY_EXITED', `${child.name} is not running`));
+    }
     if (child.stopped) return this._settle(call, new PeepsyError('PEEPSY_SHUTTING_DOWN', `${child.name} is stopping`));
     const id = this._nextId();
     Object.assign(call, { id, child });
