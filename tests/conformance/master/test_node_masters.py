@@ -187,7 +187,8 @@ def test_the_node_model_fails_exactly_its_defects(runs: dict[str, Future[Run]]) 
     unexpected = {
         check: verdict
         for check, verdict in run.verdicts.items()
-        if verdict not in CLEAN | {"skip"} and check not in listed | set(RACY)
+        # skip: cancel is not claimed; untestable: it never sends a CANCEL to judge
+        if verdict not in CLEAN | {"skip", "untestable"} and check not in listed | set(RACY)
     }
     assert unexpected == {}, run.output
     assert run.stale == [], run.output
