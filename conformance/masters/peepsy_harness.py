@@ -11,7 +11,10 @@ line, as it settles. Everything peepsy says for itself goes to stderr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Coroutine
@@ -41,8 +44,12 @@ OPTIONS = {
     "maxRestarts": "max_restarts",
     "requestShape": "request_shape",
 }
-# How long ``stop`` waits for commands still running once the master is closed.
-STOP_GRACE = 5.0
+# The deadline ``stop`` gives each child to exit after its SHUTDOWN (ms): the suite's
+# stubs exit only when a case tells them to, so the master escalates (stdin, SIGTERM)
+# after it, and all that must end well inside the 5 s the suite waits for the harness.
+STOP_TIMEOUT = 500
+# How long ``stop`` waits for commands still running once the master is closed (s).
+STOP_GRACE = 2.0
 Response = dict[str, Any]
 
 
@@ -244,10 +251,21 @@ class Harness:
         events, self._events = self._events, []
         return {"events": events}
 
+    def kill_children(self) -> None:
+        """SIGKILL every child: the harness was told to exit at once (SIGTERM), and a
+        child left behind would outlive it holding its stderr."""
+        if self._master is None:
+            return
+        for target in self._master.targets:
+            pid = self._master.get_process_stats(target).pid
+            if pid is not None:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
     async def stop(self) -> None:
         """Close the master as a program ends, then answer what is still running."""
         if self._master is not None:
-            await self._master.graceful_shutdown()
+            await self._master.graceful_shutdown(STOP_TIMEOUT)
         pending = [t for t in self._tasks.values() if not t.done()]
         if pending:
             _, late = await asyncio.wait(pending, timeout=STOP_GRACE)
@@ -267,6 +285,13 @@ async def main() -> None:
     reader = asyncio.StreamReader(limit=1 << 30)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     harness = Harness(write_line)
+
+    # MHP: SIGTERM makes the harness exit at once.
+    def exit_now() -> None:
+        harness.kill_children()
+        os._exit(1)
+
+    loop.add_signal_handler(signal.SIGTERM, exit_now)
     while line := await reader.readline():
         if not line.strip():
             continue

@@ -46,7 +46,12 @@ class MasterCase:
 
 def step_op(step: dict[str, Any]) -> str:
     """The key that names a step's operation."""
-    return next(op for op in _ops() if op in step)
+    return _ops_of(step)[0]
+
+
+def _ops_of(step: dict[str, Any]) -> list[str]:
+    # A spawn step names its child's group in ``group`` (MASTER.md): it is a spawn.
+    return ["spawn"] if "spawn" in step else [op for op in _ops() if op in step]
 
 
 def _ops() -> list[str]:
@@ -61,7 +66,7 @@ def _problems(record: Any, header: bool) -> list[str]:
     else:
         if not isinstance(record, dict):
             return [f"a step is a JSON object, not {json.dumps(record)[:40]}"]
-        ops = [op for op in _ops() if op in record]
+        ops = _ops_of(record)
         if len(ops) != 1:
             have = ", ".join(ops) or ", ".join(sorted(record)) or "no member"
             return [f"a step has one of {', '.join(_ops())}; this one has {have}"]
@@ -70,16 +75,6 @@ def _problems(record: Any, header: bool) -> list[str]:
     validator = validator_cls({**sub, "$defs": defs})
     errors = sorted(validator.iter_errors(record), key=lambda e: list(e.absolute_path))
     return [f"{where} {json_path(e.absolute_path)}: {e.message}" for e in errors][:3]
-
-
-def is_master_case(path: Path) -> bool:
-    """Whether the file's first line is a master header (a cheap look, for sorting)."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            head = json.loads(f.readline())
-    except (OSError, ValueError):
-        return False
-    return isinstance(head, dict) and head.get("role") == "master"
 
 
 def load_case(path: Path) -> MasterCase:
@@ -165,6 +160,8 @@ def _reference_problems(steps: list[tuple[int, Any]]) -> list[tuple[int, str]]:
                 if name not in captured
             ]
         templates = [("$send", step["send"])] if op == "send" else []
+        if op == "stderr" and isinstance(step["stderr"], dict):
+            templates.append(("$stderr", step["stderr"]))
         if op == "do":
             templates.append(("$do", step["do"]))
         for where, template in templates:

@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 from peepsy.conformance._schemas import _jsonschema, data_dir, json_path, load_json
+from peepsy.conformance.master._hub import wake_or_deadline
 
 MHP_VERSION = 1
 #: How long the harness has to exit after ``stop`` (x --timeout-scale), then SIGTERM.
@@ -82,6 +83,9 @@ class Harness:
         self._tasks: list[asyncio.Task[None]] = []
         self._next = 0
         self._stopping = False
+        #: When the suite sent ``stop``, and when it saw the harness exit (None: not yet).
+        self.stop_sent_at: float | None = None
+        self.exited_at: float | None = None
         #: When the suite began to signal the harness's group at ``stop`` (None: never):
         #: signals the children got from then on are the suite's doing.
         self.signalled_at: float | None = None
@@ -128,6 +132,7 @@ class Harness:
                 break
             self._take(line)
         status = await self.process.wait()
+        self._exited()
         if not self._stopping:
             self._fault(f"the harness exited (status {status}) before the suite sent stop")
         self._wake()
@@ -200,8 +205,7 @@ class Harness:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+            await wake_or_deadline(self._changed, remaining)
 
     async def call(self, command: dict[str, Any], deadline: float) -> dict[str, Any]:
         """Sends ``command`` and waits for its answer: a missing one is a harness error."""
@@ -219,6 +223,7 @@ class Harness:
             return None
         self._stopping = True
         if process.returncode is None:
+            self.stop_sent_at = time.monotonic()
             self._write({"cmd": "stop"})
             if process.stdin is not None:
                 with contextlib.suppress(OSError, RuntimeError):
@@ -237,10 +242,17 @@ class Harness:
 
     async def _exit_within(self, seconds: float) -> int | None:
         assert self.process is not None
-        try:
-            return await asyncio.wait_for(asyncio.shield(self.process.wait()), seconds)
-        except TimeoutError:
+        waiter = asyncio.ensure_future(self.process.wait())
+        done, _ = await asyncio.wait({waiter}, timeout=seconds)
+        if not done:
+            waiter.cancel()
             return None
+        self._exited()
+        return waiter.result()
+
+    def _exited(self) -> None:
+        if self.exited_at is None:
+            self.exited_at = time.monotonic()
 
     def _signal(self, signum: int) -> None:
         if self.process is not None:

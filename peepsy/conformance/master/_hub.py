@@ -28,6 +28,17 @@ from peepsy.conformance.master._record import ChannelRecord, Event, EventKind
 STUB_PATH = Path(__file__).with_name("_stub.py")
 
 
+async def wake_or_deadline(event: asyncio.Event, remaining: float) -> None:
+    """Wait for ``event`` at most ``remaining`` seconds, without cancelling the waiting
+    task: on Python 3.11 a timeout that cancels the task it runs in can lose a case when
+    its timer fires as the task is woken (the cancellation then escapes the case)."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=remaining)
+    finally:
+        waiter.cancel()
+
+
 def stub_argv(socket_path: str, name: str) -> list[str]:
     return [sys.executable, "-I", str(STUB_PATH), socket_path, name]
 
@@ -107,8 +118,13 @@ class Channel:
             self._writer.write((json.dumps(frame) + "\n").encode())
 
     def write_stdout(self, data: bytes) -> None:
-        self._send(op="out", b=base64.b64encode(data).decode())
+        """Recorded before it is written, so that the record never shows the master's
+        answer to a line before the line (the wire checks rely on that order). A child
+        that is gone writes nothing (a case may script one a master stopped halfway)."""
+        if self.closed:
+            return
         self.record.events.append(Event("sent", time.monotonic(), data))
+        self._send(op="out", b=base64.b64encode(data).decode())
 
     def write_stderr(self, data: bytes) -> None:
         self._send(op="err", b=base64.b64encode(data).decode())
@@ -164,8 +180,7 @@ class Channel:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+            await wake_or_deadline(self._changed, remaining)
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
@@ -252,8 +267,7 @@ class Hub:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._connected.wait(), remaining)
+            await wake_or_deadline(self._connected, remaining)
 
 
 def private_folder() -> tempfile.TemporaryDirectory[str]:

@@ -43,17 +43,18 @@ async def observe(
             result.startup_problem = f"the application cannot be started: {exc}"
             await hub.close()
             return result
-        try:
-            await asyncio.wait_for(process.wait(), seconds)
-        except TimeoutError:
+        # asyncio.wait, not a timeout that cancels this task (see wake_or_deadline).
+        exited = asyncio.ensure_future(process.wait())
+        await asyncio.wait({exited}, timeout=seconds)
+        if not exited.done():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            await process.wait()
+        await exited
         for task in children:
             task.cancel()
         await asyncio.gather(*children, return_exceptions=True)
         await hub.close()
-    result.outcomes = judge(hub.records, rows, observe=True)
+    result.outcomes = judge(hub.records, rows)
     for index, outcome in enumerate(result.outcomes, start=1):
         if progress is not None:
             progress(outcome, index, len(result.outcomes))

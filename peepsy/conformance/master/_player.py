@@ -42,6 +42,8 @@ class Player:
         self.stubborn: set[int] = set()  # id(channel) of children ignoring SIGTERM
         self.beats: dict[int, asyncio.Task[None]] = {}
         self.stopped = False
+        #: From the ``stop`` command to the harness's own exit (or the suite's kill of it).
+        self.stop_window: tuple[float, float] | None = None
 
     def _deadline(self, step: dict[str, Any], default: float = DEFAULT_WITHIN) -> float:
         return time.monotonic() + float(step.get("within", default)) * self.scale / 1000
@@ -135,6 +137,11 @@ class Player:
         finally:
             for task in ends:
                 task.cancel()
+        harness = self.harness
+        # Until the harness's own exit; a harness the suite had to kill: what its
+        # group's signals did to the children is not the master's doing.
+        until = harness.signalled_at or harness.exited_at or time.monotonic()
+        self.stop_window = (harness.stop_sent_at or until, until)
 
     # -- child steps -------------------------------------------------------------------
 
@@ -200,8 +207,9 @@ class Player:
                 )
 
     async def _send(self, step: dict[str, Any]) -> None:
-        message = resolve(step["send"], self.ctx)
-        self._channel(step).write_stdout((json.dumps(message, ensure_ascii=False) + "\n").encode())
+        # ASCII escapes: a lone surrogate in the data has no UTF-8 bytes (FRAME-9).
+        text = json.dumps(resolve(step["send"], self.ctx)) + step.get("end", "\n")
+        self._channel(step).write_stdout(text.encode())
 
     async def _send_raw(self, step: dict[str, Any]) -> None:
         tail = "\n" if step.get("newline", True) else ""
@@ -211,7 +219,10 @@ class Player:
         self._channel(step).write_stdout(bytes.fromhex(step["send_hex"]))
 
     async def _stderr(self, step: dict[str, Any]) -> None:
-        self._channel(step).write_stderr(step["stderr"].encode("utf-8"))
+        text = step["stderr"]
+        if isinstance(text, dict):  # a message on the wrong stream, as its JSON line
+            text = json.dumps(resolve(text, self.ctx)) + "\n"
+        self._channel(step).write_stderr(text.encode("utf-8"))
 
     async def _heartbeat(self, step: dict[str, Any]) -> None:
         channel = self._channel(step)
@@ -244,26 +255,20 @@ class Player:
         return [
             (i, e)
             for i, e in enumerate(channel.record.events[start:], start)
-            if e.kind in ("eof", "signal", "killed", "line") and (cut is None or e.at < cut)
+            if e.kind in ("eof", "signal", "killed") and (cut is None or e.at < cut)
         ]
 
-    async def _expect_end(self, step: dict[str, Any], what: str, kinds: set[str]) -> None:
-        """The next end of ``kinds`` after the one the previous such step matched: so
+    async def _expect_end(self, step: dict[str, Any], what: str, kind: str) -> None:
+        """The next end of this ``kind`` after the one the previous such step matched: so
         that ``expect_eof``, ``expect_signal``, ``expect_killed`` in a row check their
-        order. A SHUTDOWN line counts as kind ``shutdown``."""
+        order."""
         channel = self._channel(step)
 
         def seen() -> int | None:
             for index, event in self._ends(channel):
-                kind: str = event.kind
-                if kind == "line":
-                    is_shutdown = (
-                        event.message is not None and event.message.get("type") == "SHUTDOWN"
-                    )
-                    kind = "shutdown" if is_shutdown else ""
-                if kind == "signal" and event.value != signal.SIGTERM:
+                if event.kind == "signal" and event.value != signal.SIGTERM:
                     continue
-                if kind in kinds:
+                if event.kind == kind:
                     return index + 1
             return None
 
@@ -274,17 +279,13 @@ class Player:
         self.end_cursor[id(channel)] = found
 
     async def _expect_eof(self, step: dict[str, Any]) -> None:
-        await self._expect_end(step, "end of input", {"eof"})
+        await self._expect_end(step, "end of input", "eof")
 
     async def _expect_signal(self, step: dict[str, Any]) -> None:
-        await self._expect_end(step, "SIGTERM", {"signal"})
+        await self._expect_end(step, "SIGTERM", "signal")
 
     async def _expect_killed(self, step: dict[str, Any]) -> None:
-        await self._expect_end(step, "death by SIGKILL", {"killed"})
-
-    async def _expect_stopped(self, step: dict[str, Any]) -> None:
-        what = "a SHUTDOWN, end of input, SIGTERM or SIGKILL"
-        await self._expect_end(step, what, {"shutdown", "eof", "signal", "killed"})
+        await self._expect_end(step, "death by SIGKILL", "killed")
 
     async def _expect_alive(self, step: dict[str, Any]) -> None:
         channel = self._channel(step)
@@ -293,11 +294,16 @@ class Player:
         for event in channel.record.events[since:]:
             if event.kind in _ENDS:
                 raise StepFailed(f"{step['child']} was not left alive: {event.kind}")
+        if channel.closed:
+            raise StepFailed(f"{step['child']} was not left alive: it is gone")
 
     async def _expect_respawn(self, step: dict[str, Any]) -> None:
         name = step["child"]
         number = self.current[name].record.incarnation + 1
-        channel = await self.hub.incarnation(name, number, self._deadline(step))
+        # Any newer incarnation will do, one that came before the step too; the steps
+        # then address the newest.
+        newest = len(self.hub.channels.get(name, ()))
+        channel = await self.hub.incarnation(name, max(number, newest), self._deadline(step))
         if channel is None:
             within = step.get("within", DEFAULT_WITHIN)
             raise StepFailed(f"{name} was not restarted within {within} ms")
@@ -310,6 +316,25 @@ class Player:
         deadline = time.monotonic() + ms * self.scale / 1000
         if await self.hub.incarnation(name, number, deadline) is not None:
             raise StepFailed(f"{name} was restarted (incarnation {number})")
+
+    async def _expect_stopped(self, step: dict[str, Any]) -> None:
+        # End of input does not count: the harness's exit closes its children's stdin
+        # too, so a black box cannot tell a master that closed it from one that left.
+        name = step["child"]
+        if self.stop_window is None:
+            raise StepFailed(f"expect_stopped for {name} before any stop step")
+        sent, until = self.stop_window
+        for channel in self.hub.channels.get(name, []):
+            for event in channel.record.events:
+                if not sent <= event.at <= until:
+                    continue
+                shutdown = event.message is not None and event.message.get("type") == "SHUTDOWN"
+                if shutdown or event.kind in ("signal", "killed"):
+                    return
+        raise StepFailed(
+            f"{name} was left running by the stopped master: no SHUTDOWN, signal or kill"
+            " between stop and the harness's exit"
+        )
 
 
 async def _beat(channel: Channel, every: float) -> None:

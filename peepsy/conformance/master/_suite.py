@@ -138,7 +138,7 @@ async def run_master_suite(
             await asyncio.gather(*tasks, return_exceptions=True)
     result.outcomes = [s for s in slots if s is not None]
     everything = [r for seen in records for r in seen]
-    for outcome in judge(everything, rows, observe=False):
+    for outcome in judge(everything, rows):
         told(outcome)
         result.outcomes.append(outcome)
     result.levels = level_states(result)

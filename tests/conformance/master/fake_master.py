@@ -76,20 +76,19 @@ async def main():
     async def stop_child(child, timeout):
         child.stopping = True
         child.write({"type": "SHUTDOWN"})
+        exited = asyncio.ensure_future(child.proc.wait())
         for step in ("eof", "term", "kill"):
-            try:
-                await asyncio.wait_for(child.proc.wait(), timeout / 1000)
-                return
-            except TimeoutError:
-                if FAULT == "no-escalation":
-                    continue
-                if step == "eof":
-                    child.proc.stdin.close()
-                elif step == "term":
-                    child.proc.terminate()
-                else:
-                    child.proc.kill()
-        await child.proc.wait()
+            # asyncio.wait, not wait_for: no cancellation to get wrong (see request).
+            await asyncio.wait({exited}, timeout=timeout / 1000)
+            if exited.done() or FAULT == "no-escalation":
+                continue
+            if step == "eof":
+                child.proc.stdin.close()
+            elif step == "term":
+                child.proc.terminate()
+            else:
+                child.proc.kill()
+        await exited
 
     async def request(cmd):
         child = children.get(cmd["target"])
@@ -107,11 +106,15 @@ async def main():
         timeout = cmd.get("timeout", 30000)
         msg["timeout"] = timeout
         child.write(msg)
-        try:
-            got = await asyncio.wait_for(asyncio.shield(fut), timeout / 1000)
-        except TimeoutError:
+        # asyncio.wait, not wait_for: under coverage's subprocess patch on Python 3.11 a
+        # wait_for that times out can raise CancelledError instead of TimeoutError.
+        await asyncio.wait({fut}, timeout=timeout / 1000)
+        if not fut.done():
             child.pending.pop(ident, None)
             return {"kind": "timeout"}
+        got = fut.result()
+        if got == "cancelled":
+            return {"kind": "cancelled"}
         if got is None:
             return {"kind": "exited"}
         if got["status"] < 400:
@@ -141,19 +144,13 @@ async def main():
             await spawn(cmd)
             say({"seq": seq, "ok": True})
         elif cmd["cmd"] == "request":
-            calls[seq] = asyncio.create_task(request(cmd))
-            calls[seq].target = cmd["target"]
-            try:
-                outcome = await calls[seq]
-            except asyncio.CancelledError:
-                outcome = {"kind": "cancelled"}
-            say({"seq": seq, "outcome": outcome})
+            calls[seq] = cmd["target"]
+            say({"seq": seq, "outcome": await request(cmd)})
         elif cmd["cmd"] == "cancel":
-            child = children[calls[cmd["request"]].target]
+            child = children[calls[cmd["request"]]]
             for ident in list(child.pending):
                 child.write({"type": "CANCEL", "id": ident})
-                child.pending.pop(ident).cancel()
-            calls[cmd["request"]].cancel()
+                child.pending.pop(ident).set_result("cancelled")
             say({"seq": seq, "ok": True})
         elif cmd["cmd"] == "shutdown":
             for name, child in children.items():
@@ -171,6 +168,7 @@ async def main():
     for child in children.values():
         child.stopping = True
         if child.proc.returncode is None:
+            child.write({"type": "SHUTDOWN"})
             child.proc.stdin.close()
     for child in children.values():
         await child.proc.wait()
