@@ -13,7 +13,10 @@ Two more commands, chosen by the first argument:
     worker's lines, and writes what crossed as a transcript (or a raw recording);
 
 ``python -m peepsy.conformance generalize RAW -o FILE``
-    turns a raw recording into a transcript.
+    turns a raw recording into a transcript;
+
+``python -m peepsy.conformance master [options] -- HARNESS [ARGS...]``
+    checks a master instead: the suite plays its children (conformance/MASTER.md).
 """
 
 from __future__ import annotations
@@ -82,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         return _record(argv[1:])
     if argv and argv[0] == "generalize":
         return _generalize(argv[1:])
+    if argv and argv[0] == "master":
+        from peepsy.conformance.master._cli import main as master_main  # noqa: PLC0415
+
+        return master_main(argv[1:])
     try:
         return _main(argv)
     except KeyboardInterrupt:

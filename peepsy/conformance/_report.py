@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 from xml.etree import ElementTree as ET
 
 from peepsy.conformance._levels import level_states, levels_line
@@ -31,7 +31,20 @@ MARKS = {
     "not-run": "NRUN",
     "timeout": "TIME",
     "error": "ERR ",
+    "info": "INFO",
+    "harness-error": "HERR",
 }
+
+
+class JUnitRun(Protocol):
+    """What the JUnit report reads of a run: a worker's SuiteResult or a master's."""
+
+    @property
+    def outcomes(self) -> list[Outcome]: ...
+    @property
+    def startup_problem(self) -> str: ...
+    @property
+    def startup_stderr(self) -> list[str]: ...
 
 
 @dataclass(slots=True)
@@ -43,9 +56,15 @@ class Expectations:
     def judge(self, outcome: Outcome) -> str | None:
         """None (not listed, or skipped: it says nothing either way), 'expected' (listed
         and failing or warning: tolerated) or 'stale' (listed, but it passes)."""
-        if outcome.check not in self.ids or outcome.verdict in ("skip", "untestable", "not-run"):
+        if outcome.check not in self.ids or outcome.verdict in (
+            "skip",
+            "untestable",
+            "not-run",
+            "info",
+        ):
             return None
-        return "expected" if outcome.verdict in ("fail", "error", "timeout", "warn") else "stale"
+        failing = ("fail", "error", "timeout", "warn", "harness-error")
+        return "expected" if outcome.verdict in failing else "stale"
 
 
 def load_expectations(text: str) -> Expectations:
@@ -209,31 +228,7 @@ def _bounded(value: Any) -> Any:
 
 def to_json(result: SuiteResult, expectations: Expectations) -> dict[str, Any]:
     """The report of conformance/report.schema.json."""
-    checks = []
-    for o in result.outcomes:
-        entry: dict[str, Any] = {
-            "check": o.check,
-            "requirement": list(o.requirement),
-            "level": o.level,
-            "severity": o.severity,
-            "description": o.description,
-            "verdict": o.verdict,
-            "expectedFailure": expectations.judge(o),
-            "message": o.message,
-            "mismatches": [
-                {"path": m.path, "expected": m.expected, "actual": m.actual} for m in o.mismatches
-            ],
-            "durationMs": round(o.duration_ms, 1),
-            "source": o.source,
-        }
-        if o.verdict in ("fail", "warn", "timeout", "error"):
-            entry["expected"] = _bounded(o.expected)
-            entry["actual"] = _bounded(o.actual)
-            entry["trace"] = o.trace[-200:]
-            entry["stderr"] = o.stderr
-        if o.worker_exit:
-            entry["workerExit"] = o.worker_exit
-        checks.append(entry)
+    checks = [check_entry(o, expectations) for o in result.outcomes]
     return {
         "reportVersion": REPORT_VERSION,
         "protocol": PROTOCOL_VERSION,
@@ -257,6 +252,33 @@ def to_json(result: SuiteResult, expectations: Expectations) -> dict[str, Any]:
     }
 
 
+def check_entry(o: Outcome, expectations: Expectations) -> dict[str, Any]:
+    """One check of the JSON report (report.schema.json, Check): worker and master runs."""
+    entry: dict[str, Any] = {
+        "check": o.check,
+        "requirement": list(o.requirement),
+        "level": o.level,
+        "severity": o.severity,
+        "description": o.description,
+        "verdict": o.verdict,
+        "expectedFailure": expectations.judge(o),
+        "message": o.message,
+        "mismatches": [
+            {"path": m.path, "expected": m.expected, "actual": m.actual} for m in o.mismatches
+        ],
+        "durationMs": round(o.duration_ms, 1),
+        "source": o.source,
+    }
+    if o.verdict in ("fail", "warn", "timeout", "error", "harness-error"):
+        entry["expected"] = _bounded(o.expected)
+        entry["actual"] = _bounded(o.actual)
+        entry["trace"] = o.trace[-200:]
+        entry["stderr"] = o.stderr
+    if o.worker_exit:
+        entry["workerExit"] = o.worker_exit
+    return entry
+
+
 #: What XML 1.0 cannot hold (its Char production): C0 controls but tab, LF and CR (ESC
 #: of ANSI colours, NUL, ...), lone surrogates, U+FFFE and U+FFFF. A worker may print any
 #: bytes; the report must stay well-formed, so these are written as visible escapes.
@@ -275,7 +297,7 @@ def _stderr_tail(outcome: Outcome, lines: int = 40) -> str:
     return "\n".join(outcome.stderr.strip().splitlines()[-lines:])
 
 
-def to_junit(result: SuiteResult, expectations: Expectations) -> bytes:
+def to_junit(result: JUnitRun, expectations: Expectations) -> bytes:
     """JUnit XML, one ``testcase`` per check (docs/conformance.md, "JUnit mapping"):
 
     - pass: an empty ``testcase``;
@@ -345,9 +367,12 @@ def to_junit(result: SuiteResult, expectations: Expectations) -> bytes:
                 message=o.message or o.verdict,
                 type=o.verdict,
             )
-        elif o.verdict == "error":
+        elif o.verdict in ("error", "harness-error"):
             errors += 1
-            sub(case, "error", message=o.message, type="error")
+            sub(case, "error", message=o.message, type=o.verdict)
+        elif o.verdict == "info":
+            # Library policy: reported, never scored, so it is neither a pass nor a failure.
+            sub(case, "system-out", f"INFO (policy, not scored): {o.message}")
         elif o.verdict == "warn":
             skipped += 1
             text = f"WARN ({o.severity}, {', '.join(o.requirement)}): {o.message}"

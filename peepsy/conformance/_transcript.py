@@ -29,7 +29,20 @@ from peepsy.conformance._matchers import (
 )
 from peepsy.conformance._schemas import record_problems
 
-Verdict = Literal["pass", "fail", "warn", "skip", "untestable", "not-run", "timeout", "error"]
+# "info" (library policy, not scored) and "harness-error" (the master's harness broke
+# the harness protocol) are verdicts of master checks only.
+Verdict = Literal[
+    "pass",
+    "fail",
+    "warn",
+    "skip",
+    "untestable",
+    "not-run",
+    "timeout",
+    "error",
+    "info",
+    "harness-error",
+]
 Transport = Literal["stdio", "node-ipc"]
 #: The levels, each needing more of the worker than the one before it.
 Level = Literal["core", "profile", "cancel"]
@@ -75,7 +88,7 @@ class Outcome:
 
     check: str
     requirement: tuple[str, ...]
-    level: Level
+    level: str  # a Level for worker checks; a master level (wire, core, ...) for masters
     severity: str
     description: str
     verdict: Verdict
@@ -93,8 +106,9 @@ class Outcome:
 
     @property
     def failed(self) -> bool:
-        """Whether the verdict fails the run: ``fail``, ``error`` or ``timeout``."""
-        return self.verdict in ("fail", "error", "timeout")
+        """Whether the verdict fails the run: ``fail``, ``error``, ``timeout`` or
+        ``harness-error`` (a master's run that cannot be trusted)."""
+        return self.verdict in ("fail", "error", "timeout", "harness-error")
 
 
 def load_transcript(path: Path, validate: bool = True) -> Transcript:

@@ -31,7 +31,7 @@ def outcome(check: str, verdict: Verdict, level: str = "core", **kw: Any) -> Out
     return Outcome(
         check=check,
         requirement=("RESP-1",),
-        level=level,  # type: ignore[arg-type]
+        level=level,
         severity="SHOULD" if verdict == "warn" else "MUST",
         description=f"{check} does its thing",
         verdict=verdict,

@@ -1,0 +1,193 @@
+"""Master cases: transcripts whose header says ``"role": "master"`` (conformance/MASTER.md,
+Cases), loaded and checked before anything runs: a step the format does not know, a
+``$ref`` to a capture no earlier step makes, an ``outcome`` or ``cancel`` naming an
+``as`` no earlier step gave, or a child used before its ``spawn`` is a load error
+(:class:`TranscriptError`, exit status 2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from peepsy.conformance._matchers import pattern_names, template_refs
+from peepsy.conformance._schemas import _jsonschema, _transcript_schema, json_path
+from peepsy.conformance._transcript import TranscriptError, _finite, _not_json
+
+#: The levels of master checks, in the order the report lists them.
+MASTER_LEVELS = ("wire", "core", "profile", "supervision", "groups", "retry", "cancel", "legacy")
+#: The capability a level needs the harness to claim (wire and core need none).
+LEVEL_NEEDS = {level: level for level in MASTER_LEVELS[2:]}
+
+
+@dataclass(frozen=True, slots=True)
+class MasterCase:
+    check: str
+    requirement: tuple[str, ...]
+    level: str
+    severity: str
+    description: str
+    steps: tuple[dict[str, Any], ...]
+    source: str
+    needs: tuple[str, ...] = ()
+    master: dict[str, Any] | None = None
+    policy: bool = False
+    timeout: int = 15_000
+    step_lines: tuple[int, ...] = ()
+
+    @property
+    def claims_needed(self) -> tuple[str, ...]:
+        """Every capability the case needs: its ``needs`` and its level's."""
+        extra = LEVEL_NEEDS.get(self.level)
+        return tuple(dict.fromkeys((*self.needs, *([extra] if extra else []))))
+
+
+def step_op(step: dict[str, Any]) -> str:
+    """The key that names a step's operation."""
+    return next(op for op in _ops() if op in step)
+
+
+def _ops() -> list[str]:
+    return [b["required"][0] for b in _transcript_schema()["$defs"]["MasterStep"]["oneOf"]]
+
+
+def _problems(record: Any, header: bool) -> list[str]:
+    validator_cls, _ = _jsonschema()
+    defs = _transcript_schema()["$defs"]
+    if header:
+        sub, where = defs["MasterHeader"], "header"
+    else:
+        if not isinstance(record, dict):
+            return [f"a step is a JSON object, not {json.dumps(record)[:40]}"]
+        ops = [op for op in _ops() if op in record]
+        if len(ops) != 1:
+            have = ", ".join(ops) or ", ".join(sorted(record)) or "no member"
+            return [f"a step has one of {', '.join(_ops())}; this one has {have}"]
+        branches = defs["MasterStep"]["oneOf"]
+        sub, where = branches[_ops().index(ops[0])], ops[0]
+    validator = validator_cls({**sub, "$defs": defs})
+    errors = sorted(validator.iter_errors(record), key=lambda e: list(e.absolute_path))
+    return [f"{where} {json_path(e.absolute_path)}: {e.message}" for e in errors][:3]
+
+
+def is_master_case(path: Path) -> bool:
+    """Whether the file's first line is a master header (a cheap look, for sorting)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            head = json.loads(f.readline())
+    except (OSError, ValueError):
+        return False
+    return isinstance(head, dict) and head.get("role") == "master"
+
+
+def load_case(path: Path) -> MasterCase:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TranscriptError(f"{path}: cannot read it: {exc}") from exc
+    records: list[tuple[int, Any]] = []
+    problems: list[str] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(
+                (number, json.loads(line, parse_constant=_not_json, parse_float=_finite))
+            )
+        except ValueError as exc:
+            problems.append(f"{path}:{number}: not JSON: {exc}")
+    if not records and not problems:
+        raise TranscriptError(f"{path}: empty case (the first line is the header)")
+    if not problems:
+        for index, (number, record) in enumerate(records):
+            problems += [f"{path}:{number}: {p}" for p in _problems(record, index == 0)]
+    if not problems:
+        problems += [f"{path}:{n}: {p}" for n, p in _reference_problems(records[1:])]
+    if problems:
+        raise TranscriptError("\n".join(problems[:10]))
+    (_, head), steps = records[0], records[1:]
+    return MasterCase(
+        check=head["check"],
+        requirement=tuple(head["requirement"]),
+        level=head.get("level", "core"),
+        severity=head.get("severity", "MUST"),
+        description=head["description"],
+        steps=tuple(step for _, step in steps),
+        source=str(path),
+        needs=tuple(head.get("needs", ())),
+        master=head.get("master"),
+        policy=bool(head.get("policy", False)),
+        timeout=head.get("timeout", 15_000),
+        step_lines=tuple(number for number, _ in steps),
+    )
+
+
+def _reference_problems(steps: list[tuple[int, Any]]) -> list[tuple[int, str]]:
+    """Names used before they are made: captures, ``as`` names, children."""
+    captured: set[str] = set()
+    names: set[str] = set()
+    children: set[str] = set()
+    out: list[tuple[int, str]] = []
+    for number, step in steps:
+        op = step_op(step)
+        child = step.get("child")
+        if child is not None and child not in children:
+            out.append((number, f"child {child!r} is used before a spawn step starts it"))
+        if op == "spawn":
+            children.add(step["spawn"])
+        if op == "do":
+            request = step["do"].get("request")
+            if step["do"]["cmd"] == "cancel" and isinstance(request, str) and request not in names:
+                out.append((number, f"cancel names {request!r}, which no earlier step's as gave"))
+            if "as" in step:
+                if step["as"] in names:
+                    out.append((number, f"as {step['as']!r} is given twice"))
+                names.add(step["as"])
+        if op in ("outcome", "no_outcome") and step[op] not in names:
+            out.append((number, f"{op} names {step[op]!r}, which no earlier step's as gave"))
+        patterns = []
+        if op == "expect":
+            patterns = [("$expect", step["expect"])]
+            patterns += [(f"$allow[{i}]", a) for i, a in enumerate(step.get("allow", []))]
+        elif op == "outcome" and "is" in step:
+            patterns = [("$is", step["is"])]
+        for where, pattern in patterns:
+            made, refs, bad = pattern_names(pattern, where)
+            out += [(number, p) for p in bad]
+            captured |= made
+            out += [
+                (number, f"{at}: $ref {name!r} names no capture made before it")
+                for name, at in refs
+                if name not in captured
+            ]
+        templates = [("$send", step["send"])] if op == "send" else []
+        if op == "do":
+            templates.append(("$do", step["do"]))
+        for where, template in templates:
+            for name, at in template_refs(template, where):
+                if name not in captured:
+                    out.append((number, f"{at}: $ref {name!r} names no capture made before it"))
+    return out
+
+
+def load_cases(dirs: Iterable[Path]) -> list[MasterCase]:
+    """Every master case (``*.ndjson``) under each folder, or each file given itself;
+    check ids unique across all of them."""
+    found: dict[str, MasterCase] = {}
+    for directory in dirs:
+        if directory.is_file():
+            paths = [directory]
+        elif directory.is_dir():
+            paths = sorted(directory.rglob("*.ndjson"))
+        else:
+            raise TranscriptError(f"{directory}: no such file or directory")
+        for path in paths:
+            case = load_case(path)
+            if case.check in found:
+                raise TranscriptError(
+                    f"{path}: check id {case.check!r} is also in {found[case.check].source}"
+                )
+            found[case.check] = case
+    return list(found.values())
