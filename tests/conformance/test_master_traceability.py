@@ -263,6 +263,11 @@ def test_the_tables_are_whole() -> None:
     assert {f"MASTER-{n}" for n in range(1, 7)} | {"INIT-1", "HB-2", "SCHED-4"} <= binding
     assert "STREAM-1" not in binding  # a child's
     assert set(trace_table(master)) <= binding
+    # The page names each check that judges a SHOULD inside a MUST, with that MUST.
+    said = _section(master, "## Checks").split("| check | level |")[1]
+    for check, rid in SHOULD_IN_MUST.items():
+        assert f"`{check}`" in said.split("\n\n", 1)[1], check
+        assert rid in said, rid
 
 
 def test_the_table_is_what_the_case_files_and_wire_checks_define() -> None:
