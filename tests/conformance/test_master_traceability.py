@@ -8,7 +8,8 @@ Four sources have to agree, and these tests hold them together:
 - conformance/MASTER.md, "Requirements and their checks": each master requirement with
   the checks that cite it, or the reason none can;
 - the checks themselves: the case files in conformance/master/ (their headers) and the
-  wire checks, which have no case file (peepsy/conformance/master/_wirechecks.py).
+  wire checks, which have no case file (as the runner lists them,
+  peepsy/conformance/master/_wire.py).
 
 Until the case files and the wire checks exist, the check table stands for them, and the
 test that compares it with them skips.
@@ -30,7 +31,7 @@ from tests._paths import ROOT
 PROTOCOL = ROOT / "docs" / "protocol.md"
 MASTER = ROOT / "conformance" / "MASTER.md"
 CASES = ROOT / "conformance" / "master"
-WIRE_MODULE = "peepsy.conformance.master._wirechecks"
+WIRE_MODULE = "peepsy.conformance.master._wire"
 
 INDEX_HEADING = re.compile(r"^## \d+\. Requirement index$", re.M)
 INDEX_ROW = re.compile(r"^\| ([A-Z]+-\d+) \| (MUST|SHOULD|MAY|—) \|", re.M)
@@ -201,22 +202,16 @@ def case_headers(folder: Path) -> dict[str, Check]:
 
 
 def wire_checks(module_name: str = WIRE_MODULE) -> dict[str, Check] | None:
-    """check id -> each wire check the engine defines: every module-level tuple or list
-    of objects with ``check``, ``requirement`` and ``severity``. None before it exists."""
+    """check id -> each wire check, as the runner lists them (``wire_rows()``). None
+    before the runner has them."""
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError:
         return None
-    found: dict[str, Check] = {}
-    for value in vars(module).values():
-        if not isinstance(value, tuple | list):
-            continue
-        for item in value:
-            check = getattr(item, "check", None)
-            if isinstance(check, str) and hasattr(item, "requirement"):
-                cited = tuple(item.requirement)
-                found[check] = Check("wire", str(getattr(item, "severity", "MUST")), cited)
-    return found
+    return {
+        row.check: Check("wire", str(row.severity), tuple(row.requirement))
+        for row in module.wire_rows()
+    }
 
 
 def definition_problems(
@@ -436,16 +431,16 @@ def test_the_definitions_are_read_from_case_files(tmp_path: Path) -> None:
     }
 
 
-class _Wire:
+class _Row:
     def __init__(self, check: str, requirement: tuple[str, ...], severity: str) -> None:
         self.check, self.requirement, self.severity = check, requirement, severity
 
 
-def test_the_wire_checks_are_found_in_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_wire_checks_are_what_the_runner_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     class Module:
-        WIRE = (_Wire("m.two", ("A-2",), "SHOULD"), "not a check")
-        NAMES = ("m.two",)
-        OTHER = 3
+        @staticmethod
+        def wire_rows() -> list[_Row]:
+            return [_Row("m.two", ("A-2",), "SHOULD")]
 
     monkeypatch.setattr(importlib, "import_module", lambda name: Module)
     assert wire_checks("anything") == {"m.two": Check("wire", "SHOULD", ("A-2",))}
