@@ -1,6 +1,6 @@
 """Every MUST and SHOULD of docs/protocol.md is checked by the suite, or says why not.
 
-The requirement index of docs/protocol.md (section 18) gives each id its level;
+The requirement index of docs/protocol.md (section 19) gives each id its level;
 conformance/README.md ("Requirements and their checks") gives each MUST and SHOULD id the
 checks that cite it, or an exemption. The checks themselves (transcript headers and the
 checks over every run) say what they cite and at what severity. These tests hold the
@@ -42,7 +42,7 @@ def section(text: str, title: str) -> str:
 
 def requirement_index(text: str) -> dict[str, str]:
     """id -> level, from the protocol's requirement index."""
-    return dict(INDEX_ROW.findall(section(text, "18. Requirement index")))
+    return dict(INDEX_ROW.findall(section(text, "19. Requirement index")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ def test_every_requirement_is_checked_or_exempt() -> None:
 
 
 INDEX = """
-## 18. Requirement index
+## 19. Requirement index
 
 | id | level | summary |
 |---|---|---|

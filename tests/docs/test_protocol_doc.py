@@ -24,7 +24,7 @@ SPEC = (DOCS / "protocol.md").read_text(encoding="utf-8")
 # --- requirements and their levels ----------------------------------------------------------
 
 DEFINITION = re.compile(r"\*\*([A-Z]+-\d+)\*\*")
-INDEX_HEADING = "## 18. Requirement index"
+INDEX_HEADING = "## 19. Requirement index"
 INDEX_ROW = re.compile(r"^\| ([A-Z]+-\d+) \| ([^|]*) \|", re.MULTILINE)
 #: Any token shaped like a requirement id; UTF-8 and UTF-16 are the only ones that are not.
 CITATION = re.compile(r"\b[A-Z]+-\d+\b")
