@@ -148,6 +148,8 @@ def _reference_problems(steps: list[tuple[int, Any]]) -> list[tuple[int, str]]:
             patterns += [(f"$allow[{i}]", a) for i, a in enumerate(step.get("allow", []))]
             if "unlike" in step:
                 patterns.append(("$unlike", step["unlike"]))
+        elif op == "expect_silence":
+            patterns = [(f"$allow[{i}]", a) for i, a in enumerate(step.get("allow", []))]
         elif op == "outcome" and "is" in step:
             patterns = [("$is", step["is"])]
         for where, pattern in patterns:

@@ -197,9 +197,14 @@ class Player:
         channel = self._channel(step)
         start = self.cursor[id(channel)]
         await asyncio.sleep(float(step["expect_silence"]) * self.scale / 1000)
+        allowed = step.get("allow", [])
         for _, event in self._lines(channel, start):
-            # A line that is not JSON is judged by the wire checks, once, not here.
-            if event.message is not None and event.message.get("type") != "INIT":
+            # A line that is not JSON is judged by the wire checks, once, not here; so is
+            # an allowed message (a CANCEL, whose right to be sent m.cancel.* judge).
+            message = event.message
+            if message is None or message.get("type") == "INIT":
+                continue
+            if not any(not match(a, message, self.ctx) for a in allowed):
                 raise StepFailed(
                     f"{step['child']} got a line while it expected silence",
                     None,

@@ -362,6 +362,15 @@ def test_emit_prints_commands_and_child_script() -> None:
     assert lines[-1].startswith('harness> {"cmd": "stop"}')
 
 
+def test_emit_prints_lone_surrogates_as_escapes() -> None:
+    """The built-in echo cases carry lone surrogates (FRAME-9): printed raw they would be
+    no valid UTF-8 at all, so they keep their JSON escapes."""
+    proc = run_cli("master", "--emit", "m.serve.echo")
+    assert proc.returncode == 0, proc.stderr
+    assert '"lone": "x\\ud800y\\udc00z"' in proc.stdout
+    assert "ü €🎉" in proc.stdout  # everything else stays readable
+
+
 def test_an_invalid_case_exits_2(tmp_path: Path) -> None:
     (tmp_path / "bad.ndjson").write_text('{"check": "t.b", "role": "master"}\n')
     proc = run_cli("master", "--no-builtin", "--cases", str(tmp_path), "--", "true")
