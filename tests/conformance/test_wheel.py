@@ -138,3 +138,27 @@ def test_an_install_without_its_data_says_so(tmp_path: Path, present: tuple[str,
         (tmp_path / folder).mkdir()
     with pytest.raises(FileNotFoundError, match="schemas and transcripts are missing"):
         find_data_dir(tmp_path / "pkg")
+
+
+def test_the_installed_wheel_checks_a_master_anywhere(
+    dist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The master suite's cases, its stub child and the reference harness ship in the
+    wheel: a run from an unrelated folder finds them all there."""
+    _, wheel = dist
+    python, site = fresh_venv(tmp_path / "venv")
+    pip_install(python, "--no-index", wheel)
+    cwd = elsewhere(tmp_path)
+    listing = sh(python, "-m", "peepsy.conformance", "master", "--list", cwd=cwd)
+    assert {"m.req.timeout-enforced", "m.frame.json"} <= {
+        line.split()[0] for line in listing.splitlines() if line.strip()
+    }
+    harness = site / "peepsy" / "_data" / "conformance" / "masters" / "peepsy_harness.py"
+    report = cwd / "report.json"
+    sh(
+        python, "-m", "peepsy.conformance", "master", "--check", "m.req.*",
+        "--timeout-scale", "5", "-j", "2", "--json", report, "--", python, harness, cwd=cwd,
+    )  # fmt: skip
+    checks = {c["check"]: c for c in json.loads(report.read_text(encoding="utf-8"))["checks"]}
+    assert checks["m.req.timeout-enforced"]["verdict"] == "pass"
+    assert checks["m.req.timeout-enforced"]["source"].startswith(str(site))
