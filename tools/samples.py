@@ -50,6 +50,7 @@ MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
 #: Applied to the real output before it is shown: where the package is installed.
 DISPLAY: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\S*/conformance/transcripts/"), ".../conformance/transcripts/"),
+    (re.compile(r"\S*/conformance/master/"), ".../conformance/master/"),
 )
 #: The summary's verdict table (drop all of it, or all but one row).
 TABLE = (r"^\+-", r"^\| ")
@@ -110,6 +111,10 @@ NO_400 = ("conformance/mutants/mutant.py", "--mutation", "no-400")
 FIRST_WORKER = (
     """echo '{"type":"REQUEST","id":"1","action":"add","data":{"a":1,"b":2}}' | python worker.py"""
 )
+MASTER_FAULT = (
+    "python -m peepsy.conformance master --check 'm.death.*'"
+    " -- node conformance/examples/master-node/harness.js"
+)
 SAMPLES: tuple[Sample, ...] = (
     Sample(
         "reference",
@@ -166,6 +171,14 @@ SAMPLES: tuple[Sample, ...] = (
         progress=frozenset(),
         drop=(r"^(?!levels:)",),
         requires="node",
+    ),
+    Sample(
+        "master-fault",
+        "docs/conformance.md",
+        ("sh", "-c", f"PEEPSY_EXAMPLE_FAULT=no-fail-fast {MASTER_FAULT}"),
+        status=1,
+        requires="node",
+        prompt=f"$ PEEPSY_EXAMPLE_FAULT=no-fail-fast {MASTER_FAULT}",
     ),
     Sample(
         "fuzz",
