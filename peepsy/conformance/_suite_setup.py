@@ -8,37 +8,52 @@ and the fuzzing use these without running any check.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from peepsy.conformance._transcript import Outcome, Transcript, TranscriptError, load_transcript
 
 #: INIT asks for heartbeats this often, so that cadence checks are quick.
 HEARTBEAT_MS = 500
 PROFILE_ACTIONS = ("echo", "fail", "sleep", "callMaster")
+_C = TypeVar("_C", bound="_Checked")
 
 
 def load_all(dirs: Iterable[Path]) -> list[Transcript]:
     """Every transcript (``*.ndjson``) under each directory, or each file given itself.
     Check ids must be unique across all of them."""
-    found: dict[str, Transcript] = {}
+    return unique_checks(load_transcript(path) for path in case_files(dirs))
+
+
+def case_files(dirs: Iterable[Path]) -> Iterator[Path]:
+    """The ``*.ndjson`` files under each folder (in name order), or each file given."""
     for directory in dirs:
         if directory.is_file():
-            paths = [directory]
+            yield directory
         elif directory.is_dir():
-            paths = sorted(directory.rglob("*.ndjson"))
+            yield from sorted(directory.rglob("*.ndjson"))
         else:
             raise TranscriptError(f"{directory}: no such file or directory")
-        for path in paths:
-            transcript = load_transcript(path)
-            if transcript.check in found:
-                raise TranscriptError(
-                    f"{path}: check id {transcript.check!r} is also in "
-                    f"{found[transcript.check].source}"
-                )
-            found[transcript.check] = transcript
+
+
+class _Checked(Protocol):
+    @property
+    def check(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+
+
+def unique_checks(cases: Iterable[_C]) -> list[_C]:
+    """The cases in order; a check id given twice is an error naming both files."""
+    found: dict[str, _C] = {}
+    for case in cases:
+        if case.check in found:
+            raise TranscriptError(
+                f"{case.source}: check id {case.check!r} is also in {found[case.check].source}"
+            )
+        found[case.check] = case
     return list(found.values())
 
 

@@ -111,11 +111,9 @@ class Outcome:
         return self.verdict in ("fail", "error", "timeout", "harness-error")
 
 
-def load_transcript(path: Path, validate: bool = True) -> Transcript:
-    """Read and check one transcript file. Every problem is reported as ``FILE:LINE:
-    what is wrong`` in a :class:`TranscriptError`: lines that are not JSON, lines that
-    break conformance/transcript.schema.json (with ``validate``), unknown matchers and
-    ``$ref``s to captures that no earlier step makes."""
+def read_records(path: Path, kind: str) -> tuple[list[tuple[int, Any]], list[str]]:
+    """The JSON lines of a case file (a worker transcript or a master case), each with
+    its line number, and ``FILE:LINE`` problems for the lines that are not JSON."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -127,7 +125,7 @@ def load_transcript(path: Path, validate: bool = True) -> Transcript:
         if not line.strip():
             continue
         try:
-            # Strict JSON (RFC 8259), as on the wire: a transcript must not send NaN,
+            # Strict JSON (RFC 8259), as on the wire: a case must not send NaN,
             # Infinity or a number no double holds.
             records.append(
                 (number, json.loads(line, parse_constant=_not_json, parse_float=_finite))
@@ -135,7 +133,16 @@ def load_transcript(path: Path, validate: bool = True) -> Transcript:
         except ValueError as exc:
             problems.append(f"{path}:{number}: not JSON: {exc}")
     if not records and not problems:
-        raise TranscriptError(f"{path}: empty transcript (the first line is the header)")
+        raise TranscriptError(f"{path}: empty {kind} (the first line is the header)")
+    return records, problems
+
+
+def load_transcript(path: Path, validate: bool = True) -> Transcript:
+    """Read and check one transcript file. Every problem is reported as ``FILE:LINE:
+    what is wrong`` in a :class:`TranscriptError`: lines that are not JSON, lines that
+    break conformance/transcript.schema.json (with ``validate``), unknown matchers and
+    ``$ref``s to captures that no earlier step makes."""
+    records, problems = read_records(path, "transcript")
     if validate and not problems:
         for index, (number, record) in enumerate(records):
             problems += [

@@ -14,7 +14,8 @@ from typing import Any
 
 from peepsy.conformance._matchers import pattern_names, template_refs
 from peepsy.conformance._schemas import _jsonschema, _transcript_schema, json_path
-from peepsy.conformance._transcript import TranscriptError, _finite, _not_json
+from peepsy.conformance._suite_setup import case_files, unique_checks
+from peepsy.conformance._transcript import TranscriptError, read_records
 
 #: The levels of master checks, in the order the report lists them.
 MASTER_LEVELS = ("wire", "core", "profile", "supervision", "groups", "retry", "cancel", "legacy")
@@ -78,23 +79,7 @@ def _problems(record: Any, header: bool) -> list[str]:
 
 
 def load_case(path: Path) -> MasterCase:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TranscriptError(f"{path}: cannot read it: {exc}") from exc
-    records: list[tuple[int, Any]] = []
-    problems: list[str] = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(
-                (number, json.loads(line, parse_constant=_not_json, parse_float=_finite))
-            )
-        except ValueError as exc:
-            problems.append(f"{path}:{number}: not JSON: {exc}")
-    if not records and not problems:
-        raise TranscriptError(f"{path}: empty case (the first line is the header)")
+    records, problems = read_records(path, "case")
     if not problems:
         for index, (number, record) in enumerate(records):
             problems += [f"{path}:{number}: {p}" for p in _problems(record, index == 0)]
@@ -176,19 +161,4 @@ def _reference_problems(steps: list[tuple[int, Any]]) -> list[tuple[int, str]]:
 def load_cases(dirs: Iterable[Path]) -> list[MasterCase]:
     """Every master case (``*.ndjson``) under each folder, or each file given itself;
     check ids unique across all of them."""
-    found: dict[str, MasterCase] = {}
-    for directory in dirs:
-        if directory.is_file():
-            paths = [directory]
-        elif directory.is_dir():
-            paths = sorted(directory.rglob("*.ndjson"))
-        else:
-            raise TranscriptError(f"{directory}: no such file or directory")
-        for path in paths:
-            case = load_case(path)
-            if case.check in found:
-                raise TranscriptError(
-                    f"{path}: check id {case.check!r} is also in {found[case.check].source}"
-                )
-            found[case.check] = case
-    return list(found.values())
+    return unique_checks(load_case(path) for path in case_files(dirs))
