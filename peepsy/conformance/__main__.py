@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -39,6 +38,7 @@ from peepsy.conformance._cli_args import (
     generalize_parser,
     parser,
     record_parser,
+    write_reports,
 )
 from peepsy.conformance._cli_record import _generalize, _record
 from peepsy.conformance._fuzz_command import fuzz_command
@@ -234,16 +234,13 @@ def _main_body(argv: list[str] | None) -> int:
     # From here on a SIGINT (noted) only makes the exit status 130: the reports get written.
     if not result.interrupted:
         _Stdout.guard(lambda: summary(result, expectations, args.trace, painter=painter))
-    try:
-        if args.json:
-            args.json.write_text(
-                json.dumps(to_json(result, expectations), indent=2, ensure_ascii=False) + "\n",
-                encoding="utf-8",
-            )
-        if args.junit:
-            args.junit.write_bytes(to_junit(result, expectations))
-    except OSError as exc:
-        print(f"peepsy.conformance: cannot write the report: {exc}", file=sys.stderr)
+    if not write_reports(
+        "peepsy.conformance",
+        args.json,
+        lambda: to_json(result, expectations),
+        args.junit,
+        lambda: to_junit(result, expectations),
+    ):
         return 2
     if result.interrupted or _NOTED_SIGINT:
         ran = sum(o.verdict != "not-run" for o in result.outcomes)

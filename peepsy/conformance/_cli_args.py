@@ -7,9 +7,13 @@ arguments ask for, so that the long option tables do not hide the order of a run
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from peepsy.conformance._checks import GLOBAL_CHECKS
 from peepsy.conformance._fuzz_oracle import WAIVABLE
@@ -266,3 +270,24 @@ def _check_selection(
             " they judge what the other checks' runs wrote, so select some of those too"
         )
     p.error(f"the selection ({what or 'no transcripts'}) matches no check (see --list)")
+
+
+def write_reports(
+    prog: str,
+    json_path: Path | None,
+    report: Callable[[], dict[str, Any]],
+    junit_path: Path | None,
+    junit: Callable[[], bytes],
+) -> bool:
+    """Write the reports asked for (``--json``, ``--junit``); False, once the reason is
+    on stderr, when one cannot be written (exit status 2)."""
+    try:
+        if json_path:
+            text = json.dumps(report(), indent=2, ensure_ascii=False)
+            json_path.write_text(text + "\n", encoding="utf-8")
+        if junit_path:
+            junit_path.write_bytes(junit())
+    except OSError as exc:
+        print(f"{prog}: cannot write the report: {exc}", file=sys.stderr)
+        return False
+    return True

@@ -4,12 +4,12 @@ normal reports (the terminal summary, JSON and JUnit)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
+from peepsy.conformance._cli_args import write_reports
 from peepsy.conformance._fuzz_oracle import expected_text
 from peepsy.conformance._report import (
     exit_code,
@@ -126,13 +126,12 @@ def fuzz_command(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> 
     if not args.quiet:
         progress_line(result, 1, 1)
     summary(suite, expectations, args.trace)
-    try:
-        if args.json:
-            report = json.dumps(to_json(suite, expectations), indent=2, ensure_ascii=False)
-            args.json.write_text(report + "\n", encoding="utf-8")
-        if args.junit:
-            args.junit.write_bytes(to_junit(suite, expectations))
-    except OSError as exc:
-        print(f"peepsy.conformance: cannot write the report: {exc}", file=sys.stderr)
+    if not write_reports(
+        "peepsy.conformance",
+        args.json,
+        lambda: to_json(suite, expectations),
+        args.junit,
+        lambda: to_junit(suite, expectations),
+    ):
         return 2
     return exit_code(suite, expectations)

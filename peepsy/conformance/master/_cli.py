@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 from collections import Counter
@@ -17,7 +16,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
-from peepsy.conformance._cli_args import _check_settings, default_jobs
+from peepsy.conformance._cli_args import _check_settings, default_jobs, write_reports
 from peepsy.conformance._report import (
     MARKS,
     Expectations,
@@ -130,14 +129,13 @@ def main(argv: list[str]) -> int:
         print("peepsy.conformance master: interrupted (SIGINT)", file=sys.stderr)
         return 130
     summary(result, expectations, args.trace)
-    try:
-        if args.json:
-            text = json.dumps(to_json(result, expectations), indent=2, ensure_ascii=False)
-            args.json.write_text(text + "\n", encoding="utf-8")
-        if args.junit:
-            args.junit.write_bytes(to_junit(result, expectations))
-    except OSError as exc:
-        print(f"peepsy.conformance master: cannot write the report: {exc}", file=sys.stderr)
+    if not write_reports(
+        "peepsy.conformance master",
+        args.json,
+        lambda: to_json(result, expectations),
+        args.junit,
+        lambda: to_junit(result, expectations),
+    ):
         return 2
     return exit_code(result, expectations)
 
