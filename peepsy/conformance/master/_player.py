@@ -44,14 +44,25 @@ class Player:
         self.stopped = False
         #: From the ``stop`` command to the harness's own exit (or the suite's kill of it).
         self.stop_window: tuple[float, float] | None = None
+        #: The case line of the step being played, for a case that runs out of budget.
+        self.line: int | None = None
+
+    def where(self) -> str:
+        """Where a case that ran out of budget was waiting."""
+        if self.line is None:
+            return ""
+        step = self.case.steps[self.case.step_lines.index(self.line)]
+        return f", waiting at line {self.line} ({step_op(step)})"
 
     def _deadline(self, step: dict[str, Any], default: float = DEFAULT_WITHIN) -> float:
         return time.monotonic() + float(step.get("within", default)) * self.scale / 1000
 
     async def play(self) -> None:
         try:
-            for step in self.case.steps:
+            for line, step in zip(self.case.step_lines, self.case.steps, strict=True):
+                self.line = line
                 await getattr(self, "_" + step_op(step))(step)
+            self.line = None
         finally:
             for task in self.beats.values():
                 task.cancel()
@@ -70,8 +81,10 @@ class Player:
         name = step["spawn"]
         command: dict[str, Any] = {"cmd": "spawn", "name": name, "argv": self.hub.argv(name)}
         command |= {k: step[k] for k in ("env", "mode", "group", "restart") if k in step}
-        await self._setup(command, step)
+        # Counted before the command: a harness may answer only after the new stub has
+        # connected, and that stub is the incarnation this step waits for.
         number = len(self.hub.channels.get(name, ())) + 1
+        await self._setup(command, step)
         channel = await self.hub.incarnation(name, number, self._deadline(step, STARTUP_MS))
         if channel is None:
             raise StepFailed(f"the master did not start child {name!r} (no stub connected)")

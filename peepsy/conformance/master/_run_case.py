@@ -80,7 +80,7 @@ async def run_case(
         outcome.verdict, outcome.message = "harness-error", str(exc)
     except TimeoutError:
         outcome.verdict = "timeout"
-        outcome.message = f"the case did not finish within {case.timeout} ms"
+        outcome.message = f"the case did not finish within {case.timeout} ms{player.where()}"
     except Exception as exc:  # the suite itself broke: say so, go on with the next case
         outcome.verdict, outcome.message = "error", f"{type(exc).__name__}: {exc}"
     finally:

@@ -4,6 +4,7 @@ that cannot start, a case over its budget, observe mode's time limit."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -11,16 +12,20 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from peepsy.conformance._transcript import TranscriptError
 from peepsy.conformance.master._case import load_case, load_cases
+from peepsy.conformance.master._harness import Harness
+from peepsy.conformance.master._hub import Hub
+from peepsy.conformance.master._player import Player
 from tests.conformance._cli import run_cli
-from tests.conformance.master.test_engine import FAKE, LIMIT_S
+from tests.conformance.master.test_engine import FAKE, LIMIT_S, run
 
 HEAD = {"check": "t.one", "requirement": ["MASTER-1"], "description": "d", "role": "master"}
+INIT = {"type": "INIT"}
 ECHO = {"do": {"cmd": "request", "target": "w1", "action": "echo", "timeout": 60000}, "as": "r"}
 
 
@@ -148,7 +153,7 @@ def verdict_of(tmp_path: Path, steps: list[dict[str, Any]], **head: Any) -> tupl
             [{"spawn": "w1"}, {"child": "w1", "expect_silence": 10000}],
             {"timeout": 500},
             "timeout",
-            "did not finish within 500 ms",
+            "did not finish within 500 ms, waiting at line 3 (expect_silence)",
         ),
     ],
 )
@@ -308,3 +313,37 @@ def test_ctrl_c_stops_the_run_and_its_harnesses(tmp_path: Path) -> None:
         suite.kill()
     assert suite.returncode == 130
     assert "interrupted (SIGINT)" in err
+
+
+def test_a_spawn_answered_after_its_stub_connected_is_played(tmp_path: Path) -> None:
+    """MHP lets a harness answer ``spawn`` whenever the child has been started; a slow
+    harness answers after the stub has already connected. That incarnation is the one
+    the case plays (it was once taken for a first and waited for a second one)."""
+    case = load_case(write_case(tmp_path, [{"spawn": "w1"}, {"child": "w1", "expect": INIT}]))
+    started: list[asyncio.subprocess.Process] = []
+
+    async def play() -> None:
+        hub = Hub(tmp_path, case.check)
+        await hub.start()
+
+        class AnswersLate:
+            async def call(self, command: dict[str, Any], deadline: float) -> dict[str, Any]:
+                proc = await asyncio.create_subprocess_exec(
+                    *command["argv"], stdin=asyncio.subprocess.PIPE
+                )
+                started.append(proc)
+                assert proc.stdin is not None
+                proc.stdin.write(b'{"type":"INIT","mode":"concurrent"}\n')
+                # The order under test, made certain: the answer only once it connected.
+                assert await hub.incarnation("w1", 1, deadline) is not None
+                return {"seq": 1, "ok": True}
+
+        try:
+            await Player(case, cast(Harness, AnswersLate()), hub, 1.0).play()
+        finally:
+            await hub.close()
+            for proc in started:
+                await proc.wait()  # the stub exits when the hub closes its socket
+
+    run(play())
+    assert len(started) == 1
