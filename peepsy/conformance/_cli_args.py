@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -272,6 +273,17 @@ def _check_selection(
     p.error(f"the selection ({what or 'no transcripts'}) matches no check (see --list)")
 
 
+#: Lone surrogates are data the cases send on purpose (FRAME-9) and so can be in a
+#: report or a printed case; no UTF-8 text can hold them raw, so they keep their escape.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def readable_json(value: Any, indent: int | None = None) -> str:
+    """JSON text as people read it (non-ASCII characters as they are), still valid UTF-8."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def write_reports(
     prog: str,
     json_path: Path | None,
@@ -283,7 +295,7 @@ def write_reports(
     on stderr, when one cannot be written (exit status 2)."""
     try:
         if json_path:
-            text = json.dumps(report(), indent=2, ensure_ascii=False)
+            text = readable_json(report(), indent=2)
             json_path.write_text(text + "\n", encoding="utf-8")
         if junit_path:
             junit_path.write_bytes(junit())

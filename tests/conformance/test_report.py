@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
 import pytest
 from jsonschema import Draft202012Validator
 
+from peepsy.conformance._cli_args import write_reports
 from peepsy.conformance._matchers import Mismatch
 from peepsy.conformance._report import (
     Expectations,
@@ -294,3 +296,25 @@ def test_terminal_summary_says_what_could_not_be_judged() -> None:
     assert "=== N/T hb.x: not testable: no HEARTBEAT" in text
     assert "warning: no check ran" in text  # nothing was judged
     assert text.endswith("result: PASSED\n")
+
+
+def test_a_report_holding_lone_surrogates_is_valid_utf8(tmp_path: Path) -> None:
+    """A failed echo of the data the cases send on purpose (FRAME-9) puts lone
+    surrogates in the report; written raw they are no UTF-8 at all, and the run used to
+    end in a traceback instead of a report."""
+    path, xml = tmp_path / "r.json", tmp_path / "r.xml"
+    value = {"actual": "x\ud800y", "text": "ü €"}
+    assert write_reports("prog", path, lambda: value, xml, lambda: b"<x/>")
+    text = path.read_bytes().decode("utf-8")
+    assert "\\ud800" in text
+    assert "ü €" in text
+    assert json.loads(text) == value
+    assert xml.read_bytes() == b"<x/>"
+
+
+def test_a_report_that_cannot_be_written_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no" / "such" / "r.json"
+    assert not write_reports("prog", missing, lambda: {}, None, lambda: b"")
+    assert "prog: cannot write the report" in capsys.readouterr().err

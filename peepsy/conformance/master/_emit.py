@@ -4,22 +4,14 @@ plays, in order, without running anything (for debugging a harness)."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
+from peepsy.conformance._cli_args import readable_json
 from peepsy.conformance.master._case import MasterCase, step_op
 from peepsy.conformance.master._hub import stub_argv
 from peepsy.conformance.master._run_case import start_command
 
 _SOCKET = "SOCKET"
-# Lone surrogates are data the cases send on purpose (FRAME-9); no terminal encoding can
-# print them raw, so they keep their JSON escape while the rest of the text stays readable.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _readable(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def emit(case: MasterCase) -> list[str]:
@@ -35,7 +27,7 @@ def emit(case: MasterCase) -> list[str]:
         elif op == "stop":
             out.append(f'harness> {{"cmd": "stop"}}  # line {number}')
         else:
-            out.append(f"{_who(step)}: {_readable(step)}  # line {number}")
+            out.append(f"{_who(step)}: {readable_json(step)}  # line {number}")
     if not any(step_op(s) == "stop" for s in case.steps):
         out.append('harness> {"cmd": "stop"}  # the end of the case')
     return out
