@@ -316,5 +316,5 @@ def test_a_report_that_cannot_be_written_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "no" / "such" / "r.json"
-    assert not write_reports("prog", missing, lambda: {}, None, lambda: b"")
+    assert not write_reports("prog", missing, dict, None, lambda: b"")
     assert "prog: cannot write the report" in capsys.readouterr().err
