@@ -8,7 +8,7 @@ import asyncio
 import fnmatch
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +96,11 @@ async def run_master_suite(
     result = MasterResult(harness=options.argv)
     await probe(options, result)
     total = len(cases) + len(rows)
-    slots: list[Outcome | None] = [None] * len(cases)
-    records: list[list[ChannelRecord]] = [[] for _ in cases]
+    # The wire checks judge what the master writes in the cases: a selection of wire
+    # checks alone runs every case to feed them, and reports the wire checks only.
+    played = cases if cases or not rows else selected_cases(replace(options, checks=(), levels=()))
+    slots: list[Outcome | None] = [None] * len(played)
+    records: list[list[ChannelRecord]] = [[] for _ in played]
     done = 0
 
     def told(outcome: Outcome) -> None:
@@ -126,10 +129,12 @@ async def run_master_suite(
                     result.capabilities,
                     live,
                 )
-            slots[index], records[index] = outcome, seen
-            told(outcome)
+            records[index] = seen
+            if played is cases:
+                slots[index] = outcome
+                told(outcome)
 
-        tasks = [asyncio.create_task(one(i, c)) for i, c in enumerate(cases)]
+        tasks = [asyncio.create_task(one(i, c)) for i, c in enumerate(played)]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -138,7 +143,7 @@ async def run_master_suite(
             await asyncio.gather(*tasks, return_exceptions=True)
     result.outcomes = [s for s in slots if s is not None]
     everything = [r for seen in records for r in seen]
-    for outcome in judge(everything, rows):
+    for outcome in judge(everything, rows, result.capabilities):
         told(outcome)
         result.outcomes.append(outcome)
     result.levels = level_states(result)

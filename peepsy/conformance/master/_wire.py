@@ -39,14 +39,35 @@ def wire_rows() -> list[WireRow]:
     return [WireRow(c.check, c.requirement, c.severity, c.description) for c in WIRE_CHECKS]
 
 
-def judge(records: Sequence[ChannelRecord], rows: Sequence[WireRow]) -> list[Outcome]:
+#: Wire checks about a capability: with nothing to judge, a harness that does not claim
+#: it is told so (``skip``), not that its master was untestable.
+_CAPABILITY = {"m.cancel.only-when-allowed": "cancel"}
+
+
+def judge(
+    records: Sequence[ChannelRecord],
+    rows: Sequence[WireRow],
+    capabilities: Sequence[str] | None = None,
+) -> list[Outcome]:
     """The selected wire checks' verdicts over ``records`` (a check that saw nothing to
-    judge is ``untestable``, never a pass: ``judge_wire`` says so itself)."""
+    judge is ``untestable``, never a pass: ``judge_wire`` says so itself).
+    ``capabilities``: what the harness claimed (None in observe mode: unknown)."""
     if not rows:
         return []
     chosen = {r.check: r for r in rows}
-    return [
-        chosen[result.check].outcome(result.verdict, result.message)
-        for result in judge_wire(list(records))
-        if result.check in chosen
-    ]
+    out = []
+    for result in judge_wire(list(records)):
+        if result.check not in chosen:
+            continue
+        needs = _CAPABILITY.get(result.check)
+        if (
+            result.verdict == "untestable"
+            and needs is not None
+            and capabilities is not None
+            and needs not in capabilities
+        ):
+            why = f"not claimed: the harness does not claim {needs!r}, and no CANCEL was sent"
+            out.append(chosen[result.check].outcome("skip", why))
+        else:
+            out.append(chosen[result.check].outcome(result.verdict, result.message))
+    return out

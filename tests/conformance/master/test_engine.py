@@ -23,7 +23,7 @@ from peepsy.conformance._transcript import TranscriptError
 from peepsy.conformance.master._case import load_case
 from peepsy.conformance.master._harness import Harness, HarnessError, Unsupported
 from peepsy.conformance.master._hub import Channel, Hub, private_folder
-from peepsy.conformance.master._wire import wire_rows
+from peepsy.conformance.master._wire import judge, wire_rows
 from tests.conformance._cli import REPORT_SCHEMA, run_cli
 
 T = TypeVar("T")
@@ -406,3 +406,27 @@ def test_observe_mode_judges_the_wire_of_an_application(tmp_path: Path) -> None:
     assert data["observe"] is True
     assert {c["verdict"] for c in data["checks"]} <= {"pass", "untestable"}
     assert any(c["verdict"] == "pass" for c in data["checks"])
+
+
+def test_a_selection_of_wire_checks_alone_is_fed_by_every_case(tmp_path: Path) -> None:
+    """The wire checks judge what the master writes in the cases; selected alone they
+    once judged nothing, so a master that breaks them passed."""
+    report = tmp_path / "r.json"
+    proc = master_cli(
+        "--quiet", "--check", "m.frame.no-cr", "--json", str(report), "--", *FAKE, "--fault", "crlf"
+    )
+    assert proc.returncode == 1, proc.stdout
+    verdicts = {c["check"]: c["verdict"] for c in json.loads(report.read_text())["checks"]}
+    assert verdicts == {"m.frame.no-cr": "fail"}  # the cases that fed it are not reported
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "verdict"),
+    [([], "skip"), (["cancel"], "untestable"), (None, "untestable")],
+)
+def test_the_cancel_wire_check_without_cancel_claimed_is_not_claimed(
+    capabilities: list[str] | None, verdict: str
+) -> None:
+    rows = [r for r in wire_rows() if r.check == "m.cancel.only-when-allowed"]
+    (outcome,) = judge([], rows, capabilities)
+    assert outcome.verdict == verdict
