@@ -9,6 +9,11 @@ const FAULTS = {
   'no-init': (M) => patch(M, '_sendInit', () => function () {}),
   // m.id.unique-outstanding: every request is m1
   'reuse-id': (M) => patch(M, '_nextId', () => () => 'm1'),
+  // m.id.not-reused: ids taken in turn from two values, never two outstanding at once
+  'cycle-ids': (M) => patch(M, '_nextId', () => function () {
+    this._cycle = (this._cycle || 0) + 1;
+    return this._cycle % 2 ? 'm1' : 'm2';
+  }),
   // m.req.timeout-enforced: a silent child holds its caller forever
   'no-timeout': (M) => patch(M, '_armTimer', () => function () {}),
   // m.req.unmatched-ignored: an answer nobody waits for goes to the oldest call instead

@@ -77,6 +77,7 @@ FAULTS: dict[str, Fault] = {
     "no-init": fault("m.init.first-once", "m.req.echo"),
     # the re-sent call of m.retry.new-id goes out while the first is still unanswered
     "reuse-id": fault("m.id.unique-outstanding m.retry.new-id", "m.req.echo"),
+    "cycle-ids": fault("m.id.not-reused", "m.req.echo"),
     "no-timeout": fault("m.req.timeout-enforced", "m.req.echo"),
     "deliver-late-answer": fault("m.req.unmatched-ignored", "m.req.echo"),
     "no-fail-fast": fault("m.death.fails-in-flight m.death.stdout-closed", "m.req.echo"),
