@@ -34,15 +34,7 @@ async def run_one(
 ) -> tuple[Outcome, Session]:
     """Plays one transcript against a fresh worker. ``judged`` is called once the
     verdict is known, before the worker is stopped (which may take its grace)."""
-    outcome = Outcome(
-        check=transcript.check,
-        requirement=transcript.requirement,
-        level=transcript.level,
-        severity=transcript.severity,
-        description=transcript.description,
-        verdict="pass",
-        source=transcript.source,
-    )
+    outcome = Outcome.of(transcript)
     session = Session(options.argv, options.env, options.cwd, transport=options.transport)
     ctx = MatchContext(schema_check=schema_errors)
     started = time.monotonic()

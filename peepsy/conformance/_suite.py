@@ -29,7 +29,7 @@ from peepsy.conformance._suite_setup import (
     load_all,
     selected,
 )
-from peepsy.conformance._transcript import Outcome, Transcript, Verdict
+from peepsy.conformance._transcript import Outcome, Transcript
 from peepsy.conformance._wire import Session
 
 __all__ = [
@@ -133,7 +133,7 @@ def _fill(
         if slot is not None:
             out.append(slot)
         elif position < len(transcripts):
-            out.append(_skipped(transcripts[position], f"not run: {why}", "not-run"))
+            out.append(Outcome.of(transcripts[position], "not-run", f"not run: {why}"))
         else:
             out.append(
                 global_checks[position - len(transcripts)].outcome("not-run", f"not run: {why}")
@@ -157,7 +157,7 @@ async def _run_all(
         why = f"the worker cannot be checked: {found.problem}"
         # One cause, said once (by the summary): no progress line per check for it.
         for position, transcript in enumerate(transcripts):
-            record(position, _skipped(transcript, f"not run: {why}", "not-run"), True)
+            record(position, Outcome.of(transcript, "not-run", f"not run: {why}"), True)
         for offset, check in enumerate(global_checks, start=len(transcripts)):
             record(offset, check.outcome("not-run", f"not run: {why}"), True)
         return
@@ -191,7 +191,7 @@ async def _run_all(
         transcript = transcripts[position]
         reason = _not_applicable(transcript, options, result)
         if reason:
-            record(position, _skipped(transcript, reason), False)
+            record(position, Outcome.of(transcript, "skip", reason), False)
         else:
             tasks.append(asyncio.create_task(one(position, transcript)))
     try:
@@ -252,16 +252,3 @@ def _not_applicable(transcript: Transcript, options: Options, result: SuiteResul
     if transcript.mode not in ("any", result.mode):
         return f"for {transcript.mode} workers; this one is {result.mode}"
     return ""
-
-
-def _skipped(transcript: Transcript, why: str, verdict: Verdict = "skip") -> Outcome:
-    return Outcome(
-        check=transcript.check,
-        requirement=transcript.requirement,
-        level=transcript.level,
-        severity=transcript.severity,
-        description=transcript.description,
-        verdict=verdict,
-        message=why,
-        source=transcript.source,
-    )

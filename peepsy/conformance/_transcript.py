@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from peepsy.conformance._matchers import (
     Mismatch,
@@ -82,6 +82,23 @@ class Transcript:
     step_lines: tuple[int, ...] = ()
 
 
+class CaseLike(Protocol):
+    """What an outcome takes from the case it judges."""
+
+    @property
+    def check(self) -> str: ...
+    @property
+    def requirement(self) -> tuple[str, ...]: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+
+
 @dataclass(slots=True)
 class Outcome:
     """What one check came to."""
@@ -103,6 +120,21 @@ class Outcome:
     #: How the worker ended when it ended during the check (``exited with status 3``);
     #: "" when it was still running at the check's end.
     worker_exit: str = ""
+
+    @classmethod
+    def of(cls, case: CaseLike, verdict: Verdict = "pass", message: str = "") -> Outcome:
+        """A check's outcome, named and described as its case (a worker transcript or
+        a master case) names and describes it."""
+        return cls(
+            check=case.check,
+            requirement=case.requirement,
+            level=case.level,
+            severity=case.severity,
+            description=case.description,
+            verdict=verdict,
+            message=message,
+            source=case.source,
+        )
 
     @property
     def failed(self) -> bool:

@@ -10,25 +10,12 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from peepsy.conformance._transcript import Outcome, StepFailed, Verdict
+from peepsy.conformance._transcript import Outcome, StepFailed
 from peepsy.conformance.master._case import MasterCase
 from peepsy.conformance.master._harness import MHP_VERSION, Harness, HarnessError, Unsupported
 from peepsy.conformance.master._hub import Channel, Hub
 from peepsy.conformance.master._player import STARTUP_MS, Player
 from peepsy.conformance.master._record import ChannelRecord
-
-
-def new_outcome(case: MasterCase, verdict: Verdict = "pass", message: str = "") -> Outcome:
-    return Outcome(
-        check=case.check,
-        requirement=case.requirement,
-        level=case.level,
-        severity=case.severity,
-        description=case.description,
-        verdict=verdict,
-        message=message,
-        source=case.source,
-    )
 
 
 def start_command(master: dict[str, Any] | None) -> dict[str, Any]:
@@ -44,7 +31,7 @@ async def run_case(
     live: set[Harness] | None = None,
 ) -> tuple[Outcome, list[ChannelRecord]]:
     """Plays ``case`` against a fresh harness; the records of every child it saw."""
-    outcome = new_outcome(case)
+    outcome = Outcome.of(case)
     missing = [c for c in case.claims_needed if c not in claimed]
     if missing:
         outcome.verdict, outcome.message = "skip", f"not claimed: {', '.join(missing)}"

@@ -18,7 +18,7 @@ from peepsy.conformance.master._case import MASTER_LEVELS, MasterCase, load_case
 from peepsy.conformance.master._harness import Harness, HarnessError
 from peepsy.conformance.master._hub import private_folder
 from peepsy.conformance.master._record import ChannelRecord
-from peepsy.conformance.master._run_case import new_outcome, run_case, start_command
+from peepsy.conformance.master._run_case import run_case, start_command
 from peepsy.conformance.master._wire import judge, wire_rows
 
 PROBE_S = 10.0
@@ -111,7 +111,7 @@ async def run_master_suite(
 
     if result.startup_problem:
         why = f"not run: the harness cannot be checked: {result.startup_problem}"
-        result.outcomes = [new_outcome(c, "not-run", why) for c in cases]
+        result.outcomes = [Outcome.of(c, "not-run", why) for c in cases]
         result.outcomes += [r.outcome("not-run", why) for r in rows]
         result.levels = level_states(result)
         return result
