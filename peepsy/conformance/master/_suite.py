@@ -98,7 +98,8 @@ async def run_master_suite(
     total = len(cases) + len(rows)
     # The wire checks judge what the master writes in the cases: a selection of wire
     # checks alone runs every case to feed them, and reports the wire checks only.
-    played = cases if cases or not rows else selected_cases(replace(options, checks=(), levels=()))
+    feeding = bool(rows) and not cases
+    played = selected_cases(replace(options, checks=(), levels=())) if feeding else cases
     slots: list[Outcome | None] = [None] * len(played)
     records: list[list[ChannelRecord]] = [[] for _ in played]
     done = 0
@@ -130,7 +131,7 @@ async def run_master_suite(
                     live,
                 )
             records[index] = seen
-            if played is cases:
+            if not feeding:
                 slots[index] = outcome
                 told(outcome)
 

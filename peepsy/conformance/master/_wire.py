@@ -66,7 +66,9 @@ def judge(
             and capabilities is not None
             and needs not in capabilities
         ):
-            why = f"not claimed: the harness does not claim {needs!r}, and no CANCEL was sent"
+            why = (
+                f"not claimed: the harness does not claim {needs!r}, and nothing was sent to judge"
+            )
             out.append(chosen[result.check].outcome("skip", why))
         else:
             out.append(chosen[result.check].outcome(result.verdict, result.message))
