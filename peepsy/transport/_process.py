@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Final, Protocol
 
 from peepsy.transport._base import ChildTransport, Launcher, SpawnSpec, TransportListener
+from peepsy.transport._pipes import PipeSizer
 
 #: How long to wait, after a child exits, for its stdout to reach end of file (a
 #: grandchild may hold it open) before the exit is reported anyway.
@@ -95,8 +96,14 @@ class ExitWatch(asyncio.SubprocessProtocol):
 class _StdioWatch(ExitWatch):
     """The protocol on stdout (fd 1); stderr (fd 2) is logs."""
 
+    #: Set once the transport exists: a read this large means the child filled its pipe.
+    pipes: PipeSizer | None = None
+
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == 1:
+            pipes = self.pipes
+            if pipes is not None and len(data) >= pipes.threshold:
+                pipes.widen()
             self.listener.data_received(data)
         else:
             self.listener.stderr_received(data)
@@ -147,7 +154,7 @@ class SubprocessChildTransport(ChildTransport):
 class ProcessTransport(SubprocessChildTransport):
     """The protocol on the child's stdin and stdout."""
 
-    __slots__ = ("_stdin",)
+    __slots__ = ("_pipes", "_stdin")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, proc: asyncio.SubprocessTransport, watch: ExitWatch
@@ -156,10 +163,19 @@ class ProcessTransport(SubprocessChildTransport):
         stdin = proc.get_pipe_transport(0)
         assert isinstance(stdin, asyncio.WriteTransport)
         self._stdin: asyncio.WriteTransport | None = stdin
+        stdout = proc.get_pipe_transport(1)
+        self._pipes = PipeSizer(stdin, stdout) if stdout is not None else PipeSizer()
+        if isinstance(watch, _StdioWatch):
+            watch.pipes = self._pipes
 
     def _send(self, data: bytes) -> None:
         stdin = self._stdin
         if stdin is not None and not stdin.is_closing():
+            pipes = self._pipes
+            if len(data) >= pipes.threshold:
+                pipes.widen()
+            elif pipes.wide:
+                pipes.settle()
             stdin.write(data)
         else:  # never dropped silently: the requests it carried fail at once
             self._watch.channel_lost("has its stdin closed")
