@@ -18,8 +18,10 @@ def main() -> None:
     target = int(sys.argv[1])
     held: list[str] = []
     parts: list[bytes] = []
+    # 64 KiB, a default pipe's capacity: a larger buffer is past glibc's mmap threshold,
+    # and each read would map, shrink and unmap one (see docs/performance.md).
     while True:
-        chunk = os.read(0, 1 << 20)
+        chunk = os.read(0, 1 << 16)
         if not chunk:
             return
         *lines, rest = chunk.split(b"\n")

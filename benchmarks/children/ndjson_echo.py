@@ -30,8 +30,10 @@ def main() -> None:
     # The unfinished line is kept as parts and joined once its newline arrives, so that a
     # 10 MB line read in 64 KB chunks costs linear time, not quadratic.
     parts: list[bytes] = []
+    # 64 KiB, a default pipe's capacity: a larger buffer is past glibc's mmap threshold,
+    # and each read would map, shrink and unmap one (see docs/performance.md).
     while True:
-        chunk = os.read(0, 1 << 20)
+        chunk = os.read(0, 1 << 16)
         if not chunk:
             return
         if b"\n" not in chunk:

@@ -8,8 +8,10 @@ import os
 
 
 def main() -> None:
+    # 64 KiB, a default pipe's capacity: a larger buffer is past glibc's mmap threshold,
+    # and each read would map, shrink and unmap one (see docs/performance.md).
     while True:
-        chunk = os.read(0, 1 << 20)
+        chunk = os.read(0, 1 << 16)
         if not chunk:
             return
         view = memoryview(chunk)

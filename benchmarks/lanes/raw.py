@@ -34,7 +34,7 @@ def _round_trip(fd_in: int, fd_out: int, data: bytes, sel: selectors.BaseSelecto
         while want:
             for key, _ in sel.select():
                 if key.fd == fd_out:
-                    want -= len(os.read(fd_out, 1 << 20))
+                    want -= len(os.read(fd_out, 1 << 16))  # see children/raw_echo.py
                 elif writing:
                     view = view[os.write(fd_in, view[: 1 << 20]) :]
                     if not view:

@@ -27,6 +27,21 @@ _GET: Final = getattr(fcntl, "F_GETPIPE_SZ", None)
 WIDE_BYTES: Final = 256 * 1024
 #: Threshold used when a pipe's size cannot be read: nothing is ever widened.
 _NEVER: Final = 1 << 62
+#: The most one read asks for. asyncio asks for 256 KiB, and a buffer that large is
+#: past glibc's mmap threshold (128 KiB): every read mapped a fresh buffer, shrank it to
+#: what came (mremap) and unmapped it, three system calls and a page fault or more per
+#: read, which at one request in flight is most of a round trip's cost (measured: the
+#: master's 4.2 system calls per request went to ...; see docs/performance.md). A
+#: default pipe never holds more than 64 KiB, so one read of this size still empties it.
+READ_BYTES: Final = 64 * 1024
+
+
+def limit_reads(transport: asyncio.BaseTransport | None) -> None:
+    """Make ``transport`` (asyncio's read side of a pipe) read at most :data:`READ_BYTES`
+    at a time; a transport without that setting (another event loop's) is left as is."""
+    if transport is not None and isinstance(getattr(transport, "max_size", None), int):
+        with contextlib.suppress(AttributeError):
+            transport.max_size = READ_BYTES  # type: ignore[attr-defined]
 
 
 class PipeSizer:

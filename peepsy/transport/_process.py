@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Final, Protocol
 
 from peepsy.transport._base import ChildTransport, Launcher, SpawnSpec, TransportListener
-from peepsy.transport._pipes import PipeSizer
+from peepsy.transport._pipes import PipeSizer, limit_reads
 
 #: How long to wait, after a child exits, for its stdout to reach end of file (a
 #: grandchild may hold it open) before the exit is reported anyway.
@@ -164,6 +164,7 @@ class ProcessTransport(SubprocessChildTransport):
         assert isinstance(stdin, asyncio.WriteTransport)
         self._stdin: asyncio.WriteTransport | None = stdin
         stdout = proc.get_pipe_transport(1)
+        limit_reads(stdout)
         self._pipes = PipeSizer(stdin, stdout) if stdout is not None else PipeSizer()
         if isinstance(watch, _StdioWatch):
             watch.pipes = self._pipes

@@ -7,6 +7,7 @@ import os
 import sys
 
 from peepsy.transport._base import ChannelListener, LockedChannel
+from peepsy.transport._pipes import limit_reads
 
 
 class _ReadProtocol(asyncio.Protocol):
@@ -63,6 +64,7 @@ class StdioChannel(LockedChannel):
         self, task: asyncio.Task[tuple[asyncio.ReadTransport, asyncio.BaseProtocol]]
     ) -> None:
         self._reader = task.result()[0]
+        limit_reads(self._reader)
 
     def _write_all(self, view: memoryview) -> None:
         if self._out_fd < 0:
