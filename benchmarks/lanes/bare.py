@@ -69,7 +69,7 @@ async def _run(name: str, config: LaneConfig) -> LaneResult:
     proto.stdin = stdin
     # Reads of 64 KiB, as peepsy's: asyncio's default of 256 KiB maps and unmaps a fresh
     # buffer per read (past glibc's mmap threshold), which a fair baseline does not pay.
-    transport.get_pipe_transport(1).max_size = 1 << 16  # type: ignore[attr-defined]
+    transport.get_pipe_transport(1).max_size = 1 << 16  # type: ignore[union-attr]
     try:
         if config.memory:
 

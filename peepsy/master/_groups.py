@@ -133,12 +133,13 @@ class Group:
             best: list[Worker] = []
             least = 0
             for worker in self.members:
-                if worker.available:
-                    load = worker.load
-                    if not best or load < least:
-                        best, least = [worker], load
-                    elif load == least:
-                        best.append(worker)
+                load = worker.pick_load()
+                if load is None:
+                    continue
+                if not best or load < least:
+                    best, least = [worker], load
+                elif load == least:
+                    best.append(worker)
             if not best:
                 return None
             self._next += 1

@@ -194,6 +194,16 @@ class Worker:
         reported = self.reported_active
         return sent if reported is None or reported < sent else reported
 
+    def pick_load(self) -> int | None:
+        """:attr:`load` when a group may pick it (:attr:`available`), else None: the
+        least-busy scan makes one call per member per request, not three."""
+        if self._status != "running" or not self.ready or self.stalled or self.cancels.held:
+            return None
+        session = self.session
+        sent = 0 if session is None else session.conn.outstanding
+        reported = self.reported_active
+        return sent if reported is None or reported < sent else reported
+
     @property
     def in_flight(self) -> int:
         """Requests sent to the current process and not yet settled."""

@@ -63,34 +63,49 @@ class TransportListener(Protocol):
 
 
 class BatchingWriter:
-    """Writes the first line of a loop iteration at once, and batches the lines that
-    follow it in the same iteration into one write when the iteration ends.
+    """Writes a line at once when it is the first since the peer was last heard from (or
+    since the last batch), and batches the lines that follow it until the loop
+    iteration ends, into one write.
 
-    A lone request (sequential traffic) leaves without waiting a loop pass; a burst
-    (pipelined traffic) costs one system call for the whole burst after its first line.
+    A lone request (sequential traffic: each write follows the answer to the one before)
+    leaves at once and costs the loop nothing more; a burst (pipelined traffic) costs
+    one system call for the whole burst after its first line, and one loop pass to flush.
     """
 
-    __slots__ = ("_loop", "_pending", "_scheduled")
+    __slots__ = ("_loop", "_pending", "_scheduled", "_wrote")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._pending: list[bytes] = []
         self._scheduled = False
+        #: A line went out at once, and nothing has been heard or flushed since.
+        self._wrote = False
 
     def write(self, data: bytes) -> None:
-        """Send ``data`` (whole lines) to the peer: at once when it is the first write of this
-        loop iteration, otherwise with the iteration's other writes when it ends."""
+        """Send ``data`` (whole lines) to the peer: at once when it is the first line since
+        the peer was last heard from, otherwise with the lines batched after it."""
         if self._scheduled:
             self._pending.append(data)
-            return
-        self._scheduled = True
-        self._loop.call_soon(self.flush)
-        self._send(data)
+        elif self._wrote:
+            # A second line before any answer: likely a burst, so batch from here on.
+            self._scheduled = True
+            self._pending.append(data)
+            self._loop.call_soon(self.flush)
+        else:
+            self._wrote = True
+            self._send(data)
+
+    def heard(self) -> None:
+        """The peer sent something: the next line is again the first of its kind, and goes
+        at once (no flush is scheduled for it, so sequential traffic never waits a loop
+        pass). Called by the transport for each read."""
+        self._wrote = False
 
     def flush(self) -> None:
-        """Send the lines batched in this loop iteration now (called by the loop when the
+        """Send the lines batched since the first, now (called by the loop when the
         iteration ends; call it yourself before closing)."""
         self._scheduled = False
+        self._wrote = False
         if self._pending:
             data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
             self._pending.clear()

@@ -130,6 +130,7 @@ class MemoryTransport(ChildTransport):
 
     def _from_child(self, data: bytes) -> None:
         if self._returncode is None:
+            self.heard()
             self._listener.data_received(data)
 
     def close_input(self) -> None:

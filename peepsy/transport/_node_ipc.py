@@ -115,6 +115,9 @@ class _ChannelProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         data = self.filter.feed(data)
         if data:
+            writer = self.owner.writer
+            if writer is not None:
+                writer.heard()
             self.owner.listener.data_received(data)
 
     def eof_received(self) -> bool | None:

@@ -45,6 +45,9 @@ class ExitWatch(asyncio.SubprocessProtocol):
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._grace: asyncio.TimerHandle | None = None
         self._alive_check: asyncio.TimerHandle | None = None
+        #: The transport's writer, told of each read of the protocol stream (see
+        #: BatchingWriter.heard); set by the transport.
+        self.writer: ChildTransport | None = None
 
     def channel_closed(self) -> None:
         """The protocol stream reached end of file."""
@@ -98,12 +101,14 @@ class _StdioWatch(ExitWatch):
 
     #: Set once the transport exists: a read this large means the child filled its pipe.
     pipes: PipeSizer | None = None
-
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == 1:
             pipes = self.pipes
             if pipes is not None and len(data) >= pipes.threshold:
                 pipes.widen()
+            writer = self.writer
+            if writer is not None:
+                writer.heard()
             self.listener.data_received(data)
         else:
             self.listener.stderr_received(data)
@@ -127,6 +132,7 @@ class SubprocessChildTransport(ChildTransport):
         super().__init__(loop)
         self._proc = proc
         self._watch = watch
+        watch.writer = self
 
     @property
     def pid(self) -> int | None:

@@ -1,0 +1,77 @@
+"""The master's writer: a line after the peer spoke goes at once; a burst is one write."""
+
+from __future__ import annotations
+
+import asyncio
+
+from peepsy.transport import BatchingWriter
+
+
+class _Recorder(BatchingWriter):
+    __slots__ = ("sent",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.sent: list[bytes] = []
+
+    def _send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+async def _one_pass() -> None:
+    """Let the loop run what is ready now (a flush scheduled with call_soon)."""
+    await asyncio.sleep(0)
+
+
+def test_sequential_lines_each_go_at_once_and_schedule_nothing() -> None:
+    async def main() -> None:
+        w = _Recorder(asyncio.get_running_loop())
+        for n in range(3):
+            w.write(b"%d\n" % n)
+            assert w.sent[-1] == b"%d\n" % n  # written inside write(), not a pass later
+            assert not w._scheduled
+            w.heard()  # the answer came
+        assert w.sent == [b"0\n", b"1\n", b"2\n"]
+
+    asyncio.run(main())
+
+
+def test_a_burst_leaves_as_its_first_line_then_one_write() -> None:
+    async def main() -> None:
+        w = _Recorder(asyncio.get_running_loop())
+        for n in range(4):
+            w.write(b"%d\n" % n)
+        assert w.sent == [b"0\n"]
+        await _one_pass()
+        assert w.sent == [b"0\n", b"1\n2\n3\n"]
+        w.write(b"4\n")  # after a flush, the next line is a first again
+        assert w.sent[-1] == b"4\n"
+
+    asyncio.run(main())
+
+
+def test_a_read_during_a_burst_does_not_let_a_line_overtake_the_batch() -> None:
+    async def main() -> None:
+        w = _Recorder(asyncio.get_running_loop())
+        w.write(b"a\n")
+        w.write(b"b\n")  # batched, flush scheduled
+        w.heard()
+        w.write(b"c\n")  # must follow b, not go ahead of it
+        assert w.sent == [b"a\n"]
+        await _one_pass()
+        assert w.sent == [b"a\n", b"b\nc\n"]
+
+    asyncio.run(main())
+
+
+def test_flush_by_hand_sends_what_is_batched_and_nothing_twice() -> None:
+    async def main() -> None:
+        w = _Recorder(asyncio.get_running_loop())
+        w.write(b"a\n")
+        w.write(b"b\n")
+        w.flush()
+        assert w.sent == [b"a\n", b"b\n"]
+        await _one_pass()  # the scheduled flush finds nothing left
+        assert w.sent == [b"a\n", b"b\n"]
+
+    asyncio.run(main())
