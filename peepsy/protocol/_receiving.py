@@ -50,6 +50,8 @@ from peepsy.protocol._generated import (
     Response,
     Shutdown,
 )
+from peepsy.protocol._hot import HotRequest as _HotRequest
+from peepsy.protocol._hot import HotResponse as _HotResponse
 from peepsy.protocol._ids import ids_from_head
 from peepsy.protocol._messages import CHILD_MESSAGE_TYPES, MASTER_MESSAGE_TYPES, Message
 from peepsy.protocol._version import parse_version
@@ -141,27 +143,26 @@ class Receiving:
             self._owed.add(request_id)
 
     def _receive_line(self, number: int, line: bytes) -> Event | None:
-        obj = _hot.read(line)
-        if obj is not None:
-            kind = obj.get("type")
-            if kind == "RESPONSE":
-                if _hot.success_response(obj):
-                    return self._receive_response(
-                        obj["id"], obj["status"], obj.get("data", MISSING)
-                    )
-            elif kind == "REQUEST" and _hot.flat_request(obj):
-                rid = obj["id"]
-                if rid in self._owed:
-                    return self._duplicate(rid, number)
-                self._owed.add(rid)
-                return RequestReceived(
-                    rid,
-                    obj["action"],
-                    obj.get("data"),
-                    obj.get("timeout"),
-                    obj.get("priority", 0),
-                    False,
-                )
+        hot = _hot.read(line)
+        if type(hot) is _HotResponse:
+            return self._receive_response(hot.id, hot.status, hot.data)
+        if isinstance(hot, _HotRequest):
+            rid = hot.id
+            if rid in self._owed:
+                return self._duplicate(rid, number)
+            self._owed.add(rid)
+            # Absent members are MISSING, which the struct's types leave unsaid.
+            timeout: Any = hot.timeout
+            priority: Any = hot.priority
+            data = hot.data
+            return RequestReceived(
+                rid,
+                hot.action,
+                None if data is MISSING else data,
+                None if timeout is MISSING else timeout,
+                0 if priority is MISSING else priority,
+                False,
+            )
         try:
             message = parse(line, line_number=number)
         except RemoteProtocolError as exc:

@@ -101,6 +101,7 @@ class _StdioWatch(ExitWatch):
 
     #: Set once the transport exists: a read this large means the child filled its pipe.
     pipes: PipeSizer | None = None
+
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == 1:
             pipes = self.pipes
