@@ -149,17 +149,12 @@ class Connection(Receiving):
             cached = _ACTION_JSON.get(action) if type(action) is str else None
             action_json = cached or checked_action_json(action)
             tail = request_tail(action, timeout, priority)
-            line = b"".join(
-                (
-                    b'{"type":"REQUEST","id":"',
-                    self._prefix_json,
-                    str(self._next_id).encode(),
-                    b'","action":',
-                    action_json,
-                    b',"data":',
-                    dumps(data, "REQUEST"),
-                    tail,
-                )
+            line = b'{"type":"REQUEST","id":"%b%d","action":%b,"data":%b%b' % (
+                self._prefix_json,
+                self._next_id,
+                action_json,
+                dumps(data, "REQUEST"),
+                tail,
             )
         size = len(line)
         if size > QUICK or size > self.peer_max_line_bytes:

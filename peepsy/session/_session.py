@@ -188,17 +188,15 @@ class Session:
         ``started`` (loop time) is when the caller's timeout began, if before now (time
         spent waiting for capacity counts); the REQUEST states what is left of it."""
         loop = self._loop
-        now = loop.time()
-        began = now if started is None else started
-        remaining = timeout if started is None else timeout - int((now - began) * 1000)
+        if started is None:
+            began = loop.time()
+            remaining = timeout
+        else:
+            began = started
+            remaining = max(1, timeout - int((loop.time() - began) * 1000))
         call = kind(loop, self, action, timeout, began, slot)
         call.id, line = self.conn.send_request(
-            action,
-            data,
-            timeout=max(1, remaining),
-            priority=priority,
-            legacy=self.legacy,
-            ticket=call,
+            action, data, timeout=remaining, priority=priority, legacy=self.legacy, ticket=call
         )
         self._deadlines.add(call)
         self.write(line)
