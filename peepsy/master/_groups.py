@@ -74,7 +74,8 @@ class Group:
         return self.max_concurrency is None or self.active < self.max_concurrency
 
     def try_acquire(self) -> Slot | None:
-        if self._waiters or not self._has_room():
+        cap = self.max_concurrency  # _has_room, inlined: this runs once per request
+        if self._waiters or (cap is not None and self.active >= cap):
             return None
         self.active += 1
         return Slot(self)
@@ -108,7 +109,8 @@ class Group:
 
     def _returned(self) -> None:
         self.active -= 1
-        self.admit()
+        if self._waiters:
+            self.admit()
 
     def admit(self) -> None:
         """Hand free slots to waiters (after a slot came back or the cap was raised)."""
