@@ -36,6 +36,16 @@ _NEVER: Final = 1 << 62
 READ_BYTES: Final = 64 * 1024
 
 
+def holds_long_line(data: bytes, threshold: int) -> bool:
+    """Whether ``data`` (at least ``threshold`` bytes, cut anywhere in a stream of lines)
+    begins or ends inside a line of at least ``threshold`` bytes. Only that is large
+    traffic: a pipelined burst of short lines can fill a pipe too, and widening for it
+    measured slower (the pipes then widened and narrowed hundreds of times a second).
+    Each search stops at the first newline, a few bytes in for short lines."""
+    end = len(data)
+    return data.find(b"\n", 0, threshold) < 0 or data.rfind(b"\n", end - threshold, end - 1) < 0
+
+
 def limit_reads(transport: asyncio.BaseTransport | None) -> None:
     """Make ``transport`` (asyncio's read side of a pipe) read at most :data:`READ_BYTES`
     at a time; a transport without that setting (another event loop's) is left as is."""
@@ -48,8 +58,9 @@ class PipeSizer:
     """The two pipes of one child: its stdin (we write) and its stdout (we read).
 
     :attr:`threshold` is the smaller of the pipes' own sizes: a line written that is
-    longer, or a read that brought at least that much (the child filled the pipe), is
-    large traffic, and both pipes are widened; :meth:`settle` narrows them again.
+    longer, or a read that brought that much of one line (the child filled the pipe
+    with it), is large traffic (:func:`holds_long_line`), and both pipes are widened;
+    :meth:`settle` narrows them again.
     """
 
     __slots__ = ("_pipes", "_sizes", "threshold", "wide")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Final, Protocol
 
 from peepsy.transport._base import ChildTransport, Launcher, SpawnSpec, TransportListener
-from peepsy.transport._pipes import PipeSizer, limit_reads
+from peepsy.transport._pipes import PipeSizer, holds_long_line, limit_reads
 
 #: How long to wait, after a child exits, for its stdout to reach end of file (a
 #: grandchild may hold it open) before the exit is reported anyway.
@@ -105,7 +105,11 @@ class _StdioWatch(ExitWatch):
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == 1:
             pipes = self.pipes
-            if pipes is not None and len(data) >= pipes.threshold:
+            if (
+                pipes is not None
+                and len(data) >= pipes.threshold
+                and holds_long_line(data, pipes.threshold)
+            ):
                 pipes.widen()
             writer = self.writer
             if writer is not None:
@@ -180,7 +184,7 @@ class ProcessTransport(SubprocessChildTransport):
         stdin = self._stdin
         if stdin is not None and not stdin.is_closing():
             pipes = self._pipes
-            if len(data) >= pipes.threshold:
+            if len(data) >= pipes.threshold and holds_long_line(data, pipes.threshold):
                 pipes.widen()
             elif pipes.wide:
                 pipes.settle()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from peepsy.transport import ProcessLauncher, SpawnSpec, _pipes
-from peepsy.transport._pipes import WIDE_BYTES, PipeSizer
+from peepsy.transport._pipes import WIDE_BYTES, PipeSizer, holds_long_line
 from peepsy.transport._process import ProcessTransport, _StdioWatch
 from tests.process._support import run
 
@@ -131,6 +131,34 @@ def test_a_read_that_filled_the_pipe_widens_it(pipe: tuple[int, int]) -> None:
         assert sizer.wide
         assert _size(w) == WIDE_BYTES
         assert [len(d) for d in seen] == [sizer.threshold - 1, sizer.threshold]
+
+    run(main())
+
+
+def test_only_a_long_line_is_large_traffic_not_a_burst_of_short_ones() -> None:
+    short = b'{"type":"RESPONSE","id":"m1","status":200}\n'
+    burst = short * (70_000 // len(short))
+    assert not holds_long_line(burst, 65536)
+    assert not holds_long_line(burst[17:-9], 65536)  # a read cut anywhere
+    assert holds_long_line(b"y" * 70_000 + b"\n", 65536)
+    assert holds_long_line(b"y" * 70_000, 65536)  # a read inside a long line
+    assert holds_long_line(short + b"y" * 70_000 + b"\n", 65536)  # a burst ending in one
+    assert holds_long_line(b"y" * 70_000 + b"\n" + short, 65536)  # or starting with one
+
+
+def test_a_full_read_of_short_lines_leaves_the_pipe_as_it_is(pipe: tuple[int, int]) -> None:
+    _, w = pipe
+
+    class Listener:
+        def data_received(self, data: bytes) -> None: ...
+
+    async def main() -> None:
+        watch = _StdioWatch(Listener())  # type: ignore[arg-type]
+        watch.pipes = sizer = PipeSizer(_End(w))  # type: ignore[arg-type]
+        line = b'{"type":"RESPONSE","id":"m1","status":200}\n'
+        watch.pipe_data_received(1, line * (sizer.threshold // len(line) + 1))
+        assert not sizer.wide
+        assert _size(w) != WIDE_BYTES
 
     run(main())
 
