@@ -24,6 +24,7 @@ from peepsy.transport._base import (
     SpawnSpec,
     TransportListener,
 )
+from peepsy.transport._pipes import limit_reads
 from peepsy.transport._process import ExitWatch, SubprocessChildTransport, child_env
 
 CHANNEL_ENV: Final = "NODE_CHANNEL_FD"
@@ -208,6 +209,7 @@ async def spawn_node_ipc(spec: SpawnSpec, listener: TransportListener) -> ChildT
     finally:
         theirs.close()
     channel, _ = await loop.connect_accepted_socket(lambda: _ChannelProtocol(watch), sock=ours)
+    limit_reads(channel)
     transport = NodeIpcTransport(loop, proc, watch, channel)
     watch.transport = transport
     log.debug("spawned %s as pid %s with a Node IPC channel", list(spec.argv), transport.pid)
@@ -280,6 +282,7 @@ class NodeIpcChannel(LockedChannel):
         self, task: asyncio.Task[tuple[asyncio.Transport, asyncio.BaseProtocol]]
     ) -> None:
         self._reader = task.result()[0]
+        limit_reads(self._reader)
 
     def _write_all(self, view: memoryview) -> None:
         # asyncio made the socket non-blocking: wait for room when its buffer is full.

@@ -203,3 +203,37 @@ def test_a_real_child_s_pipes_widen_for_a_large_line_and_narrow_for_a_small_one(
             await transport.wait()
 
     run(main())
+
+
+def test_reads_ask_for_no_more_than_a_default_pipe_holds() -> None:
+    async def main() -> None:
+        class Listener:
+            def data_received(self, data: bytes) -> None: ...
+            def stderr_received(self, data: bytes) -> None: ...
+            def eof_received(self) -> None: ...
+            def channel_broken(self, reason: str) -> None: ...
+            def process_exited(self, returncode: int | None) -> None: ...
+
+        spec = SpawnSpec([sys.executable, "-c", ECHO])
+        transport = await ProcessLauncher().spawn(spec, Listener())
+        assert isinstance(transport, ProcessTransport)
+        try:
+            # asyncio asks for 256 KiB a read: past glibc's mmap threshold, a buffer
+            # mapped and unmapped per read.
+            stdout: Any = transport._proc.get_pipe_transport(1)
+            assert stdout.max_size == _pipes.READ_BYTES == 65536
+        finally:
+            transport.close_input()
+            await transport.wait()
+
+    run(main())
+
+
+def test_a_transport_without_a_read_size_is_left_as_it_is() -> None:
+    class Other:
+        """Another event loop's transport: no max_size to set."""
+
+    other = Other()
+    _pipes.limit_reads(other)  # type: ignore[arg-type]
+    assert not hasattr(other, "max_size")
+    _pipes.limit_reads(None)
