@@ -47,6 +47,16 @@ class _End:
         return self if name == "pipe" else None
 
 
+class _Quiet:
+    """A transport listener that ignores everything."""
+
+    def data_received(self, data: bytes) -> None: ...
+    def stderr_received(self, data: bytes) -> None: ...
+    def eof_received(self) -> None: ...
+    def channel_broken(self, reason: str) -> None: ...
+    def process_exited(self, returncode: int | None) -> None: ...
+
+
 def _size(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
 
@@ -169,19 +179,15 @@ def test_a_real_child_s_pipes_widen_for_a_large_line_and_narrow_for_a_small_one(
         want = 0
         arrived = asyncio.Event()
 
-        class Listener:
+        class Listener(_Quiet):
             def data_received(self, data: bytes) -> None:
                 received.extend(data)
                 if len(received) >= want:
                     arrived.set()
 
-            def stderr_received(self, data: bytes) -> None: ...
-            def eof_received(self) -> None: ...
-            def channel_broken(self, reason: str) -> None: ...
-            def process_exited(self, returncode: int | None) -> None: ...
-
-        spec = SpawnSpec([sys.executable, "-c", ECHO])
-        transport = await ProcessLauncher().spawn(spec, Listener())
+        transport = await ProcessLauncher().spawn(
+            SpawnSpec([sys.executable, "-c", ECHO]), Listener()
+        )
         assert isinstance(transport, ProcessTransport)
         proc: Any = transport._proc
         fds = [proc.get_pipe_transport(i).get_extra_info("pipe").fileno() for i in (0, 1)]
@@ -207,15 +213,7 @@ def test_a_real_child_s_pipes_widen_for_a_large_line_and_narrow_for_a_small_one(
 
 def test_reads_ask_for_no_more_than_a_default_pipe_holds() -> None:
     async def main() -> None:
-        class Listener:
-            def data_received(self, data: bytes) -> None: ...
-            def stderr_received(self, data: bytes) -> None: ...
-            def eof_received(self) -> None: ...
-            def channel_broken(self, reason: str) -> None: ...
-            def process_exited(self, returncode: int | None) -> None: ...
-
-        spec = SpawnSpec([sys.executable, "-c", ECHO])
-        transport = await ProcessLauncher().spawn(spec, Listener())
+        transport = await ProcessLauncher().spawn(SpawnSpec([sys.executable, "-c", ECHO]), _Quiet())
         assert isinstance(transport, ProcessTransport)
         try:
             # asyncio asks for 256 KiB a read: past glibc's mmap threshold, a buffer
