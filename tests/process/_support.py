@@ -9,7 +9,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -126,8 +126,10 @@ class Events:
         return sum(1 for e in self.spawn if e.target == target and e.restart) >= times
 
 
-def live_children() -> list[int]:
-    """The pids of this process's children that are still running (not zombies)."""
+def live_children(excluding: Collection[int] = ()) -> list[int]:
+    """The pids of this process's children that are still running (not zombies), but
+    for ``excluding``: the children a test found when it began, which are not its own
+    (the session's idle-minute process, tests/conftest.py, is a child of every worker)."""
     me = os.getpid()
     found = []
     for entry in Path("/proc").iterdir():
@@ -138,6 +140,7 @@ def live_children() -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == me and fields[0] not in ("Z", "X"):
-            found.append(int(entry.name))
+        pid = int(entry.name)
+        if int(fields[1]) == me and fields[0] not in ("Z", "X") and pid not in excluding:
+            found.append(pid)
     return found
