@@ -196,16 +196,19 @@ class LockedChannel(MasterChannel):
     """A child's channel whose writes are whole, blocking and locked, so that the
     heartbeat thread can write a line at any moment without interleaving (STREAM-4).
 
-    ``write`` sends the first line of a loop iteration at once and the iteration's
-    further lines together when it ends, like :class:`BatchingWriter`. Subclasses
-    provide ``_write_all``; an ``OSError`` there means the master is gone, and the
-    channel then drops what it is given (end of input will stop the child).
+    ``write`` sends a line at once when it is the first since the master was last heard
+    from (:meth:`heard`, called by the subclass for each read), and batches what follows
+    until the loop iteration ends, like :class:`BatchingWriter`: the answers of one read
+    (which the session gathers into one write) leave without a loop pass of their own.
+    Subclasses provide ``_write_all``; an ``OSError`` there means the master is gone,
+    and the channel then drops what it is given (end of input will stop the child).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: list[bytes] = []
         self._scheduled = False
+        self._wrote = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -215,13 +218,22 @@ class LockedChannel(MasterChannel):
             return
         if self._loop is None:
             return
-        self._scheduled = True
-        self._loop.call_soon(self.flush)
+        if self._wrote:
+            self._scheduled = True
+            self._pending.append(data)
+            self._loop.call_soon(self.flush)
+            return
+        self._wrote = True
         self.write_now(data)
+
+    def heard(self) -> None:
+        """The master sent something: the next line goes at once again."""
+        self._wrote = False
 
     def flush(self) -> None:
         """Write the lines batched in this loop iteration now, as one locked write."""
         self._scheduled = False
+        self._wrote = False
         if self._pending:
             data = b"".join(self._pending)
             self._pending.clear()

@@ -220,14 +220,16 @@ async def spawn_node_ipc(spec: SpawnSpec, listener: TransportListener) -> ChildT
 
 
 class _ReadProtocol(asyncio.Protocol):
-    def __init__(self, listener: ChannelListener) -> None:
+    def __init__(self, listener: ChannelListener, channel: LockedChannel) -> None:
         self.listener = listener
+        self.channel = channel
         self.filter = ControlFilter()
         self.ended = False
 
     def data_received(self, data: bytes) -> None:
         data = self.filter.feed(data)
         if data:
+            self.channel.heard()
             self.listener.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -270,7 +272,7 @@ class NodeIpcChannel(LockedChannel):
     def start(self, listener: ChannelListener) -> None:
         self._loop = loop = asyncio.get_running_loop()
         task = loop.create_task(
-            loop.connect_accepted_socket(lambda: _ReadProtocol(listener), sock=self._sock)
+            loop.connect_accepted_socket(lambda: _ReadProtocol(listener, self), sock=self._sock)
         )
         task.add_done_callback(self._connected)
 

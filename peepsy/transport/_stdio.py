@@ -11,10 +11,12 @@ from peepsy.transport._pipes import limit_reads
 
 
 class _ReadProtocol(asyncio.Protocol):
-    def __init__(self, listener: ChannelListener) -> None:
+    def __init__(self, listener: ChannelListener, channel: LockedChannel) -> None:
         self.listener = listener
+        self.channel = channel
 
     def data_received(self, data: bytes) -> None:
+        self.channel.heard()
         self.listener.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -53,7 +55,9 @@ class StdioChannel(LockedChannel):
             os.dup2(devnull, 0)
             os.close(devnull)
         reader = os.fdopen(self._in_fd, "rb", buffering=0)
-        task = loop.create_task(loop.connect_read_pipe(lambda: _ReadProtocol(listener), reader))
+        task = loop.create_task(
+            loop.connect_read_pipe(lambda: _ReadProtocol(listener, self), reader)
+        )
         task.add_done_callback(self._connected)
 
     def input_fd(self) -> int | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from peepsy.transport import BatchingWriter
+from peepsy.transport import BatchingWriter, ChannelListener
+from peepsy.transport._base import LockedChannel
 
 
 class _Recorder(BatchingWriter):
@@ -73,5 +74,40 @@ def test_flush_by_hand_sends_what_is_batched_and_nothing_twice() -> None:
         assert w.sent == [b"a\n", b"b\n"]
         await _one_pass()  # the scheduled flush finds nothing left
         assert w.sent == [b"a\n", b"b\n"]
+
+    asyncio.run(main())
+
+
+class _Locked(LockedChannel):
+    """A child's channel that records its writes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        self.sent: list[bytes] = []
+
+    def start(self, listener: ChannelListener) -> None: ...
+
+    def close(self) -> None: ...
+
+    def _write_all(self, view: memoryview) -> None:
+        self.sent.append(bytes(view))
+
+
+def test_a_child_s_answers_to_one_read_leave_at_once_and_a_later_burst_is_batched() -> None:
+    async def main() -> None:
+        ch = _Locked(asyncio.get_running_loop())
+        ch.heard()
+        ch.write(b"a\n")  # the answers of a read, gathered into one write by the session
+        assert ch.sent == [b"a\n"]
+        ch.write(b"b\n")  # a handler that finished later, before the master spoke again
+        ch.write(b"c\n")
+        assert ch.sent == [b"a\n"]
+        await _one_pass()
+        assert ch.sent == [b"a\n", b"b\nc\n"]
+        ch.write(b"d\n")  # after a flush, the next line is a first again
+        assert ch.sent[-1] == b"d\n"
+        ch.write_now(b"hb\n")  # the heartbeat thread's way: never batched
+        assert ch.sent[-1] == b"hb\n"
 
     asyncio.run(main())
