@@ -43,15 +43,20 @@ class _Bucket(set[Any]):
 class Deadlines(Generic[T]):
     """Items in buckets by their deadline's slot; each bucket has one loop timer. An
     item leaves the wheel the moment it settles (:meth:`discard`), so nothing of an
-    answered request is kept until its deadline, and a bucket left empty has its timer
-    cancelled: answered requests cost the loop no wake-up at their deadlines."""
+    answered request is kept until its deadline. Of the buckets left empty, the last one
+    is kept with its timer, and the one before it dropped and its timer cancelled: one
+    request at a time (each answered before the next is sent) then shares a timer with
+    the others of its slot instead of making and cancelling one each (measured: 6 us of
+    the master's CPU per request at 1 in flight), and at most one empty bucket waits."""
 
-    __slots__ = ("_expire", "_loop", "_slots")
+    __slots__ = ("_expire", "_loop", "_slots", "_spare")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[T], None]) -> None:
         self._loop = loop
         self._expire = expire
         self._slots: dict[int, _Bucket] = {}
+        #: The bucket last left empty, kept with its timer for the next item of its slot.
+        self._spare: _Bucket | None = None
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._slots.values())
@@ -73,8 +78,10 @@ class Deadlines(Generic[T]):
         if bucket is not None:
             item.wheel = None
             bucket.discard(item)
-            if not bucket and isinstance(bucket, _Bucket):
-                self._drop(bucket)
+            if not bucket and bucket is not self._spare and isinstance(bucket, _Bucket):
+                spare, self._spare = self._spare, bucket
+                if spare is not None and not spare:  # still empty: nothing came to its slot
+                    self._drop(spare)
 
     def _drop(self, bucket: _Bucket) -> None:
         if self._slots.get(bucket.slot) is bucket:
@@ -85,6 +92,8 @@ class Deadlines(Generic[T]):
     def _fire(self, slot: int) -> None:
         now = self._loop.time()
         bucket = self._slots.pop(slot, None)
+        if bucket is not None and bucket is self._spare:
+            self._spare = None
         if not bucket:
             return
         for item in list(bucket):
