@@ -235,3 +235,13 @@ def test_a_transport_without_a_read_size_is_left_as_it_is() -> None:
     _pipes.limit_reads(other)  # type: ignore[arg-type]
     assert not hasattr(other, "max_size")
     _pipes.limit_reads(None)
+
+
+def test_a_child_that_cannot_start_leaves_no_descriptor_open() -> None:
+    async def main() -> None:
+        before = set(os.listdir("/proc/self/fd"))
+        with pytest.raises(FileNotFoundError):
+            await ProcessLauncher().spawn(SpawnSpec(["/nonexistent/peepsy-child"]), _Quiet())
+        assert set(os.listdir("/proc/self/fd")) <= before
+
+    run(main())
