@@ -3,9 +3,9 @@
 A pipe holds 64 KiB by default on Linux, so a 10 MB line crosses it in 160 writes and as
 many reads and wake-ups on each side. Widened to :data:`WIDE_BYTES` it takes a quarter
 of those; measured on the 2-core development machine, a 10 MB echo went from about 130
-to about 200 MB/s (docs/performance.md). Wide pipes are not kept for small lines:
-pipelined small requests measured up to a tenth slower with both pipes widened, so the
-pipes go back to their own size at the first small write that finds them drained.
+to about 185 MB/s (docs/performance.md). Wide pipes are not kept for small lines:
+pipelined small requests measured a tenth to a third slower with both pipes widened, so
+the pipes go back to their own size at the first small write that finds them drained.
 
 Nothing here is needed for correctness: where the system has no ``F_SETPIPE_SZ``, or
 refuses it (over the user's pipe quota, ``EPERM``; a pipe holding more than the smaller
@@ -30,9 +30,9 @@ _NEVER: Final = 1 << 62
 #: The most one read asks for. asyncio asks for 256 KiB, and a buffer that large is
 #: past glibc's mmap threshold (128 KiB): every read mapped a fresh buffer, shrank it to
 #: what came (mremap) and unmapped it, three system calls and a page fault or more per
-#: read, which at one request in flight is most of a round trip's cost (measured: the
-#: master's 4.2 system calls per request went to ...; see docs/performance.md). A
-#: default pipe never holds more than 64 KiB, so one read of this size still empties it.
+#: read (measured at one request in flight: the master's CPU per request fell from 75-83
+#: to 55 us; see docs/performance.md). A default pipe never holds more than 64 KiB, so
+#: one read of this size still empties it.
 READ_BYTES: Final = 64 * 1024
 
 
