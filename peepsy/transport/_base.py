@@ -192,52 +192,38 @@ class MasterChannel(ABC):
         """Stop reading and writing; lines written after this are dropped."""
 
 
-class LockedChannel(MasterChannel):
+class LockedChannel(BatchingWriter, MasterChannel):
     """A child's channel whose writes are whole, blocking and locked, so that the
     heartbeat thread can write a line at any moment without interleaving (STREAM-4).
 
-    ``write`` sends a line at once when it is the first since the master was last heard
-    from (:meth:`heard`, called by the subclass for each read), and batches what follows
-    until the loop iteration ends, like :class:`BatchingWriter`: the answers of one read
-    (which the session gathers into one write) leave without a loop pass of their own.
-    Subclasses provide ``_write_all``; an ``OSError`` there means the master is gone,
-    and the channel then drops what it is given (end of input will stop the child).
+    ``write`` batches as :class:`BatchingWriter` does, the subclass calling
+    :meth:`heard` for each read: the answers of one read (which the session gathers
+    into one write) leave without a loop pass of their own. Lines written before
+    :meth:`start` (which calls :meth:`_begin`) are dropped: there is no master to reach
+    yet. Subclasses provide ``_write_all``; an ``OSError`` there means the master is
+    gone, and the channel then drops what it is given (end of input will stop the child).
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # BatchingWriter's state, but for the loop, which is the child's, known at start.
         self._pending: list[bytes] = []
         self._scheduled = False
         self._wrote = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = False
+        self._lock = threading.Lock()
         self._closed = False
 
+    def _begin(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write from now on, batching on ``loop`` (called by ``start``)."""
+        self._loop = loop
+        self._started = True
+
     def write(self, data: bytes) -> None:
-        if self._scheduled:
-            self._pending.append(data)
-            return
-        if self._loop is None:
-            return
-        if self._wrote:
-            self._scheduled = True
-            self._pending.append(data)
-            self._loop.call_soon(self.flush)
-            return
-        self._wrote = True
+        if self._started:
+            BatchingWriter.write(self, data)
+
+    def _send(self, data: bytes) -> None:
         self.write_now(data)
-
-    def heard(self) -> None:
-        """The master sent something: the next line goes at once again."""
-        self._wrote = False
-
-    def flush(self) -> None:
-        """Write the lines batched in this loop iteration now, as one locked write."""
-        self._scheduled = False
-        self._wrote = False
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            self.write_now(data)
 
     def write_now(self, data: bytes) -> None:
         with self._lock:

@@ -270,7 +270,8 @@ class NodeIpcChannel(LockedChannel):
         return cls(int(fd))
 
     def start(self, listener: ChannelListener) -> None:
-        self._loop = loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        self._begin(loop)
         task = loop.create_task(
             loop.connect_accepted_socket(lambda: _ReadProtocol(listener, self), sock=self._sock)
         )

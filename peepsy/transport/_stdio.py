@@ -44,7 +44,8 @@ class StdioChannel(LockedChannel):
         self._reader: asyncio.ReadTransport | None = None
 
     def start(self, listener: ChannelListener) -> None:
-        self._loop = loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        self._begin(loop)
         sys.stdout.flush()
         self._out_fd = os.dup(1)
         self._in_fd = os.dup(0)

@@ -81,12 +81,14 @@ def test_flush_by_hand_sends_what_is_batched_and_nothing_twice() -> None:
 class _Locked(LockedChannel):
     """A child's channel that records its writes."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__()
-        self._loop = loop
+        if loop is not None:
+            self._begin(loop)
         self.sent: list[bytes] = []
 
-    def start(self, listener: ChannelListener) -> None: ...
+    def start(self, listener: ChannelListener) -> None:
+        self._begin(asyncio.get_running_loop())
 
     def close(self) -> None: ...
 
@@ -109,5 +111,18 @@ def test_a_child_s_answers_to_one_read_leave_at_once_and_a_later_burst_is_batche
         assert ch.sent[-1] == b"d\n"
         ch.write_now(b"hb\n")  # the heartbeat thread's way: never batched
         assert ch.sent[-1] == b"hb\n"
+
+    asyncio.run(main())
+
+
+def test_a_child_s_lines_before_its_channel_starts_are_dropped() -> None:
+    async def main() -> None:
+        ch = _Locked()
+        ch.write(b"early\n")  # no master to reach yet
+        ch.flush()
+        assert ch.sent == []
+        ch.start(None)  # type: ignore[arg-type]
+        ch.write(b"a\n")
+        assert ch.sent == [b"a\n"]
 
     asyncio.run(main())
