@@ -38,6 +38,13 @@ def poll(predicate: Any, limit: float = LIMIT_S) -> None:
         time.sleep(0.005)
 
 
+def started_since(before: set[threading.Thread]) -> list[threading.Thread]:
+    """Threads alive now that were not in ``before``. A count would not do: a thread
+    an earlier test left winding down (an asyncio waitpid thread, say) can end in the
+    meantime, and the count then never comes back to what it was."""
+    return [t for t in threading.enumerate() if t not in before]
+
+
 # --- the blocking Master ------------------------------------------------------------
 
 
@@ -165,10 +172,10 @@ def test_a_blocking_call_inside_a_running_loop_is_refused() -> None:
 
 
 def test_bad_options_fail_at_construction_and_stop_the_thread() -> None:
-    before = threading.active_count()
+    before = set(threading.enumerate())
     with pytest.raises(ValueError, match="request_shape"):
         peepsy.sync.Master(request_shape="odd")
-    poll(lambda: threading.active_count() == before)
+    poll(lambda: not started_since(before))
 
 
 def test_the_loop_thread_stops_once_and_an_iterator_outliving_it_closes_quietly() -> None:
@@ -275,10 +282,10 @@ def test_executor_defaults_to_a_worker_per_cpu_and_fails_whole_when_it_cannot_st
         assert pool.submit(functions.square, 3).result(LIMIT_S) == 9
     with pytest.raises(ValueError, match="per_worker"):
         peepsy.sync.Executor(max_workers=1, per_worker=0)
-    before = threading.active_count()
+    before = set(threading.enumerate())
     with pytest.raises(PeepsyProcessError):
         peepsy.sync.Executor(max_workers=2, python="/nonexistent/python")
-    poll(lambda: threading.active_count() == before)
+    poll(lambda: not started_since(before))
 
 
 def test_executor_shutdown_can_cancel_what_has_not_finished() -> None:
