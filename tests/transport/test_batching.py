@@ -1,11 +1,11 @@
-"""The master's writer: a line after the peer spoke goes at once; a burst is one write."""
+"""The writers: a line after the peer spoke goes at once; a burst is one write, or two."""
 
 from __future__ import annotations
 
 import asyncio
 
 from peepsy.transport import BatchingWriter, ChannelListener
-from peepsy.transport._base import LockedChannel
+from peepsy.transport._base import EARLY_BYTES, LockedChannel
 
 
 class _Recorder(BatchingWriter):
@@ -124,5 +124,44 @@ def test_a_child_s_lines_before_its_channel_starts_are_dropped() -> None:
         ch.start(None)  # type: ignore[arg-type]
         ch.write(b"a\n")
         assert ch.sent == [b"a\n"]
+
+    asyncio.run(main())
+
+
+def test_a_burst_s_lines_leave_early_once_they_fill_the_early_size_then_once_more() -> None:
+    async def main() -> None:
+        w = _Recorder(asyncio.get_running_loop())
+        line = b"x" * 99 + b"\n"
+        per_early = -(-EARLY_BYTES // len(line))  # lines that reach EARLY_BYTES
+        w.write(b"first\n")
+        for _ in range(per_early - 1):
+            w.write(line)
+        assert w.sent == [b"first\n"]  # still short of EARLY_BYTES
+        w.write(line)
+        assert w.sent == [b"first\n", line * per_early]  # the peer can start on these
+        for _ in range(3 * per_early):  # no second early write in the same pass
+            w.write(line)
+        assert len(w.sent) == 2
+        await _one_pass()
+        assert w.sent == [b"first\n", line * per_early, line * (3 * per_early)]
+        w.write(b"again\n")  # a new pass: first line at once, then a fresh allowance
+        for _ in range(per_early):
+            w.write(line)
+        assert w.sent[-2:] == [b"again\n", line * per_early]
+
+    asyncio.run(main())
+
+
+def test_a_line_larger_than_the_early_size_leaves_as_soon_as_it_is_batched() -> None:
+    async def main() -> None:
+        w = _Recorder(asyncio.get_running_loop())
+        big = b"y" * EARLY_BYTES + b"\n"
+        w.write(b"a\n")
+        w.write(big)
+        assert w.sent == [b"a\n", big]
+        w.write(b"b\n")
+        assert w.sent == [b"a\n", big]
+        await _one_pass()
+        assert w.sent == [b"a\n", big, b"b\n"]
 
     asyncio.run(main())
