@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Final, Protocol
 
 from peepsy.transport._base import ChildTransport, Launcher, SpawnSpec, TransportListener
-from peepsy.transport._pipes import PipeSizer, holds_long_line, limit_reads
+from peepsy.transport._pipes import PipeSizer, holds_long_line
 
 #: How long to wait, after a child exits, for its stdout to reach end of file (a
 #: grandchild may hold it open) before the exit is reported anyway.
@@ -99,18 +99,22 @@ class ExitWatch(asyncio.SubprocessProtocol):
 class _StdioWatch(ExitWatch):
     """The protocol on stdout (fd 1); stderr (fd 2) is logs."""
 
-    #: Set once the transport exists: a read this large means the child filled its pipe.
+    #: Set once the transport exists: one line this long coming means large traffic.
     pipes: PipeSizer | None = None
+    #: Bytes read since the last newline: the unfinished line's length so far.
+    unfinished = 0
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == 1:
             pipes = self.pipes
-            if (
-                pipes is not None
-                and len(data) >= pipes.threshold
-                and holds_long_line(data, pipes.threshold)
-            ):
-                pipes.widen()
+            if pipes is not None:
+                # Reads are smaller than a pipe: a long line is known by how much of it
+                # has come, over however many reads.
+                last = data.rfind(b"\n")
+                unfinished = self.unfinished + len(data) if last < 0 else len(data) - last - 1
+                self.unfinished = unfinished
+                if unfinished >= pipes.threshold:
+                    pipes.widen()
             writer = self.writer
             if writer is not None:
                 writer.heard()
@@ -199,12 +203,11 @@ class ProcessTransport(SubprocessChildTransport):
         assert isinstance(stdin, asyncio.WriteTransport)
         self._stdin: asyncio.WriteTransport | None = stdin
         stdout = proc.get_pipe_transport(1)
-        limit_reads(stdout)
         if isinstance(watch, _StdioWatch) and isinstance(stdout, asyncio.ReadTransport):
             inner = stdout.get_protocol()
             if isinstance(inner, asyncio.Protocol):
                 stdout.set_protocol(_ReadsAtOnce(inner, watch))
-        self._pipes = PipeSizer(stdin, stdout) if stdout is not None else PipeSizer()
+        self._pipes = PipeSizer(stdin, stdout, reader=stdout) if stdout is not None else PipeSizer()
         if isinstance(watch, _StdioWatch):
             watch.pipes = self._pipes
 

@@ -211,7 +211,7 @@ def test_a_real_child_s_pipes_widen_for_a_large_line_and_narrow_for_a_small_one(
     run(main())
 
 
-def test_reads_ask_for_no_more_than_a_default_pipe_holds() -> None:
+def test_reads_are_small_for_small_lines_and_a_default_pipe_s_size_for_long_ones() -> None:
     async def main() -> None:
         transport = await ProcessLauncher().spawn(SpawnSpec([sys.executable, "-c", ECHO]), _Quiet())
         assert isinstance(transport, ProcessTransport)
@@ -219,10 +219,39 @@ def test_reads_ask_for_no_more_than_a_default_pipe_holds() -> None:
             # asyncio asks for 256 KiB a read: past glibc's mmap threshold, a buffer
             # mapped and unmapped per read.
             stdout: Any = transport._proc.get_pipe_transport(1)
+            assert stdout.max_size == _pipes.SMALL_READ_BYTES == 16384
+            transport._pipes.widen()
             assert stdout.max_size == _pipes.READ_BYTES == 65536
+            transport._pipes.settle()  # nothing written yet: the pipes are drained
+            assert stdout.max_size == _pipes.SMALL_READ_BYTES
         finally:
             transport.close_input()
             await transport.wait()
+
+    run(main())
+
+
+def test_a_long_line_in_reads_smaller_than_the_pipe_widens_it_once_that_much_came(
+    pipe: tuple[int, int],
+) -> None:
+    _, w = pipe
+
+    class Listener:
+        def data_received(self, data: bytes) -> None: ...
+
+    async def main() -> None:
+        watch = _StdioWatch(Listener())  # type: ignore[arg-type]
+        watch.pipes = sizer = PipeSizer(_End(w))  # type: ignore[arg-type]
+        quarter = sizer.threshold // 4
+        watch.pipe_data_received(1, b"short\n" + b"y" * (quarter - 1))
+        watch.pipe_data_received(1, b"y" * quarter)
+        watch.pipe_data_received(1, b"y" * quarter)
+        watch.pipe_data_received(1, b"y\n" + b"z" * quarter)  # a newline: count anew
+        assert not sizer.wide
+        for _ in range(3):
+            watch.pipe_data_received(1, b"z" * quarter)
+        assert sizer.wide  # four quarters of one line, its newline not come yet
+        assert _size(w) == WIDE_BYTES
 
     run(main())
 
