@@ -57,6 +57,13 @@ class _Quiet:
     def process_exited(self, returncode: int | None) -> None: ...
 
 
+def _watch_on(w: int) -> tuple[_StdioWatch, PipeSizer]:
+    """A child's stdout watch (in a running loop) whose pipes are sized through ``w``."""
+    watch = _StdioWatch(_Quiet())
+    watch.pipes = sizer = PipeSizer(_End(w))  # type: ignore[arg-type]
+    return watch, sizer
+
+
 def _size(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
 
@@ -159,12 +166,8 @@ def test_only_a_long_line_is_large_traffic_not_a_burst_of_short_ones() -> None:
 def test_a_full_read_of_short_lines_leaves_the_pipe_as_it_is(pipe: tuple[int, int]) -> None:
     _, w = pipe
 
-    class Listener:
-        def data_received(self, data: bytes) -> None: ...
-
     async def main() -> None:
-        watch = _StdioWatch(Listener())  # type: ignore[arg-type]
-        watch.pipes = sizer = PipeSizer(_End(w))  # type: ignore[arg-type]
+        watch, sizer = _watch_on(w)
         line = b'{"type":"RESPONSE","id":"m1","status":200}\n'
         watch.pipe_data_received(1, line * (sizer.threshold // len(line) + 1))
         assert not sizer.wide
@@ -236,12 +239,8 @@ def test_a_long_line_in_reads_smaller_than_the_pipe_widens_it_once_that_much_cam
 ) -> None:
     _, w = pipe
 
-    class Listener:
-        def data_received(self, data: bytes) -> None: ...
-
     async def main() -> None:
-        watch = _StdioWatch(Listener())  # type: ignore[arg-type]
-        watch.pipes = sizer = PipeSizer(_End(w))  # type: ignore[arg-type]
+        watch, sizer = _watch_on(w)
         quarter = sizer.threshold // 4
         watch.pipe_data_received(1, b"short\n" + b"y" * (quarter - 1))
         watch.pipe_data_received(1, b"y" * quarter)
