@@ -46,11 +46,10 @@ SMALL_READ_BYTES: Final = 16 * 1024
 
 def holds_long_line(data: bytes, threshold: int) -> bool:
     """Whether ``data`` (a write of at least ``threshold`` bytes, cut anywhere in a stream
-    of lines)
-    begins or ends inside a line of at least ``threshold`` bytes. Only that is large
-    traffic: a pipelined burst of short lines can fill a pipe too, and widening for it
-    measured slower (the pipes then widened and narrowed hundreds of times a second).
-    Each search stops at the first newline, a few bytes in for short lines."""
+    of lines) begins or ends inside a line of at least ``threshold`` bytes. Only that is
+    large traffic: a pipelined burst of short lines can fill a pipe too, and widening
+    for it measured slower (the pipes then widened and narrowed hundreds of times a
+    second). Each search stops at the first newline, a few bytes in for short lines."""
     end = len(data)
     return data.find(b"\n", 0, threshold) < 0 or data.rfind(b"\n", end - threshold, end - 1) < 0
 

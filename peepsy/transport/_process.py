@@ -132,7 +132,7 @@ class _StdioWatch(ExitWatch):
 class _ReadsAtOnce(asyncio.Protocol):
     """Put in front of asyncio's protocol on a child's stdout, so that each read reaches
     the watch at once: asyncio hands a subprocess's reads on with ``call_soon``, one
-    loop pass later. That pass cost about 4 us of the master's CPU per request at one
+    loop pass later. That pass cost 3 to 4 us of the master's CPU per request at one
     request in flight (docs/performance.md). End of file and the pipe's loss still go
     through asyncio's protocol, which tracks them for the process's exit; they follow
     every read, as before."""
