@@ -36,11 +36,12 @@ _NEVER: Final = 1 << 62
 READ_BYTES: Final = 64 * 1024
 #: The most the master reads of a child's output at a time while the child's pipes have
 #: their own size (small lines; :data:`READ_BYTES` while they are wide). At 512 requests
-#: in flight a 64 KiB read brought about 500 answers, and the master then woke as many
-#: callers in one loop pass. With reads of a quarter of that, three interleaved pairs
-#: went from 113k-119k to 123k-127k round trips/s, the master's CPU per request from
-#: 8.4-8.9 to 7.9-8.1 us (docs/performance.md); our reading is that a smaller pass keeps
-#: its objects in the CPU's cache. Large payloads measured the same either way.
+#: in flight a read then brought about 40 KB (median of 574 reads), some 260 answers,
+#: and the master woke as many callers in one loop pass. With 16 KiB reads (about 107
+#: answers each), three interleaved pairs went from 113k-119k to 123k-127k round
+#: trips/s, the master's CPU per request from 8.4-8.9 to 7.9-8.1 us
+#: (docs/performance.md); our reading is that a smaller pass keeps its objects in the
+#: CPU's cache. Large payloads measured the same either way.
 SMALL_READ_BYTES: Final = 16 * 1024
 
 
