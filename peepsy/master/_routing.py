@@ -25,7 +25,7 @@ from peepsy._errors import (
 )
 from peepsy._failures import error_from_wire
 from peepsy.master._groups import Group
-from peepsy.master._stats import Reply
+from peepsy.master._stats import Reply, make_reply
 from peepsy.master._worker import ACCEPTING, Worker
 from peepsy.protocol import ResponseReceived
 from peepsy.session import Call, RetryPolicy, Session, answer_of
@@ -52,8 +52,9 @@ class _ReplyCall(Call[Reply[Any]]):
             self.set_exception(error)
         else:
             data = event.data
-            status, rid, action = event.status, event.id, self.action
-            self.set_result(Reply(status, None if data is MISSING else data, rid, target, action))
+            if data is MISSING:
+                data = None
+            self.set_result(make_reply(event.status, data, event.id, target, self.action))
 
     # A Task drives a coroutine by send(None) until StopIteration: here, by yielding
     # the call itself (a future the task then waits on) until it is done.
@@ -373,7 +374,7 @@ def checked_reply_call(check: Callable[[Reply[Any]], Reply[Any]]) -> type[_Reply
                 super().settle(event)
                 return
             data = None if event.data is MISSING else event.data
-            reply = Reply(event.status, data, event.id, self.session.peer, self.action)
+            reply = make_reply(event.status, data, event.id, self.session.peer, self.action)
             try:
                 checked = check(reply)
             except Exception as exc:  # a model's own validator may raise anything

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -91,3 +91,26 @@ class Reply(Generic[T]):
     id: str
     target: str
     action: str
+
+
+# A frozen dataclass's __init__ sets each field through object.__setattr__: about 600 ns
+# for Reply's five on the development machine, against about 250 ns for filling the
+# slots through their descriptors, and the master builds one Reply per answer.
+_new_reply: Final = object.__new__
+_set_status: Final = vars(Reply)["status"].__set__
+_set_data: Final = vars(Reply)["data"].__set__
+_set_id: Final = vars(Reply)["id"].__set__
+_set_target: Final = vars(Reply)["target"].__set__
+_set_action: Final = vars(Reply)["action"].__set__
+
+
+def make_reply(status: int, data: T, rid: str, target: str, action: str) -> Reply[T]:
+    """``Reply(status, data, rid, target, action)``, built faster: the same frozen
+    instance, equal to one built by the class (tests/master/test_reply.py)."""
+    reply: Reply[T] = _new_reply(Reply)
+    _set_status(reply, status)
+    _set_data(reply, data)
+    _set_id(reply, rid)
+    _set_target(reply, target)
+    _set_action(reply, action)
+    return reply

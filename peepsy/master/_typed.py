@@ -19,7 +19,7 @@ from pydantic_core import PydanticSerializationError
 from peepsy._actions import ActionLike
 from peepsy._errors import EncodeError, PeepsyValidationError
 from peepsy.master._routing import checked_reply_call
-from peepsy.master._stats import Reply
+from peepsy.master._stats import Reply, make_reply
 
 
 class TypedData:
@@ -72,7 +72,7 @@ class TypedData:
                 f"the reply to {reply.action!r} from {reply.target!r} is "
                 f"not a valid {self.response_name} ({self.label})",
             ) from None
-        return Reply(reply.status, data, reply.id, reply.target, reply.action)
+        return make_reply(reply.status, data, reply.id, reply.target, reply.action)
 
 
 def typed_data(master: object, origin: type) -> TypedData | None:

@@ -113,6 +113,9 @@ class Worker:
         self._emitter = emitter
         self._hooks = hooks
         self._status: ProcessStatus = "starting"
+        #: It may be sent a request by name (not while it is being stopped). Kept with
+        #: the status by :meth:`move`, not computed: the router reads it per request.
+        self.accepts = self._status in ACCEPTING
         self._loop_time: Callable[[], float] = time.monotonic  # the loop's clock, once known
         self.session: Session | None = None
         self.transport: ChildTransport | None = None
@@ -159,17 +162,13 @@ class Worker:
         if to not in TRANSITIONS[self._status]:
             raise IllegalTransition(f"{self.target}: {self._status} -> {to} is not a transition")
         self._status = to
+        self.accepts = to in ACCEPTING
         self._hooks.on_change(self)
 
     @property
     def alive(self) -> bool:
         """The process runs."""
         return self._status in LIVE
-
-    @property
-    def accepts(self) -> bool:
-        """It may be sent a request by name (not while it is being stopped)."""
-        return self._status in ACCEPTING
 
     @property
     def available(self) -> bool:

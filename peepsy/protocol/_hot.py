@@ -55,16 +55,17 @@ class HotRequest(
 
 # msgspec, not orjson: orjson reads an integer beyond 64 bits as a float, where the
 # models (and JSON) keep it exact. Strict: 200.0 is not taken as 200, nor true as 1.
-_decode: Final = msgspec.json.Decoder(HotResponse | HotRequest).decode
-_REFUSED: Final = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+decode: Final = msgspec.json.Decoder(HotResponse | HotRequest).decode
+#: What :data:`decode` raises for a line it does not take.
+REFUSED: Final = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def read(line: bytes) -> HotResponse | HotRequest | None:
     """The line as one of the common messages, or ``None`` for the models to judge."""
     try:
         # Declared here: msgspec's own types say as much from 0.23 on, not before.
-        message: HotResponse | HotRequest = _decode(line)
-    except _REFUSED:
+        message: HotResponse | HotRequest = decode(line)
+    except REFUSED:
         # Not the common shape (msgspec's ValidationError is a DecodeError), invalid
         # UTF-8 inside a string, or nesting deeper than msgspec goes: the models decide
         # (they answer a line too deep for any parser as invalid, FRAME-13).

@@ -17,7 +17,6 @@ from peepsy._errors import (
     RemoteProtocolError,
     UnexpectedMessage,
 )
-from peepsy.protocol import _hot
 from peepsy.protocol._codec import parse
 from peepsy.protocol._events import (
     CancelReceived,
@@ -50,8 +49,10 @@ from peepsy.protocol._generated import (
     Response,
     Shutdown,
 )
+from peepsy.protocol._hot import REFUSED as _REFUSED
 from peepsy.protocol._hot import HotRequest as _HotRequest
 from peepsy.protocol._hot import HotResponse as _HotResponse
+from peepsy.protocol._hot import decode as _decode_hot
 from peepsy.protocol._ids import ids_from_head
 from peepsy.protocol._messages import CHILD_MESSAGE_TYPES, MASTER_MESSAGE_TYPES, Message
 from peepsy.protocol._version import parse_version
@@ -143,7 +144,10 @@ class Receiving:
             self._owed.add(request_id)
 
     def _receive_line(self, number: int, line: bytes) -> Event | None:
-        hot = _hot.read(line)
+        try:  # _hot.read, inline: a call less per line
+            hot: _HotResponse | _HotRequest | None = _decode_hot(line)
+        except _REFUSED:
+            hot = None
         if type(hot) is _HotResponse:
             return self._receive_response(hot.id, hot.status, hot.data)
         if isinstance(hot, _HotRequest):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast
 
 from peepsy._failures import error_from_wire
 from peepsy.protocol import ResponseReceived
@@ -21,6 +21,9 @@ class Slot(Protocol):
 
 
 R = TypeVar("R")
+
+# Called directly, not through super(): about 100 ns of the master's time per request.
+_future_init: Final = asyncio.Future.__init__
 
 
 class Call(asyncio.Future[R]):
@@ -49,7 +52,7 @@ class Call(asyncio.Future[R]):
         started: float,
         slot: Slot | None,
     ) -> None:
-        super().__init__(loop=loop)
+        _future_init(self, loop=loop)
         self.session = session
         self.action = action
         self.timeout = timeout

@@ -199,7 +199,11 @@ class Session:
             action, data, timeout=remaining, priority=priority, legacy=self.legacy, ticket=call
         )
         self._deadlines.add(call)
-        self.write(line)
+        batch = self._batch  # self.write, inline: a call less per request
+        if batch is not None:
+            batch.append(line)
+        else:
+            self._write(line)
         return call
 
     def _settle(self, call: Call[Any]) -> None:
