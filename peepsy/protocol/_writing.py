@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 
 from peepsy._errors import LocalProtocolError
 from peepsy.protocol._codec import dumps, encode, printable
@@ -71,15 +72,13 @@ def checked_action_json(action: str) -> bytes:
 
 def success_line(request_id: str, data: Any) -> bytes:
     """A 200 RESPONSE, written from pieces: the bytes the model would give."""
-    return b"".join(
-        (
-            b'{"type":"RESPONSE","id":',
-            dumps(request_id, "RESPONSE"),
-            b',"status":200,"data":',
-            dumps(data, "RESPONSE"),
-            b"}\n",
-        )
-    )
+    try:  # dumps, inline for the common case: two calls less per answer
+        head = to_json(request_id)
+        body = to_json(data, by_alias=True, inf_nan_mode="null")
+    except PydanticSerializationError:
+        head = dumps(request_id, "RESPONSE")  # which escapes, or says why it cannot
+        body = dumps(data, "RESPONSE")
+    return b'{"type":"RESPONSE","id":%b,"status":200,"data":%b}\n' % (head, body)
 
 
 def request_tail(action: str, timeout: int | None, priority: int | None) -> bytes:

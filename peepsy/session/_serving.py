@@ -153,8 +153,8 @@ class Server:
         if entry is None:
             message = NOT_FOUND_TEMPLATE.format(action=printable(event.action))
             self._respond(event.id, None, PeepsyNotFoundError(message), False)
-        elif not self.queued and self._has_room():
-            self._start(event, entry)
+        elif not self.queued and ((cap := self._capacity()) is None or self.running < cap):
+            self._start(event, entry)  # (the test is _has_room's, inline: once per request)
         else:
             self._enqueue(event, entry)
 

@@ -247,9 +247,6 @@ class LockedChannel(BatchingWriter, MasterChannel):
         if self._started:
             BatchingWriter.write(self, data)
 
-    def _send(self, data: bytes) -> None:
-        self.write_now(data)
-
     def write_now(self, data: bytes) -> None:
         with self._lock:
             if self._closed:
@@ -258,6 +255,8 @@ class LockedChannel(BatchingWriter, MasterChannel):
                 self._write_all(memoryview(data))
             except OSError:
                 self._closed = True
+
+    _send = write_now  # not a method calling it: a call less per write
 
     @abstractmethod
     def _write_all(self, view: memoryview) -> None:
