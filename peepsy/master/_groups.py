@@ -35,7 +35,9 @@ class Slot:
         """Give the unit back to its group (again: a no-op), which may start a queued request."""
         group, self._group = self._group, None
         if group is not None:
-            group._returned()
+            group.active -= 1
+            if group._waiters:
+                group.admit()
 
 
 class Group:
@@ -106,11 +108,6 @@ class Group:
         if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
             waiter.result().release()  # granted at the last moment
         waiter.cancel()
-
-    def _returned(self) -> None:
-        self.active -= 1
-        if self._waiters:
-            self.admit()
 
     def admit(self) -> None:
         """Hand free slots to waiters (after a slot came back or the cap was raised)."""

@@ -189,7 +189,7 @@ class Worker:
         """How busy it is for least-busy: what we sent it and have not settled, or what
         it says it holds (requests we gave up on included), whichever is more."""
         session = self.session
-        sent = 0 if session is None else session.conn.outstanding
+        sent = 0 if session is None else len(session.conn.pending)
         reported = self.reported_active
         return sent if reported is None or reported < sent else reported
 
@@ -199,7 +199,7 @@ class Worker:
         if self._status != "running" or not self.ready or self.stalled or self.cancels.held:
             return None
         session = self.session
-        sent = 0 if session is None else session.conn.outstanding
+        sent = 0 if session is None else len(session.conn.pending)
         reported = self.reported_active
         return sent if reported is None or reported < sent else reported
 

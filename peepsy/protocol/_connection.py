@@ -8,6 +8,8 @@ stream: timeouts, processes and the event loop belong to the caller.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from pydantic_core import PydanticSerializationError, to_json
@@ -62,7 +64,7 @@ class Connection(Receiving):
     is no event at all (CANCEL-2).
     """
 
-    __slots__ = ("_prefix_json",)  # the rest of the state is declared with the receiving half
+    __slots__ = ("_prefix_json", "pending")  # the rest is declared with the receiving half
 
     def __init__(
         self,
@@ -91,6 +93,9 @@ class Connection(Receiving):
         self._next_id = 1
         # our request id -> (action, ticket)
         self._outstanding: dict[str, Ticket] = {}
+        #: The same table, read-only: ``len(conn.pending)`` is :attr:`outstanding` without
+        #: a Python call (a group's least-busy scan reads it for every member, per request).
+        self.pending: Mapping[str, Ticket] = MappingProxyType(self._outstanding)
         self._owed: set[str] = set()  # ids of their requests we have not answered
         self._ended = False
 

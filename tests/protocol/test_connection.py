@@ -157,6 +157,21 @@ def test_many_requests_in_one_chunk_and_answers_in_any_order() -> None:
     assert child.owed == frozenset({"m2"})
 
 
+def test_pending_is_a_live_read_only_view_of_the_table() -> None:
+    master, child = pair()
+    view = master.pending
+    child.receive_data(b"".join(master.send_request(action)[1] for action in ("one", "two")))
+    assert list(view) == ["m1", "m2"]
+    master.receive_data(child.send_response("m1", 200, 1))
+    assert list(view) == ["m2"]
+    assert len(view) == master.outstanding
+    master.forget_all()
+    assert len(view) == 0
+    assert master.pending is view
+    with pytest.raises(TypeError):
+        view["m9"] = view  # type: ignore[index]
+
+
 def test_bytes_may_arrive_in_any_chunks() -> None:
     master, child = pair()
     _, out = master.send_request("add", {"x": "é"}, timeout=10)

@@ -34,6 +34,7 @@ ALLOWED = frozenset(
         "functools",
         "math",
         "re",
+        "types",  # MappingProxyType: a read-only view of a table, no I/O
         "pydantic",
         "pydantic_core",
         "msgspec",  # the hot path's reader (_hot.py); a pure function, no I/O
