@@ -26,6 +26,7 @@ from peepsy.protocol._writing import (
     ACTION_JSON as _ACTION_JSON,
 )
 from peepsy.protocol._writing import (
+    TIMEOUT_TAILS,
     answer_line,
     cancel_line,
     checked_action_json,
@@ -153,7 +154,12 @@ class Connection(Receiving):
             # An action that is not a string (unhashable, even) is refused as a name.
             cached = _ACTION_JSON.get(action) if type(action) is str else None
             action_json = cached or checked_action_json(action)
-            tail = request_tail(action, timeout, priority)
+            # request_tail's cache, read here for the common case: a call less per request.
+            tail = None
+            if priority is None and type(timeout) is int:
+                tail = TIMEOUT_TAILS.get(timeout)
+            if tail is None:
+                tail = request_tail(action, timeout, priority)
             try:  # codec.dumps, inline: a call less per request
                 body = to_json(data, by_alias=True, inf_nan_mode="null")
             except PydanticSerializationError:

@@ -31,13 +31,13 @@ _INT32: Final = 2**31
 
 
 #: The end of a REQUEST line for each timeout seen: most senders use one or two.
-_TIMEOUT_TAILS: dict[int | None, bytes] = {None: b"}\n"}
+TIMEOUT_TAILS: dict[int | None, bytes] = {None: b"}\n"}
 
 
 def _timeout_tail(action: str, timeout: int | None) -> bytes:
     tail = _int_members(action, timeout, None) + b"}\n"
-    if len(_TIMEOUT_TAILS) < ACTION_CACHE:
-        _TIMEOUT_TAILS[timeout] = tail
+    if len(TIMEOUT_TAILS) < ACTION_CACHE:
+        TIMEOUT_TAILS[timeout] = tail
     return tail
 
 
@@ -84,7 +84,7 @@ def success_line(request_id: str, data: Any) -> bytes:
 def request_tail(action: str, timeout: int | None, priority: int | None) -> bytes:
     """The end of a flat REQUEST line: its timeout and priority, if any, and ``}``."""
     if priority is None and (timeout is None or type(timeout) is int):
-        return _TIMEOUT_TAILS.get(timeout) or _timeout_tail(action, timeout)
+        return TIMEOUT_TAILS.get(timeout) or _timeout_tail(action, timeout)
     return _int_members(action, timeout, priority) + b"}\n"
 
 

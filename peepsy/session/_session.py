@@ -198,7 +198,7 @@ class Session:
         call.id, line = self.conn.send_request(
             action, data, timeout=remaining, priority=priority, legacy=self.legacy, ticket=call
         )
-        self._deadlines.add(call)
+        self._deadlines.add(call, began + timeout / 1000)  # call.deadline, computed here
         batch = self._batch  # self.write, inline: a call less per request
         if batch is not None:
             batch.append(line)
