@@ -30,6 +30,7 @@ from peepsy.protocol import (
     UnmatchedResponse,
 )
 from peepsy.session import Call, Session
+from peepsy.session._deadlines import clock_of
 from peepsy.transport import ChildTransport, SpawnSpec
 
 #: Every move a worker's status may make. ``starting`` is a process being spawned;
@@ -216,7 +217,7 @@ class Worker:
         self.transport = None
         self.last_heartbeat = None
         self.reported_active = None
-        self._loop_time = asyncio.get_running_loop().time
+        self._loop_time = clock_of(asyncio.get_running_loop())
         self._end_stall("exited")  # (told at its exit already: a no-op but for safety)
         self.replacing = False
         self._cancel_ready_timer()

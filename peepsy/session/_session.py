@@ -41,7 +41,7 @@ from peepsy.protocol import (
     UnmatchedResponse,
 )
 from peepsy.session._call import C, Call, Slot
-from peepsy.session._deadlines import Deadlines
+from peepsy.session._deadlines import Deadlines, clock_of
 from peepsy.session._serving import Server
 
 
@@ -84,6 +84,7 @@ class Session:
     __slots__ = (
         "_batch",
         "_cancelled",
+        "_clock",
         "_deadlines",
         "_held",
         "_include_stack",
@@ -113,6 +114,7 @@ class Session:
         self._held: list[bytes] = []
         self._write = self._held.append if write is None else write
         self._loop = loop
+        self._clock = clock_of(loop)  # loop.time, read without a call where it can be
         self._deadlines = deadlines
         self._listener = listener
         self._include_stack = include_stack
@@ -189,11 +191,11 @@ class Session:
         spent waiting for capacity counts); the REQUEST states what is left of it."""
         loop = self._loop
         if started is None:
-            began = loop.time()
+            began = self._clock()
             remaining = timeout
         else:
             began = started
-            remaining = max(1, timeout - int((loop.time() - began) * 1000))
+            remaining = max(1, timeout - int((self._clock() - began) * 1000))
         call = kind(loop, self, action, timeout, began, slot)
         call.id, line = self.conn.send_request(
             action, data, timeout=remaining, priority=priority, legacy=self.legacy, ticket=call

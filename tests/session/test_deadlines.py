@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from peepsy.session import Deadlines
-from peepsy.session._deadlines import SLOT_S, _Bucket
+from peepsy.session._deadlines import SLOT_S, _Bucket, clock_of
 
 
 class _Item:
@@ -68,3 +69,29 @@ def test_an_item_in_the_kept_bucket_still_expires_on_time() -> None:
         assert len(wheel) == 0
 
     asyncio.run(main())
+
+
+def test_the_clock_of_asyncio_s_own_loop_is_monotonic_itself() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        assert clock_of(loop) is time.monotonic
+        before = loop.time()
+        assert before <= clock_of(loop)() <= loop.time()
+    finally:
+        loop.close()
+
+
+def test_a_loop_with_a_clock_of_its_own_keeps_it() -> None:
+    class Frozen(asyncio.SelectorEventLoop):
+        def time(self) -> float:
+            return 42.0
+
+    loop = Frozen()
+    patched = asyncio.new_event_loop()
+    patched.time = lambda: 7.0  # type: ignore[method-assign]  # a test's clock on one loop
+    try:
+        assert clock_of(loop)() == 42.0
+        assert clock_of(patched)() == 7.0
+    finally:
+        loop.close()
+        patched.close()
