@@ -39,7 +39,12 @@ from peepsy.protocol._events import (
     StreamEnded,
     UnmatchedResponse,
 )
-from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, MIN_MAX_LINE_BYTES, LineFramer
+from peepsy.protocol._framing import (
+    DEFAULT_MAX_LINE_BYTES,
+    MIN_MAX_LINE_BYTES,
+    LineFramer,
+    LineRun,
+)
 from peepsy.protocol._generated import (
     Cancel,
     ErrorPayload,
@@ -87,6 +92,7 @@ __all__ = [
     "InvalidResponseReceived",
     "Issue",
     "LineFramer",
+    "LineRun",
     "LineTooLong",
     "LineTooLongForPeer",
     "LocalProtocolError",

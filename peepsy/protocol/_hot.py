@@ -58,6 +58,7 @@ class HotRequest(
 decode: Final = msgspec.json.Decoder(HotResponse | HotRequest).decode
 #: What :data:`decode` raises for a line it does not take.
 REFUSED: Final = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+_decode_all: Final = msgspec.json.Decoder(list[HotResponse | HotRequest]).decode
 
 
 def read(line: bytes) -> HotResponse | HotRequest | None:
@@ -71,3 +72,17 @@ def read(line: bytes) -> HotResponse | HotRequest | None:
         # (they answer a line too deep for any parser as invalid, FRAME-13).
         return None
     return message
+
+
+def read_all(lines: bytes) -> list[HotResponse | HotRequest] | None:
+    """Lines joined by newlines (a :class:`~peepsy.protocol.LineRun`'s data), each read
+    as :func:`read` reads one, in one pass: as a JSON array, their newlines made commas.
+    ``None`` when any of them is not taken (or is blank): each line must then be read
+    alone, since one line's refusal must not cost the others. A newline cannot occur
+    inside a JSON value, and a CR ending a line is whitespace to JSON, so each element
+    is exactly one line. The array nests one level deeper than a line alone: a line
+    within one level of msgspec's limit is refused here and read alone."""
+    try:
+        return _decode_all(b"[%b]" % lines.replace(b"\n", b","))
+    except REFUSED:
+        return None

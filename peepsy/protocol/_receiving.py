@@ -39,6 +39,7 @@ from peepsy.protocol._events import (
     invalid_response,
     request_event,
 )
+from peepsy.protocol._framing import LineRun
 from peepsy.protocol._generated import (
     Cancel,
     Heartbeat,
@@ -53,6 +54,7 @@ from peepsy.protocol._hot import REFUSED as _REFUSED
 from peepsy.protocol._hot import HotRequest as _HotRequest
 from peepsy.protocol._hot import HotResponse as _HotResponse
 from peepsy.protocol._hot import decode as _decode_hot
+from peepsy.protocol._hot import read_all as _read_all
 from peepsy.protocol._ids import ids_from_head
 from peepsy.protocol._messages import CHILD_MESSAGE_TYPES, MASTER_MESSAGE_TYPES, Message
 from peepsy.protocol._version import parse_version
@@ -116,10 +118,12 @@ class Receiving:
             events.extend(MessageRejected(err) for err in self._framer.close())
             events.append(StreamEnded())
             return events  # type: ignore[return-value]
-        for item in self._framer.feed(data):
+        for item in self._framer.feed_runs(data):
             if isinstance(item, tuple):
                 events.append(self._receive_line(*item))
-            else:
+            elif isinstance(item, LineRun):
+                self._receive_run(item, events)
+            else:  # a LineTooLong
                 request_id, response_id = ids_from_head(item.head)
                 if response_id is not None and response_id in self._outstanding:
                     # Dropped unread, but it names the request it answers: fail it now.
@@ -143,6 +147,22 @@ class Receiving:
             exc.request_id = request_id
             self._owed.add(request_id)
 
+    def _receive_run(self, run: LineRun, events: list[Event | None]) -> None:
+        """Lines that came together: read in one pass when every one is a common
+        message, else each alone, as if they had come one by one."""
+        messages = _read_all(run.data)
+        if messages is None:
+            for number, line in self._framer.split(run):
+                events.append(self._receive_line(number, line))
+            return
+        number = run.first
+        for hot in messages:
+            if type(hot) is _HotResponse:
+                events.append(self._receive_response(hot.id, hot.status, hot.data))
+            else:
+                events.append(self._take_request(hot, number))  # type: ignore[arg-type]
+            number += 1
+
     def _receive_line(self, number: int, line: bytes) -> Event | None:
         try:  # _hot.read, inline: a call less per line
             hot: _HotResponse | _HotRequest | None = _decode_hot(line)
@@ -151,22 +171,7 @@ class Receiving:
         if type(hot) is _HotResponse:
             return self._receive_response(hot.id, hot.status, hot.data)
         if isinstance(hot, _HotRequest):
-            rid = hot.id
-            if rid in self._owed:
-                return self._duplicate(rid, number)
-            self._owed.add(rid)
-            # Absent members are MISSING, which the struct's types leave unsaid.
-            timeout: Any = hot.timeout
-            priority: Any = hot.priority
-            data = hot.data
-            return RequestReceived(
-                rid,
-                hot.action,
-                None if data is MISSING else data,
-                None if timeout is MISSING else timeout,
-                0 if priority is MISSING else priority,
-                False,
-            )
+            return self._take_request(hot, number)
         try:
             message = parse(line, line_number=number)
         except RemoteProtocolError as exc:
@@ -176,6 +181,24 @@ class Receiving:
                 return self._invalid_response(exc, exc.response_id)
             return MessageRejected(exc)
         return self._dispatch(message, number)
+
+    def _take_request(self, hot: _HotRequest, number: int) -> Event:
+        rid = hot.id
+        if rid in self._owed:
+            return self._duplicate(rid, number)
+        self._owed.add(rid)
+        # Absent members are MISSING, which the struct's types leave unsaid.
+        timeout: Any = hot.timeout
+        priority: Any = hot.priority
+        data = hot.data
+        return RequestReceived(
+            rid,
+            hot.action,
+            None if data is MISSING else data,
+            None if timeout is MISSING else timeout,
+            0 if priority is MISSING else priority,
+            False,
+        )
 
     def _invalid_response(self, exc: RemoteProtocolError, rid: str) -> InvalidResponseReceived:
         return invalid_response(exc, rid, self._outstanding.pop(rid))

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from peepsy.protocol import (
     DEFAULT_MAX_LINE_BYTES,
     MIN_MAX_LINE_BYTES,
     InvalidJson,
     LineFramer,
+    LineRun,
     LineTooLong,
     RemoteProtocolError,
     TruncatedLine,
@@ -41,6 +44,22 @@ def run(chunks: list[bytes], max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> li
     items: list[tuple[int, bytes] | RemoteProtocolError] = []
     for chunk in chunks:
         items.extend(framer.feed(chunk))
+    items.extend(framer.close())
+    return outcome(items)
+
+
+def run_in_runs(chunks: list[bytes], max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[Outcome]:
+    """As :func:`run`, through ``feed_runs``, each run split as a reader falls back to."""
+    framer = LineFramer(max_line_bytes)
+    items: list[tuple[int, bytes] | RemoteProtocolError] = []
+    for chunk in chunks:
+        for item in framer.feed_runs(chunk):
+            if isinstance(item, LineRun):
+                assert len(item.data) <= max_line_bytes - 1  # no line in it can be too long
+                assert b"\n" in item.data  # two lines at least
+                items.extend(framer.split(item))
+            else:
+                items.append(item)
     items.extend(framer.close())
     return outcome(items)
 
@@ -106,6 +125,57 @@ def test_every_split_point_drops_the_same_long_lines(split: int) -> None:
 def test_one_byte_at_a_time_drops_the_same_long_lines() -> None:
     chunks = [LONG_STREAM[i : i + 1] for i in range(len(LONG_STREAM))]
     assert run(chunks, max_line_bytes=16) == LONG_OUTCOME
+
+
+# --- runs: the same lines, taken whole ------------------------------------------------
+
+
+def test_runs_give_the_same_lines_at_every_pair_of_split_points() -> None:
+    for i in range(len(STREAM) + 1):
+        for j in range(i, len(STREAM) + 1):
+            chunks = [STREAM[:i], STREAM[i:j], STREAM[j:]]
+            assert run_in_runs(chunks) == STREAM_OUTCOME, (i, j)
+
+
+@pytest.mark.parametrize("split", range(len(LONG_STREAM) + 1))
+def test_runs_drop_the_same_long_lines(split: int) -> None:
+    chunks = [LONG_STREAM[:split], LONG_STREAM[split:]]
+    assert run_in_runs(chunks, max_line_bytes=16) == LONG_OUTCOME
+
+
+def test_a_run_is_the_complete_lines_after_the_pending_one() -> None:
+    framer = LineFramer()
+    assert framer.feed_runs(b'{"a"') == []
+    items = framer.feed_runs(b':1}\n{"b":2}\r\n\n{"c":3}\n{"d"')
+    assert items[0] == (1, b'{"a":1}')
+    run = items[1]
+    assert isinstance(run, LineRun)
+    assert (run.first, run.data) == (2, b'{"b":2}\r\n\n{"c":3}')
+    assert framer.split(run) == [(2, b'{"b":2}'), (4, b'{"c":3}')]
+    assert len(items) == 2
+    assert framer.line_number == 4
+    assert framer.feed_runs(b":4}\n") == [(5, b'{"d":4}')]  # one line: no run
+    assert "first=2" in repr(run)
+
+
+_LINE = st.sampled_from(
+    [b'{"x":1}', b"", b" ", b"\t\r", b"\r", b'{"y":"\xc3\xa9"}\r', b" {}", b"\x0c{}", b"z" * 20]
+)
+
+
+@given(
+    lines=st.lists(_LINE, max_size=12),
+    cuts=st.lists(st.integers(0, 400), max_size=6),
+    tail=st.sampled_from([b"", b'{"partial"', b"w" * 20]),
+)
+def test_runs_give_the_same_outcome_as_lines_for_any_stream_and_chunking(
+    lines: list[bytes], cuts: list[int], tail: bytes
+) -> None:
+    stream = b"".join(line + b"\n" for line in lines) + tail
+    points = sorted({min(cut, len(stream)) for cut in cuts})
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    for limit in (16, DEFAULT_MAX_LINE_BYTES):
+        assert run_in_runs(chunks, limit) == run(chunks, limit)
 
 
 # --- line endings and blank lines (FRAME-4, FRAME-5) -------------------------------
