@@ -122,15 +122,19 @@ class LineFramer:
             if start < 0:
                 return out
         find = data.find
-        if runs:
+        end = find(b"\n", start)
+        if runs and end >= 0:
             # Pipelined traffic: every complete line of the chunk but the pending one's
-            # end, taken whole. Two C scans here instead of a Python step per line.
+            # end, taken whole: two C scans instead of a Python step per line. (A chunk
+            # of one line, one request at a time, costs only the backward scan, which
+            # stops at once at its newline.)
             last = data.rfind(b"\n")
-            if last - start <= limit and find(b"\n", start, last) >= 0:
+            if last > end and last - start <= limit:
                 out.append(LineRun(data[start:last], self._line_no + 1))
                 self._line_no += data.count(b"\n", start, last) + 1
                 start = last + 1
-        while (end := find(b"\n", start)) >= 0:
+                end = -1
+        while end >= 0:
             self._line_no += 1
             if end - start > limit:
                 out.append(self._too_long(end - start + 1, data[start : start + HEAD_BYTES]))
@@ -139,6 +143,7 @@ class LineFramer:
             else:
                 self._emit(data[start:end], self._line_no, out)
             start = end + 1
+            end = find(b"\n", start)
         if start < len(data):
             if len(data) - start > limit:
                 # Report now, not at the newline that may never come, and stop buffering.
