@@ -27,11 +27,11 @@ _SMALL_PART: Final = 4096
 
 
 class LineRun:
-    """Two or more complete lines that came one after another in one chunk, as they
-    came: :attr:`data` holds them joined by their newlines (the last one's dropped),
-    the first numbered :attr:`first`. From :meth:`LineFramer.feed_runs`, for a reader
-    that reads them all in one pass; :meth:`LineFramer.split` gives its lines one by
-    one, as :meth:`LineFramer.feed` would have."""
+    """Two or more complete lines that came in one chunk, as they came: :attr:`data`
+    holds them joined by their newlines (the last one's dropped), the first numbered
+    :attr:`first`. From :meth:`LineFramer.feed_runs`, for a reader that reads them all
+    in one pass; :meth:`LineFramer.split` gives its lines one by one, as
+    :meth:`LineFramer.feed` would have."""
 
     __slots__ = ("data", "first")
 
@@ -89,10 +89,11 @@ class LineFramer:
         return self._feed(data, False)  # type: ignore[return-value]  # no runs asked for
 
     def feed_runs(self, data: bytes) -> list[tuple[int, bytes] | LineRun | LineTooLong]:
-        """As :meth:`feed`, except that the complete lines after the first in ``data``,
-        when there are two or more of them, come as one :class:`LineRun` (not yet split,
-        blank lines and CRs in it) for a reader that reads them in one pass. A run is
-        never longer than :attr:`max_line_bytes`, so no line in it is too long."""
+        """As :meth:`feed`, except that the complete lines of ``data``, when there are
+        two or more of them, come as one :class:`LineRun` (not yet split, blank lines and
+        CRs in it) for a reader that reads them in one pass. The end of a line left
+        unfinished by the chunk before still comes alone, first. A run is never longer
+        than :attr:`max_line_bytes`, so no line in it is too long."""
         return self._feed(data, True)
 
     def split(self, run: LineRun) -> list[tuple[int, bytes]]:

@@ -157,10 +157,10 @@ class Receiving:
             return
         number = run.first
         for hot in messages:
-            if type(hot) is _HotResponse:
+            if isinstance(hot, _HotResponse):
                 events.append(self._receive_response(hot.id, hot.status, hot.data))
             else:
-                events.append(self._take_request(hot, number))  # type: ignore[arg-type]
+                events.append(self._take_request(hot, number))
             number += 1
 
     def _receive_line(self, number: int, line: bytes) -> Event | None:
