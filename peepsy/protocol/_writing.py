@@ -12,10 +12,17 @@ from __future__ import annotations
 from typing import Any, Final
 
 from pydantic import ValidationError
-from pydantic_core import PydanticSerializationError, to_json
 
 from peepsy._errors import LocalProtocolError
-from peepsy.protocol._codec import dumps, encode, printable
+from peepsy.protocol._codec import (
+    FAST_OPTIONS,
+    FAST_REFUSED,
+    dumps,
+    encode,
+    fast_dumps,
+    printable,
+    refuse,
+)
 from peepsy.protocol._generated import (
     Cancel,
     ErrorPayload,
@@ -73,10 +80,10 @@ def checked_action_json(action: str) -> bytes:
 def success_line(request_id: str, data: Any) -> bytes:
     """A 200 RESPONSE, written from pieces: the bytes the model would give."""
     try:  # dumps, inline for the common case: two calls less per answer
-        head = to_json(request_id)
-        body = to_json(data, by_alias=True, inf_nan_mode="null")
-    except PydanticSerializationError:
-        head = dumps(request_id, "RESPONSE")  # which escapes, or says why it cannot
+        head = fast_dumps(request_id, refuse, FAST_OPTIONS)
+        body = fast_dumps(data, refuse, FAST_OPTIONS)
+    except FAST_REFUSED:
+        head = dumps(request_id, "RESPONSE")  # pydantic's, which escapes or says why not
         body = dumps(data, "RESPONSE")
     return b'{"type":"RESPONSE","id":%b,"status":200,"data":%b}\n' % (head, body)
 

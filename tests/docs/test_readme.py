@@ -116,7 +116,7 @@ def test_the_guide_states_the_dependency_floors_that_pyproject_declares() -> Non
         found = re.fullmatch(r"([a-z-]+)>=([0-9.]+)(?:,<\d+)?", dep)
         assert found, dep
         floors[found[1]] = found[2]
-    assert set(floors) == {"pydantic", "msgspec", "typing-extensions"}
+    assert set(floors) == {"pydantic", "msgspec", "orjson", "typing-extensions"}
     stated = " ".join(guide.split("## Installing", 1)[1].split("\n## ", 1)[0].split())
     for name, version in floors.items():
         assert f"{name} {version}" in stated, (name, version)

@@ -38,6 +38,7 @@ ALLOWED = frozenset(
         "pydantic",
         "pydantic_core",
         "msgspec",  # the hot path's reader (_hot.py); a pure function, no I/O
+        "orjson",  # the hot path's writer of plain values (_codec.py); no I/O
         "peepsy._errors",
         "peepsy._protocol_errors",
         "peepsy.protocol",
