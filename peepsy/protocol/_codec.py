@@ -8,7 +8,6 @@ import re
 from typing import Any, Final, NoReturn
 
 import msgspec
-import orjson
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
@@ -29,6 +28,7 @@ from peepsy.protocol._limits import (
     has_long_integer,
 )
 from peepsy.protocol._messages import LEGACY_TAG, MESSAGE_ADAPTER, Message
+from peepsy.protocol._plain_json import FAST_OPTIONS, FAST_REFUSED, fast_dumps, refuse
 
 _validate_json: Final = MESSAGE_ADAPTER.validate_json
 _validate_python: Final = MESSAGE_ADAPTER.validate_python
@@ -93,27 +93,6 @@ def encode(message: Message) -> bytes:
         if not _is_surrogate_failure(exc, message.type):
             raise EncodeError(f"cannot write {message.type} as JSON: {exc}") from exc
         return _dumps_escaping(serializer.to_python(message, by_alias=True), message.type) + b"\n"
-
-
-# orjson writes the plain JSON types (str, int to 64 bits, float, bool, None, dicts with
-# str keys, lists, tuples, UUIDs, enums) to the bytes pydantic_core writes, three to
-# four times as fast (tests/protocol/test_fast_encode.py holds them equal). All else it
-# refuses, through FAST_OPTIONS and refuse(): datetimes, dataclasses, subclasses, models,
-# bytes, sets, larger ints, lone surrogates, nesting past MAX_DEPTH (its limit and
-# pydantic's are the same 254); pydantic then writes it, or says why it cannot.
-fast_dumps: Final = orjson.dumps
-FAST_OPTIONS: Final = (
-    orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_SUBCLASS
-)
-#: What :data:`fast_dumps` raises for a value it leaves to pydantic.
-FAST_REFUSED: Final = orjson.JSONEncodeError
-
-
-def refuse(value: object) -> NoReturn:
-    """orjson's ``default``: a value it cannot write plainly is pydantic's to write."""
-    raise TypeError
 
 
 def dumps(value: Any, kind: str) -> bytes:

@@ -15,11 +15,12 @@ from typing import Any, Final
 from pydantic_core import to_json
 
 from peepsy._errors import LocalProtocolError
-from peepsy.protocol._codec import FAST_OPTIONS, FAST_REFUSED, dumps, encode, fast_dumps, refuse
+from peepsy.protocol._codec import dumps, encode
 from peepsy.protocol._events import Role, Ticket, _Sent, _ticket
 from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, MIN_MAX_LINE_BYTES, LineFramer
 from peepsy.protocol._generated import ErrorPayload, Heartbeat, Init, Ready, Shutdown
 from peepsy.protocol._limits import QUICK, check_outgoing, check_request
+from peepsy.protocol._plain_json import FAST_OPTIONS, FAST_REFUSED, fast_dumps, refuse
 from peepsy.protocol._receiving import Receiving
 from peepsy.protocol._version import CANCEL_SINCE
 from peepsy.protocol._writing import (

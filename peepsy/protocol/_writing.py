@@ -14,15 +14,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from peepsy._errors import LocalProtocolError
-from peepsy.protocol._codec import (
-    FAST_OPTIONS,
-    FAST_REFUSED,
-    dumps,
-    encode,
-    fast_dumps,
-    printable,
-    refuse,
-)
+from peepsy.protocol._codec import dumps, encode, printable
 from peepsy.protocol._generated import (
     Cancel,
     ErrorPayload,
@@ -30,6 +22,7 @@ from peepsy.protocol._generated import (
     RequestLegacy,
     Response,
 )
+from peepsy.protocol._plain_json import FAST_OPTIONS, FAST_REFUSED, fast_dumps, refuse
 
 ACTION_CACHE: Final = 1024
 #: Action names as JSON, for the REQUEST lines: a sender uses a few names, many times.

@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 from pydantic_core import to_json
 
 from peepsy.protocol import Connection, RequestUnified, Response, Role, encode
-from peepsy.protocol._codec import FAST_OPTIONS, FAST_REFUSED, dumps, fast_dumps, refuse
+from peepsy.protocol._codec import dumps
+from peepsy.protocol._plain_json import FAST_OPTIONS, FAST_REFUSED, fast_dumps, refuse
 from peepsy.protocol._writing import ACTION_CACHE, ACTION_JSON
 
 json_values = st.recursive(
