@@ -28,7 +28,13 @@ from peepsy.protocol._limits import (
     has_long_integer,
 )
 from peepsy.protocol._messages import LEGACY_TAG, MESSAGE_ADAPTER, Message
-from peepsy.protocol._plain_json import FAST_OPTIONS, FAST_REFUSED, fast_dumps, refuse
+from peepsy.protocol._plain_json import (
+    FAST_OPTIONS,
+    FAST_REFUSED,
+    PLAIN_TYPES,
+    fast_dumps,
+    refuse,
+)
 
 _validate_json: Final = MESSAGE_ADAPTER.validate_json
 _validate_python: Final = MESSAGE_ADAPTER.validate_python
@@ -97,10 +103,11 @@ def encode(message: Message) -> bytes:
 
 def dumps(value: Any, kind: str) -> bytes:
     """One JSON value as bytes, written as :func:`encode` writes a message's ``data``."""
-    try:
-        return fast_dumps(value, refuse, FAST_OPTIONS)
-    except FAST_REFUSED:
-        pass
+    if type(value) in PLAIN_TYPES:
+        try:
+            return fast_dumps(value, refuse, FAST_OPTIONS)
+        except FAST_REFUSED:
+            pass  # something inside it is not plain: pydantic writes the whole
     try:
         return to_json(value, by_alias=True, inf_nan_mode="null")
     except PydanticSerializationError as exc:

@@ -20,7 +20,6 @@ from peepsy.protocol._events import Role, Ticket, _Sent, _ticket
 from peepsy.protocol._framing import DEFAULT_MAX_LINE_BYTES, MIN_MAX_LINE_BYTES, LineFramer
 from peepsy.protocol._generated import ErrorPayload, Heartbeat, Init, Ready, Shutdown
 from peepsy.protocol._limits import QUICK, check_outgoing, check_request
-from peepsy.protocol._plain_json import FAST_OPTIONS, FAST_REFUSED, fast_dumps, refuse
 from peepsy.protocol._receiving import Receiving
 from peepsy.protocol._version import CANCEL_SINCE
 from peepsy.protocol._writing import (
@@ -161,15 +160,11 @@ class Connection(Receiving):
                 tail = TIMEOUT_TAILS.get(timeout)
             if tail is None:
                 tail = request_tail(action, timeout, priority)
-            try:  # codec.dumps, inline: a call less per request
-                body = fast_dumps(data, refuse, FAST_OPTIONS)
-            except FAST_REFUSED:
-                body = dumps(data, "REQUEST")  # pydantic's, which escapes or says why not
             line = b'{"type":"REQUEST","id":"%b%d","action":%b,"data":%b%b' % (
                 self._prefix_json,
                 self._next_id,
                 action_json,
-                body,
+                dumps(data, "REQUEST"),
                 tail,
             )
         size = len(line)
