@@ -118,7 +118,7 @@ class Receiving:
             events.extend(MessageRejected(err) for err in self._framer.close())
             events.append(StreamEnded())
             return events  # type: ignore[return-value]
-        for item in self._framer._feed(data, True):  # feed_runs, without its own call
+        for item in self._framer.feed_runs(data):
             if isinstance(item, tuple):
                 events.append(self._receive_line(*item))
             elif isinstance(item, LineRun):
