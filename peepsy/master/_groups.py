@@ -127,22 +127,30 @@ class Group:
         """The member that takes the next request, by the group's strategy, among the
         members in rotation (:attr:`Worker.available`); None when there is none."""
         if self.strategy == "least-busy":
-            # Busy as the child says too (requests we gave up on), and ties in turn:
-            # the first member must not take every request of a quiet group.
-            best: list[Worker] = []
+            # Busy is what we sent it and have not settled, or what it says it holds
+            # (requests we gave up on included), whichever is more. Ties go in turn: the
+            # first member must not take every request of a quiet group. Read inline
+            # from maintained attributes: this runs for every member, every request.
+            best: Worker | None = None
+            ties: list[Worker] | None = None
             least = 0
             for worker in self.members:
-                load = worker.pick_load()
-                if load is None:
+                if not worker.available:
                     continue
-                if not best or load < least:
-                    best, least = [worker], load
+                load = len(worker.pending)
+                reported = worker.reported_active
+                if reported is not None and reported > load:
+                    load = reported
+                if best is None or load < least:
+                    best, least, ties = worker, load, None
                 elif load == least:
-                    best.append(worker)
-            if not best:
+                    if ties is None:
+                        ties = [best]
+                    ties.append(worker)
+            if best is None:
                 return None
             self._next += 1
-            return best[self._next % len(best)]
+            return best if ties is None else ties[self._next % len(ties)]
         ready = [w for w in self.members if w.available]
         if not ready:
             return None

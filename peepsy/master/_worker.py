@@ -12,8 +12,9 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from pydantic import MISSING
@@ -117,8 +118,13 @@ class Worker:
         #: It may be sent a request by name (not while it is being stopped). Kept with
         #: the status by :meth:`move`, not computed: the router reads it per request.
         self.accepts = self._status in ACCEPTING
+        #: A group may pick it: running, healthy, ready, not stalled, not held as stuck.
+        #: Kept by :meth:`_rotate`, not computed: least-busy reads it for every member.
+        self.available = False
         self._loop_time: Callable[[], float] = time.monotonic  # the loop's clock, once known
         self.session: Session | None = None
+        #: The current session's table of requests in flight, read-only (least-busy).
+        self.pending: Mapping[str, object] = MappingProxyType({})
         self.transport: ChildTransport | None = None
         self.stop_requested = False
         #: Its own stuck-worker policy (None: its group's, else the master's).
@@ -164,6 +170,7 @@ class Worker:
             raise IllegalTransition(f"{self.target}: {self._status} -> {to} is not a transition")
         self._status = to
         self.accepts = to in ACCEPTING
+        self._rotate()
         self._hooks.on_change(self)
 
     @property
@@ -171,10 +178,9 @@ class Worker:
         """The process runs."""
         return self._status in LIVE
 
-    @property
-    def available(self) -> bool:
-        """A group may pick it: running, healthy, ready, not stalled, not held as stuck."""
-        return (
+    def _rotate(self) -> None:
+        """Recompute :attr:`available`; called wherever one of its parts changes."""
+        self.available = (
             self._status == "running" and self.ready and not self.stalled and not self.cancels.held
         )
 
@@ -186,25 +192,6 @@ class Worker:
         )
 
     @property
-    def load(self) -> int:
-        """How busy it is for least-busy: what we sent it and have not settled, or what
-        it says it holds (requests we gave up on included), whichever is more."""
-        session = self.session
-        sent = 0 if session is None else len(session.conn.pending)
-        reported = self.reported_active
-        return sent if reported is None or reported < sent else reported
-
-    def pick_load(self) -> int | None:
-        """:attr:`load` when a group may pick it (:attr:`available`), else None: the
-        least-busy scan makes one call per member per request, not three."""
-        if self._status != "running" or not self.ready or self.stalled or self.cancels.held:
-            return None
-        session = self.session
-        sent = 0 if session is None else len(session.conn.pending)
-        reported = self.reported_active
-        return sent if reported is None or reported < sent else reported
-
-    @property
     def in_flight(self) -> int:
         """Requests sent to the current process and not yet settled."""
         session = self.session
@@ -214,6 +201,7 @@ class Worker:
         """A new process is being started; ``session`` hears it from its first byte. A
         restarted one is not ready until it speaks or its start-up grace ends."""
         self.session = session
+        self.pending = session.conn.pending
         self.transport = None
         self.last_heartbeat = None
         self.reported_active = None
@@ -222,6 +210,7 @@ class Worker:
         self.replacing = False
         self._cancel_ready_timer()
         self.ready = not restart
+        self._rotate()
         self.stated_concurrency = None  # until this process's READY says
 
     def attach(self, transport: ChildTransport) -> None:
@@ -239,6 +228,7 @@ class Worker:
     def _become_ready(self) -> None:
         self._cancel_ready_timer()
         self.ready = True
+        self._rotate()
         self._hooks.on_change(self)
 
     def _cancel_ready_timer(self) -> None:
@@ -328,7 +318,9 @@ class Worker:
 
     def take_out(self, request_id: str) -> None:
         """Rotate-out: out of its group's rotation until ``request_id`` is answered."""
-        if self.cancels.hold(request_id) and not self.stalled:
+        first = self.cancels.hold(request_id)
+        self._rotate()
+        if first and not self.stalled:
             self._hooks.on_change(self)
 
     def _stall(self) -> None:
@@ -338,6 +330,7 @@ class Worker:
         action, deadline = self._overdue
         overdue_for = int((self._loop_time() - deadline) * 1000)
         self.stalled = True
+        self._rotate()
         log.warning(
             "%s holds %r %d ms past its deadline; out of rotation until it answers",
             self.target,
@@ -358,6 +351,7 @@ class Worker:
         self.stalled = False
         if reason == "exited":
             self.cancels.clear()
+        self._rotate()
         if out and not self.cancels.held:
             log.info("%s is back in rotation (%s)", self.target, reason)
             self._emitter.emit("recovered", RecoveredEvent(self.target, reason))
