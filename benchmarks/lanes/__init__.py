@@ -54,5 +54,6 @@ LANES = (
     Lane("process-pool", "ProcessPoolExecutor, 4"),
     Lane("mp-pool", "multiprocessing.Pool, 4"),
     Lane("raw-pipe", "raw pipe, os.write/read", windows=False, sweep=True),
+    Lane("raw-whole", "raw pipe, whole message first", windows=False, sweep=True),
 )
 BY_NAME = {lane.name: lane for lane in LANES}

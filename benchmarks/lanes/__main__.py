@@ -16,7 +16,7 @@ def main() -> None:
         from benchmarks.lanes.bare import run  # noqa: PLC0415
     elif name in ("process-pool", "mp-pool"):
         from benchmarks.lanes.pools import run  # noqa: PLC0415
-    elif name == "raw-pipe":
+    elif name in ("raw-pipe", "raw-whole"):
         from benchmarks.lanes.raw import run  # noqa: PLC0415
     else:
         raise SystemExit(f"unknown lane {name!r}")

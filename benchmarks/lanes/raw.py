@@ -1,8 +1,14 @@
 """The raw pipe: ``os.write`` the payload's bytes to a child that echoes them and
-``os.read`` them back, one payload in flight; the bandwidth ceiling for every lane."""
+``os.read`` them back, one payload in flight; the bandwidth ceiling for every lane.
+
+``raw-pipe`` echoes each chunk as it comes. ``raw-whole`` sends the payload as one
+newline-ended message that the child echoes only once it has all of it, over pipes as
+wide as peepsy makes them for long lines: what any protocol that answers whole messages
+could reach, with no JSON and no event loop."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import selectors
 import subprocess
@@ -14,6 +20,9 @@ from benchmarks.lanes import BENCH
 
 #: Linux's default pipe capacity: a write this large into an empty pipe never blocks.
 PIPE_CAPACITY = 65536
+#: The size peepsy gives a child's pipes while long lines cross them
+#: (``peepsy.transport._pipes.WIDE_BYTES``; not imported: no lane but peepsy's loads it).
+WIDE_PIPE = 256 * 1024
 
 
 def _round_trip(fd_in: int, fd_out: int, data: bytes, sel: selectors.BaseSelector) -> None:
@@ -45,8 +54,8 @@ def _round_trip(fd_in: int, fd_out: int, data: bytes, sel: selectors.BaseSelecto
             sel.unregister(fd_in)
 
 
-def _measure(fd_in: int, fd_out: int, size: int, config: LaneConfig) -> Point:
-    data = b"x" * size
+def _measure(fd_in: int, fd_out: int, size: int, config: LaneConfig, *, whole: bool) -> Point:
+    data = b"x" * (size - 1) + b"\n" if whole else b"x" * size
     clock = time.perf_counter_ns
     latencies: list[int] = []
     with selectors.DefaultSelector() as sel:
@@ -70,15 +79,21 @@ def _measure(fd_in: int, fd_out: int, size: int, config: LaneConfig) -> Point:
 
 
 def run(name: str, config: LaneConfig) -> LaneResult:
+    whole = name == "raw-whole"
     child = [*config.child_prefix, sys.executable, str(BENCH / "children" / "raw_echo.py")]
-    proc = subprocess.Popen(child, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*child, "whole"] if whole else child, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     assert proc.stdin is not None
     assert proc.stdout is not None
     fd_in, fd_out = proc.stdin.fileno(), proc.stdout.fileno()
     os.set_blocking(fd_in, False)
+    if whole and hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux; elsewhere pipes keep their size
+        for fd in (fd_in, fd_out):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, WIDE_PIPE)
     try:
         sizes = sorted({config.payload, *config.sweep})
-        payloads = {str(s): _measure(fd_in, fd_out, s, config) for s in sizes}
+        payloads = {str(s): _measure(fd_in, fd_out, s, config, whole=whole) for s in sizes}
     finally:
         proc.stdin.close()
         proc.wait(10)
