@@ -156,6 +156,28 @@ def pick_fast_codec(size: int = 100, loops: int = 10_000) -> tuple[str | None, d
     return (min(fast, key=best.__getitem__) if fast else None), best
 
 
+def codec_passes_ms(size: int, repeats: int = 5) -> dict[str, float]:
+    """Milliseconds of the four JSON passes one echo of a ``size``-byte payload needs
+    (encode and decode of the request, then of the response) with each fast codec
+    installed, each keeping its best of ``repeats``. No JSON worker and master can skip
+    them, whatever carries the bytes: with the whole-message raw pipe's round trip, they
+    bound what any JSON echo of that size can reach (see report.py)."""
+    data = payload(size)
+    request = {"type": "REQUEST", "id": "123", "action": "echo", "data": data, "timeout": 5000}
+    best: dict[str, float] = {}
+    for name in FAST_CODECS:
+        if not codec_available(name):
+            continue
+        c = codec(name)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            got = c.loads(c.dumps(request))["data"]
+            c.loads(c.dumps({"type": "RESPONSE", "id": "123", "status": 200, "data": got}))
+            took = (time.perf_counter() - start) * 1e3
+            best[name] = min(best.get(name, took), took)
+    return best
+
+
 # --- statistics -----------------------------------------------------------------------
 
 

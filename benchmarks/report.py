@@ -184,6 +184,7 @@ def build(
         }
         for layout in layouts
     }
+    median["json_bound"] = _json_bound(meta, layouts, median)
     targets = []
     for target in TARGETS:
         for layout in layouts if target.per_layout else layouts[:1]:
@@ -217,6 +218,35 @@ def build(
         "targets": targets,
         "rounds": rounds,
     }
+
+
+def _json_bound(
+    meta: dict[str, Any], layouts: Sequence[Layout], median: dict[str, Any]
+) -> dict[str, Any]:
+    """Per layout, the most a JSON echo of the sweep's largest payload could reach: the
+    fastest codec's four passes (timed in this process) in turn with the whole-message
+    raw pipe's round trip (measured in the run), as a fraction of the streaming raw
+    pipe's bandwidth. A bound, not a measurement: a real echo also allocates and copies."""
+    passes = meta.get("codec_passes") or {}
+    ms = min(passes.get("ms", {}).values(), default=None)
+    size = passes.get("size")
+    bound: dict[str, Any] = {}
+    for layout in layouts:
+        lanes = median["layouts"][layout.id]
+        whole, raw = (
+            lanes.get(lane, {}).get("payloads", {}).get(str(size), {}).get("mb_per_s")
+            for lane in ("raw-whole", "raw-pipe")
+        )
+        if ms is None or not size or not whole or not raw:
+            continue
+        trip_ms = size / whole / 1e3  # MB/s of payload echoed: size bytes per round trip
+        bound[layout.id] = {
+            "size": size,
+            "codec_ms": ms,
+            "whole_round_trip_ms": trip_ms,
+            "vs_raw_pipe": size / (ms + trip_ms) / 1e3 / raw,
+        }
+    return bound
 
 
 # --- text ---------------------------------------------------------------------------
@@ -285,6 +315,12 @@ def table(result: dict[str, Any]) -> str:
                 f"  (sent in {_fmt(got['seconds_to_send'], '.1f')} s, "
                 f"answered in {_fmt(got['seconds_to_answer'], '.1f')} s)"
             )
+    for layout_id, b in med.get("json_bound", {}).items():
+        out.append(
+            f"\n({layout_id}) Bound for any JSON echo of {_size(b['size'])}: four passes of the "
+            f"fastest codec ({b['codec_ms']:.1f} ms) plus the whole-message raw round trip "
+            f"({b['whole_round_trip_ms']:.1f} ms): at most {b['vs_raw_pipe']:.2f}x the raw pipe"
+        )
     out += ["", "Targets (issue 9): ratio, median of rounds [rounds' range]"]
     for t in result["targets"]:
         present = [v for v in t["rounds"] if v is not None]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
-from benchmarks.common import LaneConfig, LaneResult, pick_fast_codec, taskset
+from benchmarks.common import LaneConfig, LaneResult, codec_passes_ms, pick_fast_codec, taskset
 from benchmarks.lanes import LANES, ROOT, Lane
 
 SWEEP = (100, 10_000, 1_000_000, 10_000_000)
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory_in_flight": memory,
         "fast_codec": fast,
         "codec_us_per_round_trip": codec_us,
+        "codec_passes": {"size": max(sweep), "ms": codec_passes_ms(max(sweep))},
         "skipped": skipped,
         "layout_note": layout_note,
         "pinning": "taskset -c on each exec'd process; pool workers: os.sched_setaffinity "

@@ -76,3 +76,35 @@ def test_p50_is_compared_with_the_lower_of_the_bare_pipes() -> None:
     # The fast pipe (200/s) has the lower p50: 1e6/50 us over 1e6/200 us.
     assert target["median"] == 4.0
     assert target["met"] is False
+
+
+def _sweep_round(raw: float, whole: float | None) -> dict[str, Any]:
+    size = "10000000"
+    lanes = {"raw-pipe": {"windows": {}, "payloads": {size: {"mb_per_s": raw}}}}
+    if whole is not None:
+        lanes["raw-whole"] = {"windows": {}, "payloads": {size: {"mb_per_s": whole}}}
+    return {"load": (1.0, 1.0, 1.0), "layouts": {"a": lanes}, "memory": {}}
+
+
+def test_the_json_bound_adds_the_fastest_codec_passes_to_the_whole_message_round_trip() -> None:
+    meta = _result([_round(50, 60, 100)])["meta"] | {
+        "codec_passes": {"size": 10_000_000, "ms": {"orjson": 10.0, "msgspec": 8.0}}
+    }
+    lanes = [BY_NAME[n] for n in ("raw-pipe", "raw-whole")]
+    result = build(meta, [LAYOUT], lanes, [_sweep_round(1000.0, 2000.0)])
+    bound = result["median"]["json_bound"]["a"]
+    # 10 MB at 2,000 MB/s is a 5 ms round trip; with msgspec's 8 ms, 13 ms per 10 MB
+    # echo, 769 MB/s: 0.77 of the raw pipe's 1,000.
+    assert bound["whole_round_trip_ms"] == 5.0
+    assert bound["codec_ms"] == 8.0
+    assert abs(bound["vs_raw_pipe"] - 10 / 13) < 1e-9
+    assert "at most 0.77x the raw pipe" in table(result)
+
+
+def test_no_json_bound_without_the_whole_message_lane() -> None:
+    meta = _result([_round(50, 60, 100)])["meta"] | {
+        "codec_passes": {"size": 10_000_000, "ms": {"orjson": 10.0}}
+    }
+    result = build(meta, [LAYOUT], [BY_NAME["raw-pipe"]], [_sweep_round(1000.0, None)])
+    assert result["median"]["json_bound"] == {}
+    assert "Bound for any JSON echo" not in table(result)
