@@ -53,6 +53,8 @@ class Session:
     ready: list[WireLine] = field(default_factory=list)
     #: Whether the worker has written anything yet (then it has started).
     heard: bool = False
+    #: When it first wrote (ms, as :meth:`now`): where its start-up ends.
+    heard_at: float = 0.0
     #: Set at the first READY, or when the output closes (no READY can come then).
     ready_seen: asyncio.Event = field(default_factory=asyncio.Event)
     #: Set at each HEARTBEAT (and when the output closes): waiters clear it, then wait.
@@ -139,7 +141,8 @@ class Session:
             line = WireLine(self.now(), "from-worker", raw)
             self._classify(line)
             self.trace.append(line)
-            self.heard = True
+            if not self.heard:
+                self.heard, self.heard_at = True, line.t
             kind = line.message.get("type") if isinstance(line.message, dict) else None
             # HEARTBEAT and READY come whenever the worker likes (HB-1, READY-1): steps do
             # not see them; the suite still validates every one.
