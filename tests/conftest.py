@@ -12,6 +12,19 @@ from peepsy.testing import WireSnapshotExtension
 from tests._install import build_dist
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # --maxprocesses (4, in pyproject.toml) caps an explicit -n as well: `-n 6` starts
+    # four workers. syrupy counts the workers it should hear from in -n, so it would wait
+    # for six reports, get four, and warn, which filterwarnings makes an error after every
+    # test has passed. Stating the count that really runs keeps the two in agreement.
+    count, cap = (
+        getattr(config.option, "numprocesses", None),
+        config.getoption("maxprocesses", None),
+    )
+    if isinstance(count, int) and isinstance(cap, int) and 0 < cap < count:
+        config.option.numprocesses = cap
+
+
 @pytest.fixture(scope="session")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The sdist and the wheel of ``python -m build``, built once for every test that
