@@ -12,11 +12,17 @@ further, which cannot turn a verdict here into the other.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
+from peepsy.conformance._matchers import MatchContext
+from peepsy.conformance._runner import Runner
+from peepsy.conformance._transcript import StepFailed
+from peepsy.conformance._wire import Session, WireLine
 from tests.conformance._cli import PYTHON, run_cli, write_transcript
 
 #: Starts after ``PAUSE`` s, then answers 404 to every REQUEST and sends a HEARTBEAT
@@ -96,3 +102,55 @@ def test_a_worker_that_never_writes_is_caught_once_start_up_is_over(tmp_path: Pa
     assert check["message"].endswith(
         "expected 1 HEARTBEATs within 100 ms, got 0 (it wrote nothing, start-up allowed for)"
     ), check
+
+
+# The window's rule itself, on a session without a process: the HEARTBEATs are lines the
+# test hands over, each stamped with the time (ms since the worker started) it was read.
+
+
+def _beat(t: float) -> WireLine:
+    return WireLine(t, "from-worker", b'{"type":"HEARTBEAT"}\n', {"type": "HEARTBEAT"})
+
+
+async def _hand_over(session: Session, stamps: list[float]) -> None:
+    """Gives the runner the lines once it waits, as the reader would."""
+    await asyncio.sleep(0)
+    for t in stamps:
+        if not session.heard:
+            session.heard, session.heard_at = True, t
+        session.heartbeats.append(_beat(t))
+        session.heartbeat_seen.set()
+
+
+def _window(stamps: list[float], count: int, within: int, now: float) -> StepFailed | None:
+    """Plays the step ``now`` ms after the worker's start, with the beats ``stamps``."""
+
+    async def play() -> StepFailed | None:
+        session = Session(["(none)"])
+        session._start = time.monotonic() - now / 1000  # Session.now() counts from here
+        runner = Runner(session, MatchContext(), None)
+        step = {"expect_heartbeats": {"count": count, "within": within}}
+        handing = asyncio.ensure_future(_hand_over(session, stamps))
+        try:
+            await asyncio.wait_for(runner._step(step), 30)
+        except StepFailed as exc:
+            return exc
+        finally:
+            await handing
+        return None
+
+    return asyncio.run(play())
+
+
+def test_the_window_opens_at_the_first_line_read() -> None:
+    # The step begins at 1000 ms, the first line is read at 4000 ms: the three beats fall
+    # within 100 ms of that line, and far outside 100 ms of the step's start.
+    assert _window([4000, 4040, 4090], count=3, within=100, now=1000) is None
+
+
+def test_a_beat_read_after_the_window_does_not_count_though_the_step_had_not_woken() -> None:
+    # All three are handed over at once, before the step wakes; the third was read at
+    # 4101 ms, one past the window.
+    failed = _window([4000, 4040, 4101], count=3, within=100, now=4000)
+    assert failed is not None
+    assert str(failed) == "expected 3 HEARTBEATs within 100 ms, got 2"
