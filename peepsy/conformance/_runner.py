@@ -140,9 +140,9 @@ class Runner:
         by the start-up allowance every other step has. Only HEARTBEATs read inside the
         window count: one read after it, yet before this step woke, does not."""
         s, spec = self.session, step["expect_heartbeats"]
-        first = len(s.heartbeats)
-        opened = s.now() if s.heard else None
-        limit = s.now() + STARTUP_ALLOWANCE_MS + spec["within"]
+        first, now = len(s.heartbeats), s.now()
+        opened = now if s.heard else None
+        limit = now + STARTUP_ALLOWANCE_MS + spec["within"]
         while True:
             if opened is None and s.heard:
                 opened = s.heard_at
